@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+/** `idc`: the headless pipeline. Every command is a thin shell over src/core. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolve, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isIdcError, IdcError } from '../core/errors';
+import { loadConfig, resolveConfigPath, defaultConfigText, CONFIG_FILE_NAME, type DeepPartial, type IdcConfig, type LoadedConfig } from '../core/config';
+import { organize, MANIFEST_FILE, type Materialize } from '../core/organize/organize';
+import { formatOrganizeSummary } from '../core/organize/summary';
+import { readManifest, manifestHash } from '../core/manifest';
+import { splitByPatient, writeSplit, formatSplitSummary } from '../core/split';
+import { generateSyntheticArchive } from '../core/synth/synth';
+import { writeFileAtomic } from '../core/fsutil';
+import { ProgressBar, formatDuration } from './progress-bar';
+import { readFileSync } from 'node:fs';
+
+const SPLIT_FILE = 'split.json';
+
+interface Context {
+  loaded: LoadedConfig;
+  config: IdcConfig;
+  bar: ProgressBar;
+  signal: AbortSignal;
+  out: (s: string) => void;
+}
+
+const COMMON = {
+  config: { type: 'string', short: 'c' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const USAGE = `idc — IDC Inspector pipeline
+
+Usage:
+  idc demo [--dir <folder>] [--patients N]     generate a synthetic archive and run the whole pipeline on it
+  idc synth <out> [--patients N] [--seed S] [--zip] [--duplicate-tree]
+  idc organize [<archive dir or .zip>] [--out <dir>] [--materialize link|copy] [--force]
+  idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
+  idc config init                              write a default ${CONFIG_FILE_NAME} here
+
+Options for every command:
+  -c, --config <file>   config file (default: ./${CONFIG_FILE_NAME} when present)
+  -q, --quiet           no progress bars
+Flags override the config file; relative paths in the config resolve against its folder.
+`;
+
+
+const commands: Record<string, { options: ParseArgsConfig['options']; run: (values: Record<string, unknown>, positionals: string[], ctx: Context) => Promise<void>; overrides?: (v: Record<string, unknown>) => DeepPartial<IdcConfig> }> = {
+  synth: {
+    options: { patients: { type: 'string' }, seed: { type: 'string' }, zip: { type: 'boolean' }, 'duplicate-tree': { type: 'boolean' } },
+    overrides: (v) => ({ synth: { patients: intFlag(v.patients, 'patients'), seed: intFlag(v.seed, 'seed') } }),
+    run: async (v, pos, ctx) => {
+      const out = pos[0] ?? usage('idc synth needs an output path, e.g. "idc synth data/raw" or "idc synth data/raw.zip --zip".');
+      const zip = Boolean(v.zip) || /\.zip$/i.test(out);
+      const t0 = Date.now();
+      const s = await generateSyntheticArchive({
+        out: resolve(zip && !/\.zip$/i.test(out) ? `${out}.zip` : out), patients: ctx.config.synth.patients, seed: ctx.config.synth.seed,
+        zip, duplicateTree: Boolean(v['duplicate-tree']), onProgress: ctx.bar.sink, signal: ctx.signal,
+      });
+      ctx.bar.finish();
+      const secs = (Date.now() - t0) / 1000;
+      ctx.out(`Synthetic archive: ${s.out}\n  ${s.patients} patients, ${s.patches} patches (${s.positives} positive, ${pct(s.positives, s.patches)}), ${s.edgePatches} edge patches, ${s.files} files in ${formatDuration(secs)} (${Math.round(s.patches / secs)} patches/s)`);
+    },
+  },
+  organize: {
+    options: { out: { type: 'string', short: 'o' }, materialize: { type: 'string' }, force: { type: 'boolean' } },
+    overrides: (v) => ({ paths: { output: v.out as string | undefined }, organize: { materialize: v.materialize as Materialize | undefined } }),
+    run: async (v, pos, ctx) => {
+      const archive = pos[0] ? resolve(pos[0]) : resolveConfigPath(ctx.loaded, ctx.config.paths.archive);
+      const out = outputDir(ctx, v);
+      const t0 = Date.now();
+      const r = await organize({ archive, out, materialize: ctx.config.organize.materialize, force: Boolean(v.force), onProgress: ctx.bar.sink, signal: ctx.signal });
+      ctx.bar.finish();
+      const secs = (Date.now() - t0) / 1000;
+      if (r.upToDate) ctx.out(`Manifest is up to date with ${archive}; nothing to do (use --force to rebuild).`);
+      else {
+        if (r.resumedPatients) ctx.out(`Resumed an interrupted run: ${r.resumedPatients} patients were already done.`);
+        ctx.out(`Organized ${r.report.totals.files} files in ${formatDuration(secs)} (${Math.round(r.report.totals.files / secs)} files/s).`);
+      }
+      ctx.out(formatOrganizeSummary(r.report));
+      if (r.materialized) ctx.out(`Materialized ${out}/{0,1}/ (${r.materialized.mode}): ${r.materialized.created} new, ${r.materialized.existing} already there.`);
+      ctx.out(`Manifest: ${r.manifestFile}\nReport:   ${r.reportFile}`);
+    },
+  },
+  split: {
+    options: { out: { type: 'string', short: 'o' }, ratios: { type: 'string' }, seed: { type: 'string' }, stratify: { type: 'boolean' }, 'no-stratify': { type: 'boolean' } },
+    overrides: (v) => ({
+      paths: { output: v.out as string | undefined },
+      split: { ratios: ratiosFlag(v.ratios), seed: intFlag(v.seed, 'seed'), stratify: v['no-stratify'] ? false : (v.stratify as boolean | undefined) },
+    }),
+    run: async (v, _pos, ctx) => {
+      const out = outputDir(ctx, v);
+      await runSplit(out, ctx);
+    },
+  },
+  demo: {
+    options: { dir: { type: 'string' }, patients: { type: 'string' } },
+    overrides: (v) => ({ synth: { patients: intFlag(v.patients, 'patients') } }),
+    run: async (v, _pos, ctx) => {
+      const dir = resolve((v.dir as string | undefined) ?? '.idc-demo');
+      const archive = join(dir, 'archive');
+      const out = join(dir, 'output');
+      const t0 = Date.now();
+      ctx.out(`Demo in ${dir}: synthetic archive → organize → split`);
+      if (!existsSync(archive)) {
+        const s = await generateSyntheticArchive({ out: archive, patients: ctx.config.synth.patients, seed: ctx.config.synth.seed, onProgress: ctx.bar.sink, signal: ctx.signal });
+        ctx.bar.finish();
+        ctx.out(`1/3 synth: ${s.patients} patients, ${s.patches} patches (${pct(s.positives, s.patches)} positive) in ${archive}`);
+      } else ctx.out(`1/3 synth: reusing ${archive}`);
+      const r = await organize({ archive, out, onProgress: ctx.bar.sink, signal: ctx.signal });
+      ctx.bar.finish();
+      ctx.out(`2/3 organize: ${r.report.totals.patches} patches from ${r.report.totals.patients} patients${r.upToDate ? ' (up to date)' : ''}`);
+      ctx.out(formatOrganizeSummary(r.report));
+      ctx.out('3/3 split:');
+      await runSplit(out, ctx);
+      ctx.out(`Done in ${formatDuration((Date.now() - t0) / 1000)}. Outputs in ${out}`);
+    },
+  },
+  config: {
+    options: { force: { type: 'boolean' } },
+    run: async (v, pos, ctx) => {
+      if (pos[0] !== 'init') usage('Usage: idc config init');
+      const file = resolve(CONFIG_FILE_NAME);
+      if (existsSync(file) && !v.force) throw new IdcError(`${file} already exists.`, 'Edit it, or pass --force to overwrite it with the defaults.', 'EXISTS');
+      await writeFileAtomic(file, defaultConfigText());
+      ctx.out(`Wrote ${file}`);
+    },
+  },
+};
+
+async function runSplit(out: string, ctx: Context): Promise<void> {
+  const manifestFile = join(out, MANIFEST_FILE);
+  const rows = await readManifest(manifestFile);
+  const { ratios, seed, stratify } = ctx.config.split;
+  const split = splitByPatient(rows, { ratios, seed, stratify, manifestHash: manifestHash(readFileSync(manifestFile, 'utf8')) });
+  const file = join(out, SPLIT_FILE);
+  await writeSplit(file, split);
+  ctx.out(formatSplitSummary(split));
+  ctx.out(`Split: ${file}`);
+}
+
+function outputDir(ctx: Context, v: Record<string, unknown>): string {
+  return v.out ? resolve(v.out as string) : resolveConfigPath(ctx.loaded, ctx.config.paths.output);
+}
+
+function pct(a: number, b: number): string {
+  return b ? `${((100 * a) / b).toFixed(1)}%` : '0%';
+}
+
+function usage(message: string): never {
+  throw new IdcError(message, 'Run "idc --help" for the list of commands and flags.', 'USAGE');
+}
+
+function intFlag(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) usage(`--${name} must be an integer, got "${String(v)}".`);
+  return n;
+}
+
+function ratiosFlag(v: unknown): [number, number, number] | undefined {
+  if (v === undefined) return undefined;
+  const parts = String(v).split(',').map(Number);
+  if (parts.length !== 3 || parts.some((n) => !Number.isFinite(n))) usage(`--ratios takes three numbers, train,val,test, e.g. 0.7,0.15,0.15 (got "${String(v)}").`);
+  return parts as [number, number, number];
+}
+
+function dropUndefined<T>(o: T): T {
+  if (o && typeof o === 'object' && !Array.isArray(o)) {
+    const r: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(o)) {
+      const d = dropUndefined(val);
+      if (d !== undefined && !(d && typeof d === 'object' && !Array.isArray(d) && Object.keys(d).length === 0)) r[k] = d;
+    }
+    return r as T;
+  }
+  return o;
+}
+
+export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') { out(USAGE); return name ? 0 : 2; }
+  const cmd = commands[name];
+  if (!cmd) { process.stderr.write(`Unknown command "${name}".\n\n${USAGE}`); return 2; }
+  const controller = new AbortController();
+  const onSigint = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nStopping after the current item (Ctrl+C again to quit at once)…\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const bar = new ProgressBar(process.stderr);
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, allowPositionals: true, strict: true });
+    if (values.help) { out(USAGE); return 0; }
+    const loaded = await loadConfig({ cwd: process.cwd(), configPath: values.config as string | undefined, overrides: dropUndefined(cmd.overrides?.(values) ?? {}) });
+    const quietBar = new ProgressBar(process.stderr, Boolean(values.quiet));
+    await cmd.run(values, positionals, { loaded, config: loaded.config, bar: quietBar, signal: controller.signal, out });
+    return 0;
+  } catch (e) {
+    bar.finish();
+    if (isIdcError(e)) {
+      process.stderr.write(`\nError: ${e.message}\n${e.hint ? `${e.hint}\n` : ''}`);
+      return e.code === 'CANCELLED' ? 130 : e.code === 'USAGE' ? 2 : 1;
+    }
+    if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`Error: ${(e as Error).message}\nRun "idc --help" for the list of commands and flags.\n`);
+      return 2;
+    }
+    process.stderr.write(`\nInternal error (please report it): ${(e as Error).stack ?? String(e)}\n`);
+    return 70;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

@@ -1,0 +1,75 @@
+import { promises as fsp, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { IdcError } from './errors';
+
+function tempPathFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * Writes a file so that readers see either the old or the new content, never a torn one:
+ * temp file in the same folder, fsync, rename. A failed write (disk full …) leaves the old file.
+ */
+export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  await fsp.mkdir(dirname(target), { recursive: true });
+  const tmp = tempPathFor(target);
+  try {
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, target);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw wrapWriteError(e, target);
+  }
+}
+
+export function writeFileAtomicSync(target: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = tempPathFor(target);
+  try {
+    writeFileSync(tmp, data);
+    const fd = openSync(tmp, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw wrapWriteError(e, target);
+  }
+}
+
+export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
+  await writeFileAtomic(target, JSON.stringify(value, null, 2) + '\n');
+}
+
+function wrapWriteError(e: unknown, target: string): Error {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC') return new IdcError(`Disk full while writing ${target}; the previous version is intact.`, 'Free some space and run the command again.', 'ENOSPC');
+  if (code === 'EACCES' || code === 'EPERM') return new IdcError(`No permission to write ${target}.`, 'Choose an output folder you can write to (paths.output in idc.config.json or --out).', code);
+  if (code === 'EROFS') return new IdcError(`${target} is on a read-only file system.`, 'Choose a writable output folder.', code);
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+export async function readJsonIfExists<T>(file: string): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new IdcError(`${file} is not valid JSON: ${(e as Error).message}`, 'Delete it to have it rebuilt, or fix it by hand.', 'BAD_JSON');
+  }
+}
