@@ -5,9 +5,12 @@ import { IdcError, throwIfCancelled } from '../errors';
 import { writeJsonAtomic, readJsonIfExists, writeFileAtomic } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import { manifestHash, formatManifest, readManifest, type ManifestRow } from '../manifest';
-import { checkPng } from './png-check';
+import { checkUnit, type Candidate, type UnitRecord } from './check-unit';
+import type { CheckRequest } from './check.worker';
 import { placeFile, type Issue } from './layout';
 import { listDirectory, listZip, describeFsError, type ArchiveEntry, type ArchiveListing } from './listing';
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
 
 export type Materialize = 'none' | 'link' | 'copy';
 
@@ -67,16 +70,6 @@ export const REPORT_FILE = 'organize-report.json';
 const JOURNAL_DIR = '.idc-organize';
 const JOURNAL_FILE = 'journal.jsonl';
 
-/** A patch as found in one place; several copies of one id are reconciled at the end. */
-type Candidate = [id: string, patient: string, x: number, y: number, label: 0 | 1, width: number, height: number, source: string, size: number, crc: number, warning: string];
-
-interface UnitRecord {
-  unit: string;
-  sig: string;
-  c: Candidate[];
-  i: Issue[];
-}
-
 /**
  * Scans a raw archive (folder or .zip) without touching it and writes manifest.csv,
  * manifest.meta.json and organize-report.json into `out`. Work is journalled per patient,
@@ -103,55 +96,38 @@ export async function organize(opts: OrganizeOptions): Promise<OrganizeResult> {
     }
 
     // Group files by patient: that is the unit of work, of journalling and of de-duplication.
-    const units = new Map<string, { entry: ArchiveEntry; name: ReturnType<typeof placeFile> }[]>();
+    const units = new Map<string, ArchiveEntry[]>();
     const structureIssues: Issue[] = [...listing.issues];
     for (const entry of listing.entries) {
       const placed = placeFile(entry.parts);
       if (!placed.ok) { structureIssues.push({ path: entry.rel, severity: 'skipped', reason: placed.reason }); continue; }
       const list = units.get(placed.name.patient) ?? [];
-      list.push({ entry, name: placed });
+      list.push(entry);
       units.set(placed.name.patient, list);
     }
 
     const journal = openJournal(join(out, JOURNAL_DIR), { archive, kind: listing.kind }, opts.force ?? false);
     const records: UnitRecord[] = [];
-    let resumed = 0;
+    const todo: { unit: string; sig: string; entries: ArchiveEntry[] }[] = [];
     const total = [...units.values()].reduce((s, u) => s + u.length, 0);
     let done = 0;
     const tick = throttled(progress);
-    tick({ phase: 'organize.check', label: 'Checking patches', done, total, unit: 'files' });
     for (const patient of [...units.keys()].sort(comparePatients)) {
-      throwIfCancelled(opts.signal);
-      const files = units.get(patient)!;
-      const sig = createHash('sha1').update(files.map((f) => f.entry.rel).join('\n')).digest('hex');
+      const entries = units.get(patient)!;
+      const sig = createHash('sha1').update(entries.map((e) => e.rel).join('\n')).digest('hex');
       const prior = journal.done.get(patient);
-      if (prior && prior.sig === sig) {
-        records.push(prior);
-        resumed++;
-      } else {
-        const rec: UnitRecord = { unit: patient, sig, c: [], i: [] };
-        for (const { entry, name } of files) {
-          if (!name.ok) continue;
-          let bytes: Buffer;
-          try {
-            bytes = await listing.read(entry);
-          } catch (e) {
-            rec.i.push({ path: entry.rel, severity: 'skipped', reason: listing.kind === 'zip' ? `unreadable zip entry: ${(e as Error).message}` : describeFsError(e) });
-            continue;
-          }
-          const check = checkPng(bytes);
-          if (!check.ok) { rec.i.push({ path: entry.rel, severity: 'skipped', reason: check.reason }); continue; }
-          const n = name.name;
-          const { width, height, size, crc, warning } = check.info;
-          rec.c.push([n.id, n.patient, n.x, n.y, n.label, width, height, entry.rel, size, crc, warning ?? '']);
-        }
-        journal.append(rec);
-        records.push(rec);
-        opts.afterUnit?.(patient);
-      }
-      done += files.length;
-      tick({ phase: 'organize.check', label: 'Checking patches', done, total, unit: 'files' });
+      if (prior && prior.sig === sig) { records.push(prior); done += entries.length; }
+      else todo.push({ unit: patient, sig, entries });
     }
+    const resumed = records.length;
+    tick({ phase: 'organize.check', label: 'Checking patches', done, total, unit: 'files' });
+    await checkUnits(listing, todo, opts.signal, (rec, files) => {
+      journal.append(rec);
+      records.push(rec);
+      opts.afterUnit?.(rec.unit);
+      done += files;
+      tick({ phase: 'organize.check', label: 'Checking patches', done, total, unit: 'files' });
+    });
 
     const { rows, issues, duplicates } = reconcile(records);
     const allIssues = [...structureIssues, ...issues].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -166,6 +142,46 @@ export async function organize(opts: OrganizeOptions): Promise<OrganizeResult> {
     return { upToDate: false, resumedPatients: resumed, manifestFile, reportFile, report, materialized };
   } finally {
     listing.close();
+  }
+}
+
+/**
+ * Checks patients on worker threads when the bundled worker exists and the archive is a folder
+ * (reads + CRCs dominate, and scale with cores); otherwise, and for zips, on this thread.
+ * `onDone` runs on this thread, one patient at a time, in completion order.
+ */
+async function checkUnits(listing: ArchiveListing, todo: { unit: string; sig: string; entries: ArchiveEntry[] }[], signal: AbortSignal | undefined, onDone: (rec: UnitRecord, files: number) => void): Promise<void> {
+  const workerFile = join(__dirname, 'check.worker.js');
+  const threads = Math.min(availableParallelism(), 8, Math.ceil(todo.length / 2));
+  if (listing.kind !== 'dir' || threads < 2 || !existsSync(workerFile)) {
+    for (const t of todo) {
+      throwIfCancelled(signal);
+      onDone(await checkUnit(t.unit, t.sig, t.entries, (e) => listing.read(e), listing.kind), t.entries.length);
+    }
+    return;
+  }
+  const workers = Array.from({ length: threads }, () => new Worker(workerFile));
+  try {
+    let next = 0;
+    let failure: unknown;
+    await Promise.all(workers.map((w) => new Promise<void>((resolveWorker) => {
+      const feed = (): void => {
+        if (failure !== undefined || signal?.aborted || next >= todo.length) return resolveWorker();
+        const t = todo[next++];
+        const req: CheckRequest = { root: listing.root, unit: t.unit, sig: t.sig, entries: t.entries };
+        w.once('message', (rec: UnitRecord) => {
+          try { onDone(rec, t.entries.length); } catch (e) { failure ??= e; }
+          feed();
+        });
+        w.postMessage(req);
+      };
+      w.once('error', (e) => { failure ??= e; resolveWorker(); });
+      feed();
+    })));
+    if (failure !== undefined) throw failure;
+    throwIfCancelled(signal);
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 }
 

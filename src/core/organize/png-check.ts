@@ -6,7 +6,7 @@ export interface PngInfo {
   height: number;
   bitDepth: number;
   colorType: number;
-  /** CRC-32 of the whole file: with the size, identifies identical duplicate copies. */
+  /** CRC-32 over every chunk's CRC: with the size, identifies identical duplicate copies without a second pass. */
   crc: number;
   size: number;
   /** Set when the file is usable but unusual (e.g. RGBA); shown as "suspicious". */
@@ -34,6 +34,7 @@ export function checkPng(buf: Uint8Array, maxSide = 50): PngCheck {
   let sawIdat = false;
   let sawIend = false;
   let first = true;
+  let contentCrc = 0;
   while (pos < n) {
     if (pos + 12 > n) return { ok: false, reason: `truncated PNG (incomplete chunk header at byte ${pos} of ${n})` };
     const len = view.getUint32(pos);
@@ -43,6 +44,7 @@ export function checkPng(buf: Uint8Array, maxSide = 50): PngCheck {
     if (end > n) return { ok: false, reason: `truncated PNG (${type} chunk at byte ${pos} needs ${end} bytes, file has ${n})` };
     const crc = view.getUint32(end - 4);
     if (crc32(buf.subarray(pos + 4, end - 4)) !== crc) return { ok: false, reason: `corrupt PNG (CRC mismatch in ${type} chunk at byte ${pos})` };
+    contentCrc = crc32(buf.subarray(end - 4, end), contentCrc);
     if (first) {
       if (type !== 'IHDR' || len !== 13) return { ok: false, reason: 'corrupt PNG (first chunk is not IHDR)' };
       width = view.getUint32(pos + 8);
@@ -60,7 +62,7 @@ export function checkPng(buf: Uint8Array, maxSide = 50): PngCheck {
   if (width === 0 || height === 0) return { ok: false, reason: `invalid PNG size ${width}x${height}` };
   if (width > maxSide || height > maxSide) return { ok: false, reason: `unexpected size ${width}x${height} (patches are at most ${maxSide}x${maxSide})` };
   if (!(colorType in COLOR_TYPES)) return { ok: false, reason: `corrupt PNG (unknown colour type ${colorType})` };
-  const info: PngInfo = { width, height, bitDepth, colorType, crc: crc32(buf), size: n };
+  const info: PngInfo = { width, height, bitDepth, colorType, crc: contentCrc, size: n };
   const warnings: string[] = [];
   if (colorType !== 2 || bitDepth !== 8) warnings.push(`${bitDepth}-bit ${COLOR_TYPES[colorType]} instead of 8-bit RGB (converted when decoded)`);
   if (pos < n) warnings.push(`${n - pos} bytes after the IEND chunk`);

@@ -1,0 +1,78 @@
+/**
+ * `npm run bench`: prints the pipeline's speed figures on this machine. Each step runs in a
+ * fresh child process so its peak memory (maxRSS, worker threads included) is its own.
+ * Usage: node dist/bench.js [--patients 279] [--dir .idc-bench] [--only synth,organize,zip,split]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync, statSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { cpus, totalmem } from 'node:os';
+import { generateSyntheticArchive } from '../src/core/synth/synth';
+import { organize } from '../src/core/organize/organize';
+import { readManifest, manifestHash } from '../src/core/manifest';
+import { splitByPatient } from '../src/core/split';
+
+interface StepResult { step: string; seconds: number; items: number; unit: string; maxRssMB: number; note?: string }
+
+async function runStep(step: string, dir: string, patients: number): Promise<StepResult> {
+  const archive = join(dir, `archive-${patients}`);
+  const zip = join(dir, `archive-${patients}.zip`);
+  const t0 = performance.now();
+  let items = 0, unit = 'files', note: string | undefined;
+  switch (step) {
+    case 'synth': {
+      const s = await generateSyntheticArchive({ out: archive, patients, seed: 1 });
+      items = s.patches; unit = 'patches'; note = `${s.patients} patients, ${(100 * s.positives / s.patches).toFixed(1)}% positive`;
+      break;
+    }
+    case 'synth-zip': {
+      const s = await generateSyntheticArchive({ out: zip, patients, seed: 1, zip: true });
+      items = s.files; unit = 'entries'; note = `${(statSync(zip).size / 1e9).toFixed(2)} GB`;
+      break;
+    }
+    case 'organize': case 'organize-zip': {
+      const r = await organize({ archive: step === 'organize' ? archive : zip, out: join(dir, `out-${step}-${patients}`), force: true });
+      items = r.report.totals.files; note = `${r.report.totals.patches} patches, ${r.report.totals.duplicates} duplicates`;
+      break;
+    }
+    case 'split': {
+      const file = join(dir, `out-organize-${patients}`, 'manifest.csv');
+      const t = performance.now();
+      const rows = await readManifest(file);
+      const hash = manifestHash(readFileSync(file, 'utf8'));
+      const tSplit = performance.now();
+      const split = splitByPatient(rows, { ratios: [0.7, 0.15, 0.15], seed: 42, stratify: true, manifestHash: hash });
+      const splitMs = performance.now() - tSplit;
+      items = rows.length; unit = 'rows';
+      note = `split ${splitMs.toFixed(0)} ms + manifest read ${(tSplit - t).toFixed(0)} ms; test split ${split.summary.test.patches} patches`;
+      break;
+    }
+    default: throw new Error(`unknown step ${step}`);
+  }
+  return { step, seconds: (performance.now() - t0) / 1000, items, unit, maxRssMB: process.resourceUsage().maxRSS / 1024, note };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { patients: { type: 'string' }, dir: { type: 'string' }, only: { type: 'string' }, step: { type: 'string' } } });
+  const patients = Number(values.patients ?? 279);
+  const dir = resolve(values.dir ?? '.idc-bench');
+  if (values.step) {
+    process.stdout.write(JSON.stringify(await runStep(values.step, dir, patients)) + '\n');
+    return;
+  }
+  const steps = (values.only ?? 'synth,organize,synth-zip,organize-zip,split').split(',');
+  console.log(`IDC Inspector benchmark — ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${patients} patients, in ${dir}`);
+  const archive = join(dir, `archive-${patients}`);
+  for (const step of steps) {
+    if (step === 'synth' && existsSync(join(archive, '.idc-synth.json'))) { console.log(`synth        reusing ${archive}`); continue; }
+    if (step === 'synth-zip' && existsSync(join(dir, `archive-${patients}.zip`))) { console.log(`synth-zip    reusing the zip`); continue; }
+    if (step === 'synth') rmSync(archive, { recursive: true, force: true });
+    const res = spawnSync(process.execPath, [__filename, '--step', step, '--patients', String(patients), '--dir', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (res.status !== 0) { console.log(`${step.padEnd(12)} FAILED (exit ${res.status})`); continue; }
+    const r = JSON.parse(res.stdout.trim().split('\n').pop()!) as StepResult;
+    console.log(`${r.step.padEnd(12)} ${r.seconds.toFixed(2).padStart(7)} s  ${Math.round(r.items / r.seconds).toLocaleString('en').padStart(8)} ${r.unit}/s  ${r.items.toLocaleString('en').padStart(8)} ${r.unit}  peak RSS ${r.maxRssMB.toFixed(0)} MB${r.note ? `  (${r.note})` : ''}`);
+  }
+}
+
+void main().catch((e) => { console.error(e); process.exitCode = 1; });
