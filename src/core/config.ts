@@ -14,6 +14,27 @@ export interface IdcConfig {
   organize: { materialize: 'none' | 'link' | 'copy' };
   split: { ratios: [number, number, number]; seed: number; stratify: boolean };
   synth: { patients: number; seed: number };
+  engine: { backend: BackendName; threads: number };
+  data: { edgePatches: 'resize' | 'pad' | 'skip'; cacheDir: string };
+  model: { filters: number[]; dense: number[]; dropout: number; l2: number };
+  train: TrainConfig;
+}
+
+export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export type MonitorName = 'val_loss' | 'val_auc';
+
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  loss: 'focal' | 'bce';
+  focalGamma: number;
+  classWeights: 'balanced' | 'none' | { '0': number; '1': number };
+  augment: { flipHorizontal: boolean; flipVertical: boolean; rotate: number };
+  earlyStopping: { enabled: boolean; monitor: MonitorName; minDelta: number; patience: number; restoreBestWeights: boolean; startFromEpoch: number };
+  reduceLrOnPlateau: { enabled: boolean; monitor: MonitorName; factor: number; patience: number; minDelta: number; cooldown: number; minLr: number };
+  stepsPerEpoch: number;
+  seed: number;
 }
 
 export type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
