@@ -1,0 +1,32 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { rmSync } from 'node:fs';
+import yauzl from 'yauzl';
+import { tempDir } from './helpers/fixtures';
+
+const ROOT = resolve(__dirname, '..');
+
+function zipNames(file: string): Promise<string[]> {
+  return new Promise((res, rej) => yauzl.open(file, { lazyEntries: true }, (err, zf) => {
+    if (err) return rej(err);
+    const names: string[] = [];
+    zf!.on('entry', (e: yauzl.Entry) => { names.push(e.fileName); zf!.readEntry(); });
+    zf!.on('end', () => res(names));
+    zf!.readEntry();
+  }));
+}
+
+test('vsce packages the bundles offline into a .vsix without sources or node_modules', async () => {
+  const out = join(tempDir(), 'idc.vsix');
+  const vsce = join(ROOT, 'node_modules', '.bin', 'vsce');
+  const r = spawnSync(vsce, ['package', '--no-dependencies', '--no-rewrite-relative-links', '--out', out], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const names = await zipNames(out);
+  for (const f of ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/dist/check.worker.js', 'extension/schema/idc.config.schema.json']) {
+    assert.ok(names.includes(f), `${f} missing from the vsix`);
+  }
+  assert.ok(!names.some((n) => n.startsWith('extension/src/') || n.includes('node_modules/') || n.endsWith('.map') || n.startsWith('extension/test/')), names.join('\n'));
+  rmSync(out);
+});
