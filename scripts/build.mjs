@@ -1,6 +1,6 @@
 // Bundles every entry point with esbuild. Node targets are CJS (VS Code loads extensions as CJS).
 import { build } from 'esbuild';
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, existsSync, copyFileSync, mkdirSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const common = { bundle: true, sourcemap: true, logLevel: 'warning', legalComments: 'none' };
@@ -23,6 +23,11 @@ for (const f of readdirSync('src/core', { recursive: true })) {
 await build({
   ...common, entryPoints, outdir: 'dist', platform: 'node', format: 'cjs', target: 'node20', external,
 });
+// The wasm backend loads its binaries from beside the bundle at run time.
+const wasmDist = 'node_modules/@tensorflow/tfjs-backend-wasm/dist';
+mkdirSync('dist', { recursive: true });
+for (const f of readdirSync(wasmDist).filter((f) => f.endsWith('.wasm'))) copyFileSync(`${wasmDist}/${f}`, `dist/${f}`);
+
 const webviews = existsSync('webview') ? readdirSync('webview').filter((f) => f.endsWith('.ts')) : [];
 if (webviews.length) {
   await build({

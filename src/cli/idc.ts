@@ -4,7 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { isIdcError, IdcError } from '../core/errors';
-import { loadConfig, resolveConfigPath, defaultConfigText, CONFIG_FILE_NAME, type DeepPartial, type IdcConfig, type LoadedConfig } from '../core/config';
+import { loadConfig, resolveConfigPath, defaultConfigText, CONFIG_FILE_NAME, type BackendName, type DeepPartial, type IdcConfig, type LoadedConfig } from '../core/config';
 import { organize, MANIFEST_FILE, type Materialize } from '../core/organize/organize';
 import { formatOrganizeSummary } from '../core/organize/summary';
 import { readManifest, manifestHash } from '../core/manifest';
@@ -37,6 +37,7 @@ Usage:
   idc synth <out> [--patients N] [--seed S] [--zip] [--duplicate-tree]
   idc organize [<archive dir or .zip>] [--out <dir>] [--materialize link|copy] [--force]
   idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
+  idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
   idc config init                              write a default ${CONFIG_FILE_NAME} here
 
 Options for every command:
@@ -117,6 +118,17 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       ctx.out(`Done in ${formatDuration((Date.now() - t0) / 1000)}. Outputs in ${out}`);
     },
   },
+  train: {
+    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, resume: { type: 'boolean' }, epochs: { type: 'string' }, backend: { type: 'string' }, 'batch-size': { type: 'string' } },
+    overrides: (v) => ({
+      paths: { output: v.out as string | undefined },
+      engine: { backend: v.backend as BackendName | undefined },
+      train: { epochs: intFlag(v.epochs, 'epochs'), batchSize: intFlag(v['batch-size'], 'batch-size') },
+    }),
+    run: async (v, _pos, ctx) => {
+      await runTrain(outputDir(ctx, v), ctx, { runId: v.run as string | undefined, resume: Boolean(v.resume) });
+    },
+  },
   config: {
     options: { force: { type: 'boolean' } },
     run: async (v, pos, ctx) => {
@@ -128,6 +140,30 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     },
   },
 };
+
+async function runTrain(out: string, ctx: Context, which: { runId?: string; resume?: boolean }): Promise<void> {
+  const { initBackend } = await import('../core/engine/backends');
+  const { train } = await import('../core/train/train');
+  const backend = await initBackend(ctx.config.engine.backend);
+  ctx.out(backend.summary);
+  const cacheDir = ctx.config.data.cacheDir ? resolveConfigPath(ctx.loaded, ctx.config.data.cacheDir) : undefined;
+  const r = await train({
+    outputDir: out, config: ctx.config, cacheDir, ...which, onProgress: ctx.bar.sink, signal: ctx.signal,
+    onEvent: (e) => {
+      if (e.type === 'start') {
+        ctx.bar.finish();
+        ctx.out(`${e.startEpoch > 0 ? `Resuming run ${e.runId} at epoch ${e.startEpoch + 1}` : `Run ${e.runId}`}: ${e.trainSize} training and ${e.valSize} validation patches, up to ${e.epochs} epochs on ${e.backend}.`);
+        if (e.warning) ctx.out(`Warning: ${e.warning}`);
+      } else if (e.type === 'epoch') {
+        ctx.bar.finish();
+        const l = e.log;
+        ctx.out(`epoch ${String(l.epoch + 1).padStart(3)}  loss ${l.loss.toFixed(4)}  acc ${l.accuracy.toFixed(3)}  auc ${l.auc.toFixed(3)} | val_loss ${l.val_loss.toFixed(4)}  val_acc ${l.val_accuracy.toFixed(3)}  val_recall ${l.val_recall.toFixed(3)}  val_auc ${l.val_auc.toFixed(3)} | lr ${l.lr.toExponential(1)}  ${formatDuration(l.seconds)}  ${Math.round(l.imagesPerSecond)} img/s${l.best ? '  *best' : ''}${l.lrReduced ? '  lr reduced' : ''}`);
+      }
+    },
+  });
+  ctx.bar.finish();
+  ctx.out(`Run ${r.runId} ${r.stopReason === 'early-stopped' ? 'stopped early' : 'finished'} after ${r.history.length} epochs${r.bestEpoch !== undefined ? `; best epoch ${r.bestEpoch + 1} (weights restored)` : ''}.\nModel: ${join(r.runDir, 'model', 'model.json')}`);
+}
 
 async function runSplit(out: string, ctx: Context): Promise<void> {
   const manifestFile = join(out, MANIFEST_FILE);

@@ -146,7 +146,9 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
 
   const model = buildModel({ ...config.model, seed: t.seed });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const weightSpecs = specsOf(model.weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] })));
+  // Names without tfjs' per-process layer counters, so a rebuilt model matches its checkpoint.
+  const owner = new Map(model.layers.flatMap((l) => l.weights.map((w) => [w.originalName, l.getClassName()] as const)));
+  const weightSpecs = specsOf(model.weights.map((w) => ({ name: `${owner.get(w.originalName)}/${w.originalName.split('/').pop()}`, shape: w.shape as number[] })));
   const arch = architectureHash(weightSpecs);
   const optimizer = tf.train.adam(t.learningRate, 0.9, 0.999, 1e-7);
   const setLr = (lr: number) => { (optimizer as unknown as { learningRate: number }).learningRate = lr; };
