@@ -93,6 +93,11 @@ function specsOf(tensors: { name: string; shape: number[] }[]): TensorSpec[] {
   return tensors.map((t) => ({ name: t.name, shape: [...t.shape] }));
 }
 
+/** Copies tensors to host memory without dataSync (unavailable on WebGPU under Node). */
+async function readAll(tensors: readonly tf.Tensor[]): Promise<Float32Array[]> {
+  return Promise.all(tensors.map(async (t) => Float32Array.from(await t.data())));
+}
+
 function threshMetrics(labels: ArrayLike<number>, scores: ArrayLike<number>): { accuracy: number; precision: number; recall: number; auc: number } {
   const { tp, fp, tn, fn } = confusionAt(labels, scores, 0.5);
   const n = tp + fp + tn + fn;
@@ -108,18 +113,22 @@ export async function predictSplit(model: tfl.LayersModel, reader: CacheReader, 
   for await (const b of reader.batches({ batchSize, shuffle: false })) {
     throwIfCancelled(signal);
     const n = b.y.length;
-    const [p, l] = tf.tidy(() => {
+    const { probT, lossT } = tf.tidy(() => {
       const x = tf.tensor4d(toFloat(b.x, n), [n, 50, 50, 3]);
       const prob = tf.reshape(model.apply(x, { training: false }) as tf.Tensor, [n]);
       const y = tf.tensor1d(Float32Array.from(b.y));
-      return [prob.dataSync() as Float32Array, tf.sum(perSampleLoss(y, prob, { ...loss })).dataSync()[0]];
+      return { probT: prob, lossT: tf.sum(perSampleLoss(y, prob, { ...loss })) };
     });
+    const [p, lArr] = await Promise.all([probT.data(), lossT.data()]);
+    tf.dispose([probT, lossT]);
+    const l = lArr[0];
     for (let i = 0; i < n; i++) { scores[b.indices[i]] = p[i]; labels[b.indices[i]] = b.y[i]; }
     lossSum += l;
     done += n;
     onBatch?.(done);
   }
-  const reg = tf.tidy(() => model.calculateLosses().reduce((s, t) => s + t.dataSync()[0], 0));
+  let reg = 0;
+  for (const t of model.calculateLosses()) { reg += (await t.data())[0]; t.dispose(); }
   return { scores, labels, loss: reader.size ? lossSum / reader.size + reg : NaN };
 }
 
@@ -210,21 +219,25 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
         throwIfCancelled(opts.signal);
         const n = b.y.length;
         const xf = augmentToFloat(b.x, n, t.augment, aug);
-        let probs: Float32Array | undefined;
-        const lossValue = tf.tidy(() => {
+        const { lossT, probsT } = tf.tidy(() => {
           const x = tf.tensor4d(xf, [n, 50, 50, 3]);
           const y = tf.tensor2d(Float32Array.from(b.y), [n, 1]);
+          let kept: tf.Tensor | undefined;
           const { value, grads } = tf.variableGrads(() => {
             const p = model.apply(x, { training: true }) as tf.Tensor;
-            probs = p.dataSync() as Float32Array;
+            kept = tf.keep(p);
             let total = batchLoss(y, p, lossOpts);
             for (const reg of model.calculateLosses()) total = tf.add(total, reg) as tf.Scalar;
             return total;
           }, vars);
           optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof optimizer.applyGradients>[0]);
-          return value.dataSync()[0];
+          return { lossT: value, probsT: kept! };
         });
-        for (let i = 0; i < n; i++) { trainScores.push(probs![i]); trainLabels.push(b.y[i]); }
+        // Async reads: WebGPU under Node has no dataSync, and GPUs overlap the copy.
+        const [lossArr, probs] = await Promise.all([lossT.data(), probsT.data()]);
+        tf.dispose([lossT, probsT]);
+        const lossValue = lossArr[0];
+        for (let i = 0; i < n; i++) { trainScores.push(probs[i]); trainLabels.push(b.y[i]); }
         lossSum += lossValue * n;
         seen += n;
         batch++;
@@ -246,7 +259,7 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
       let stop = false;
       if (es) {
         const r = es.onEpochEnd(epoch, logs);
-        if (r.saveBestWeights) best = model.getWeights().map((w) => w.dataSync().slice() as Float32Array);
+        if (r.saveBestWeights) best = await readAll(model.getWeights());
         if (es.state.bestEpoch === epoch && r.saveBestWeights) log.best = true;
         stop = r.stop;
       }
@@ -261,7 +274,7 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
         weights: weightSpecs, optimizer: optWeights.map((w) => ({ name: w.name, shape: [...w.tensor.shape] })),
         hasBest: best !== undefined, seed: t.seed, finished: false, stopReason: stop ? 'early-stopped' : undefined, createdAt: new Date().toISOString(),
       };
-      saveCheckpoint(runDir, state, model.getWeights().map((w) => w.dataSync() as Float32Array), optWeights.map((w) => w.tensor.dataSync() as Float32Array), best);
+      saveCheckpoint(runDir, state, await readAll(model.getWeights()), await readAll(optWeights.map((w) => w.tensor)), best);
       appendFileSync(join(runDir, 'history.jsonl'), JSON.stringify(log) + '\n');
       emit({ type: 'epoch', runId, log });
       if (stop) { stopReason = 'early-stopped'; break; }
