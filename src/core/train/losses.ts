@@ -46,3 +46,12 @@ export function balancedClassWeights(labels: ArrayLike<number>): [number, number
   if (pos === 0 || neg === 0) return [1, 1];
   return [labels.length / (2 * neg), labels.length / (2 * pos)];
 }
+
+/** The same per-sample loss on one probability, in float64 JS (validation runs outside tfjs). */
+export function sampleLoss(y: number, p: number, opts: Pick<LossOptions, 'kind' | 'gamma'>): number {
+  const pc = Math.min(Math.max(p, EPSILON), 1 - EPSILON);
+  const bce = -(y * Math.log(pc) + (1 - y) * Math.log(1 - pc));
+  if (opts.kind === 'bce') return bce;
+  const pt = y * p + (1 - y) * (1 - p);
+  return Math.pow(1 - pt, opts.gamma) * bce;
+}

@@ -1,5 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
@@ -7,14 +5,13 @@ import { writeJsonAtomic, writeFileAtomicSync } from '../fsutil';
 import { Rng } from '../rng';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { IdcConfig } from '../config';
-import { buildModel } from '../engine/model';
 import type { CacheReader } from '../cache';
 import { rocAuc, confusionAt } from '../metrics/auc';
 import { EarlyStopping, ReduceLrOnPlateau } from './callbacks';
-import { batchLoss, perSampleLoss, balancedClassWeights, type LossOptions } from './losses';
+import { sampleLoss, balancedClassWeights, type LossOptions } from './losses';
 import { augmentToFloat, toFloat } from './augment';
-import { saveCheckpoint, loadCheckpoint, architectureHash, type CheckpointState, type EpochLog, type TensorSpec } from './checkpoint';
-import { saveModel } from './model-io';
+import { saveCheckpoint, loadCheckpoint, type CheckpointState, type EpochLog } from './checkpoint';
+import { createTrainer, type Trainer } from './trainer-factory';
 import { prepareData, type PreparedData } from './data';
 
 export type TrainEvent =
@@ -89,15 +86,6 @@ function lossOptions(config: IdcConfig, trainLabels: Uint8Array): LossOptions {
   return { kind: config.train.loss, gamma: config.train.focalGamma, classWeights };
 }
 
-function specsOf(tensors: { name: string; shape: number[] }[]): TensorSpec[] {
-  return tensors.map((t) => ({ name: t.name, shape: [...t.shape] }));
-}
-
-/** Copies tensors to host memory without dataSync (unavailable on WebGPU under Node). */
-async function readAll(tensors: readonly tf.Tensor[]): Promise<Float32Array[]> {
-  return Promise.all(tensors.map(async (t) => Float32Array.from(await t.data())));
-}
-
 function threshMetrics(labels: ArrayLike<number>, scores: ArrayLike<number>): { accuracy: number; precision: number; recall: number; auc: number } {
   const { tp, fp, tn, fn } = confusionAt(labels, scores, 0.5);
   const n = tp + fp + tn + fn;
@@ -105,30 +93,25 @@ function threshMetrics(labels: ArrayLike<number>, scores: ArrayLike<number>): { 
 }
 
 /** Probabilities and mean unweighted loss (plus regularisation, as Keras' val_loss) over a whole split. */
-export async function predictSplit(model: tfl.LayersModel, reader: CacheReader, loss: Omit<LossOptions, 'classWeights'>, batchSize = 256, signal?: AbortSignal, onBatch?: (done: number) => void): Promise<{ scores: Float32Array; labels: Uint8Array; loss: number }> {
+export async function predictSplit(trainer: Pick<Trainer, 'predict' | 'regularizationLoss'>, reader: CacheReader, loss: Omit<LossOptions, 'classWeights'>, batchSize = 256, signal?: AbortSignal, onBatch?: (done: number) => void): Promise<{ scores: Float32Array; labels: Uint8Array; loss: number }> {
   const scores = new Float32Array(reader.size);
   const labels = new Uint8Array(reader.size);
+  const xf = new Float32Array(batchSize * 7500);
   let lossSum = 0;
   let done = 0;
   for await (const b of reader.batches({ batchSize, shuffle: false })) {
     throwIfCancelled(signal);
     const n = b.y.length;
-    const { probT, lossT } = tf.tidy(() => {
-      const x = tf.tensor4d(toFloat(b.x, n), [n, 50, 50, 3]);
-      const prob = tf.reshape(model.apply(x, { training: false }) as tf.Tensor, [n]);
-      const y = tf.tensor1d(Float32Array.from(b.y));
-      return { probT: prob, lossT: tf.sum(perSampleLoss(y, prob, { ...loss })) };
-    });
-    const [p, lArr] = await Promise.all([probT.data(), lossT.data()]);
-    tf.dispose([probT, lossT]);
-    const l = lArr[0];
-    for (let i = 0; i < n; i++) { scores[b.indices[i]] = p[i]; labels[b.indices[i]] = b.y[i]; }
-    lossSum += l;
+    const p = await trainer.predict(toFloat(b.x, n, xf), n);
+    for (let i = 0; i < n; i++) {
+      scores[b.indices[i]] = p[i];
+      labels[b.indices[i]] = b.y[i];
+      lossSum += sampleLoss(b.y[i], p[i], loss);
+    }
     done += n;
     onBatch?.(done);
   }
-  let reg = 0;
-  for (const t of model.calculateLosses()) { reg += (await t.data())[0]; t.dispose(); }
+  const reg = await trainer.regularizationLoss();
   return { scores, labels, loss: reader.size ? lossSum / reader.size + reg : NaN };
 }
 
@@ -153,17 +136,12 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
   const runDir = join(runsDir(outputDir), runId);
   mkdirSync(runDir, { recursive: true });
 
-  const model = buildModel({ ...config.model, seed: t.seed });
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  // Names without tfjs' per-process layer counters, so a rebuilt model matches its checkpoint.
-  const owner = new Map(model.layers.flatMap((l) => l.weights.map((w) => [w.originalName, l.getClassName()] as const)));
-  const weightSpecs = specsOf(model.weights.map((w) => ({ name: `${owner.get(w.originalName)}/${w.originalName.split('/').pop()}`, shape: w.shape as number[] })));
-  const arch = architectureHash(weightSpecs);
-  const optimizer = tf.train.adam(t.learningRate, 0.9, 0.999, 1e-7);
-  const setLr = (lr: number) => { (optimizer as unknown as { learningRate: number }).learningRate = lr; };
+  const lossOpts = lossOptions(config, trainReader.labels);
+  const trainer = await createTrainer(config, lossOpts);
+  const weightSpecs = trainer.weightSpecs;
+  const arch = trainer.architecture;
   const es = t.earlyStopping.enabled ? new EarlyStopping(t.earlyStopping) : undefined;
   const rlr = t.reduceLrOnPlateau.enabled ? new ReduceLrOnPlateau(t.reduceLrOnPlateau) : undefined;
-  const lossOpts = lossOptions(config, trainReader.labels);
 
   let startEpoch = 0;
   let lr = t.learningRate;
@@ -177,11 +155,8 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
       throw new IdcError(`The checkpoint in ${ckpt.dir} is from another model architecture.`, 'Resume with the model settings the run started with (its config.json), or start a new run.', 'CHECKPOINT_MISMATCH');
     }
     if (ckpt.state.finished) throw new IdcError(`Run ${runId} has already finished.`, 'Start a new run.', 'RUN_FINISHED');
-    model.setWeights(ckpt.weights.map((a, i) => tf.tensor(a, ckpt.state.weights[i].shape)));
-    if (ckpt.optimizer.length) {
-      // Adam's slots are created on the first step; setWeights creates them from the saved values.
-      await optimizer.setWeights(ckpt.optimizer.map((a, i) => ({ name: ckpt.state.optimizer[i].name, tensor: tf.tensor(a, ckpt.state.optimizer[i].shape) })));
-    }
+    await trainer.setWeights(ckpt.weights);
+    await trainer.setOptimizerState(ckpt.state.optimizer, ckpt.optimizer);
     startEpoch = ckpt.state.epoch;
     lr = ckpt.state.lr;
     history = ckpt.state.history;
@@ -192,10 +167,10 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
     // Stopped early, then killed before the final model was written: only the ending remains.
     if (ckpt.state.stopReason === 'early-stopped') { startEpoch = t.epochs; stopReasonFromCkpt = 'early-stopped'; }
   }
-  setLr(lr);
+  trainer.setLearningRate(lr);
   // history.jsonl mirrors the checkpoint: lines of an epoch whose checkpoint never landed are dropped.
   writeFileAtomicSync(join(runDir, 'history.jsonl'), history.map((h) => JSON.stringify(h) + '\n').join(''));
-  const backend = tf.getBackend();
+  const backend = trainer.backend;
   if (!existing || !existsSync(join(runDir, 'config.json'))) await writeJsonAtomic(join(runDir, 'config.json'), config);
   const createdAt = existing ? (listRuns(outputDir).find((r) => r.id === runId)?.createdAt ?? new Date().toISOString()) : new Date().toISOString();
   await writeJsonAtomic(join(runDir, 'run.json'), { id: runId, createdAt, status: 'running', backend, epochs: t.epochs } satisfies RunInfo);
@@ -209,6 +184,7 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
     for (let epoch = startEpoch; epoch < t.epochs; epoch++) {
       const t0 = performance.now();
       const aug = new Rng(t.seed).fork(`augment:${epoch}`);
+      const xf = new Float32Array(t.batchSize * 7500);
       const trainScores: number[] = [];
       const trainLabels: number[] = [];
       let lossSum = 0, seen = 0, batch = 0;
@@ -218,25 +194,8 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
         if (batch >= batchesPerEpoch) break;
         throwIfCancelled(opts.signal);
         const n = b.y.length;
-        const xf = augmentToFloat(b.x, n, t.augment, aug);
-        const { lossT, probsT } = tf.tidy(() => {
-          const x = tf.tensor4d(xf, [n, 50, 50, 3]);
-          const y = tf.tensor2d(Float32Array.from(b.y), [n, 1]);
-          let kept: tf.Tensor | undefined;
-          const { value, grads } = tf.variableGrads(() => {
-            const p = model.apply(x, { training: true }) as tf.Tensor;
-            kept = tf.keep(p);
-            let total = batchLoss(y, p, lossOpts);
-            for (const reg of model.calculateLosses()) total = tf.add(total, reg) as tf.Scalar;
-            return total;
-          }, vars);
-          optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof optimizer.applyGradients>[0]);
-          return { lossT: value, probsT: kept! };
-        });
-        // Async reads: WebGPU under Node has no dataSync, and GPUs overlap the copy.
-        const [lossArr, probs] = await Promise.all([lossT.data(), probsT.data()]);
-        tf.dispose([lossT, probsT]);
-        const lossValue = lossArr[0];
+        augmentToFloat(b.x, n, t.augment, aug, xf);
+        const { loss: lossValue, probs } = await trainer.trainStep(xf, b.y, n);
         for (let i = 0; i < n; i++) { trainScores.push(probs[i]); trainLabels.push(b.y[i]); }
         lossSum += lossValue * n;
         seen += n;
@@ -247,7 +206,7 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
         opts.afterBatch?.(epoch, batch);
       }
       const trainSeconds = (performance.now() - t0) / 1000;
-      const val = await predictSplit(model, valReader, { kind: lossOpts.kind, gamma: lossOpts.gamma }, 256, opts.signal, (done) => tick({ phase: 'train.validate', label: `Validating epoch ${epoch + 1}`, done, total: valReader.size, unit: 'img' }));
+      const val = await predictSplit(trainer, valReader, { kind: lossOpts.kind, gamma: lossOpts.gamma }, 256, opts.signal, (done) => tick({ phase: 'train.validate', label: `Validating epoch ${epoch + 1}`, done, total: valReader.size, unit: 'img' }));
       const tm = threshMetrics(trainLabels, trainScores);
       const vm = threshMetrics(val.labels, val.scores);
       const log: EpochLog = {
@@ -259,28 +218,28 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
       let stop = false;
       if (es) {
         const r = es.onEpochEnd(epoch, logs);
-        if (r.saveBestWeights) best = await readAll(model.getWeights());
+        if (r.saveBestWeights) best = await trainer.getWeights();
         if (es.state.bestEpoch === epoch && r.saveBestWeights) log.best = true;
         stop = r.stop;
       }
       if (rlr) {
         const r = rlr.onEpochEnd(logs, lr);
-        if (r.reduced) { lr = r.lr; setLr(lr); log.lrReduced = true; }
+        if (r.reduced) { lr = r.lr; trainer.setLearningRate(lr); log.lrReduced = true; }
       }
       history.push(log);
-      const optWeights = await optimizer.getWeights();
+      const optState = await trainer.getOptimizerState();
       const state: CheckpointState = {
         version: 1, runId, epoch: epoch + 1, lr, history, earlyStopping: es?.state, reduceLr: rlr?.state, architecture: arch,
-        weights: weightSpecs, optimizer: optWeights.map((w) => ({ name: w.name, shape: [...w.tensor.shape] })),
+        weights: weightSpecs, optimizer: optState.specs,
         hasBest: best !== undefined, seed: t.seed, finished: false, stopReason: stop ? 'early-stopped' : undefined, createdAt: new Date().toISOString(),
       };
-      saveCheckpoint(runDir, state, await readAll(model.getWeights()), await readAll(optWeights.map((w) => w.tensor)), best);
+      saveCheckpoint(runDir, state, await trainer.getWeights(), optState.data, best);
       appendFileSync(join(runDir, 'history.jsonl'), JSON.stringify(log) + '\n');
       emit({ type: 'epoch', runId, log });
       if (stop) { stopReason = 'early-stopped'; break; }
     }
-    if (es?.shouldRestoreAtEnd() && best) model.setWeights(best.map((a, i) => tf.tensor(a, weightSpecs[i].shape)));
-    await saveModel(model, join(runDir, 'model'));
+    if (es?.shouldRestoreAtEnd() && best) await trainer.setWeights(best);
+    await trainer.saveModel(join(runDir, 'model'));
     const bestEpoch = es?.state.haveBestWeights ? es.state.bestEpoch : undefined;
     await writeJsonAtomic(join(runDir, 'run.json'), { id: runId, createdAt, status: 'finished', backend, epochs: history.length, bestEpoch, stopReason, finishedAt: new Date().toISOString() } satisfies RunInfo);
     emit({ type: 'end', runId, reason: stopReason, bestEpoch, epochs: history.length });
@@ -288,8 +247,7 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
   } finally {
     trainReader.close();
     valReader.close();
-    optimizer.dispose();
-    model.dispose();
+    await trainer.dispose();
   }
 }
 

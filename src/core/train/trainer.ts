@@ -1,0 +1,127 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { buildModel, type ModelOptions } from '../engine/model';
+import { architectureHash, type TensorSpec } from './checkpoint';
+import { batchLoss, type LossOptions } from './losses';
+import { saveModel } from './model-io';
+
+/**
+ * What the training loop needs from a model replica. The loop owns data, metrics, callbacks and
+ * checkpoints; a Trainer owns tensors. LocalTrainer runs on this thread's tfjs backend; a
+ * data-parallel trainer can spread each step over worker threads behind the same interface.
+ */
+export interface Trainer {
+  readonly weightSpecs: TensorSpec[];
+  /** Hash of weight names and shapes, stable across processes. */
+  readonly architecture: string;
+  /** One optimiser step on n patches (x: n×50×50×3 floats in [0, 1]); returns the batch loss and the training-mode outputs. */
+  trainStep(x: Float32Array, y: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
+  /** Inference-mode probabilities. */
+  predict(x: Float32Array, n: number): Promise<Float32Array>;
+  /** Sum of the layers' regularisation losses (Keras adds it to val_loss too). */
+  regularizationLoss(): Promise<number>;
+  getWeights(): Promise<Float32Array[]>;
+  setWeights(w: readonly Float32Array[]): Promise<void>;
+  getOptimizerState(): Promise<{ specs: TensorSpec[]; data: Float32Array[] }>;
+  setOptimizerState(specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void>;
+  setLearningRate(lr: number): void;
+  saveModel(dir: string): Promise<void>;
+  dispose(): Promise<void> | void;
+}
+
+export interface TrainerOptions { model: ModelOptions; learningRate: number; loss: LossOptions }
+
+/** Names without tfjs' per-process layer counters, so a rebuilt model matches its checkpoint. */
+export function weightSpecsOf(model: tfl.LayersModel): TensorSpec[] {
+  const owner = new Map(model.layers.flatMap((l) => l.weights.map((w) => [w.originalName, l.getClassName()] as const)));
+  return model.weights.map((w) => ({ name: `${owner.get(w.originalName)}/${w.originalName.split('/').pop()}`, shape: [...(w.shape as number[])] }));
+}
+
+/** Copies tensors to host memory without dataSync (unavailable on WebGPU under Node). */
+export async function readAll(tensors: readonly tf.Tensor[]): Promise<Float32Array[]> {
+  return Promise.all(tensors.map(async (t) => Float32Array.from(await t.data())));
+}
+
+export class LocalTrainer implements Trainer {
+  readonly model: tfl.LayersModel;
+  readonly weightSpecs: TensorSpec[];
+  readonly architecture: string;
+  private readonly optimizer: tf.AdamOptimizer;
+  private readonly vars: tf.Variable[];
+
+  constructor(private readonly opts: TrainerOptions) {
+    this.model = buildModel(opts.model);
+    this.vars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    this.weightSpecs = weightSpecsOf(this.model);
+    this.architecture = architectureHash(this.weightSpecs);
+    // Keras' Adam epsilon (1e-7), not tfjs' default.
+    this.optimizer = tf.train.adam(opts.learningRate, 0.9, 0.999, 1e-7);
+  }
+
+  async trainStep(xData: Float32Array, yData: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
+    const { lossT, probsT } = tf.tidy(() => {
+      const x = tf.tensor4d(xData.subarray(0, n * 7500), [n, 50, 50, 3]);
+      const y = tf.tensor2d(Float32Array.from(yData.subarray(0, n)), [n, 1]);
+      let kept: tf.Tensor | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const p = this.model.apply(x, { training: true }) as tf.Tensor;
+        kept = tf.keep(p);
+        let total = batchLoss(y, p, this.opts.loss);
+        for (const reg of this.model.calculateLosses()) total = tf.add(total, reg) as tf.Scalar;
+        return total;
+      }, this.vars);
+      this.optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer["applyGradients"]>[0]);
+      return { lossT: value, probsT: kept! };
+    });
+    // Async reads: WebGPU under Node has no dataSync, and GPUs overlap the copy.
+    const [loss, probs] = await Promise.all([lossT.data(), probsT.data()]);
+    tf.dispose([lossT, probsT]);
+    return { loss: loss[0], probs: probs as Float32Array };
+  }
+
+  async predict(xData: Float32Array, n: number): Promise<Float32Array> {
+    const p = tf.tidy(() => tf.reshape(this.model.apply(tf.tensor4d(xData.subarray(0, n * 7500), [n, 50, 50, 3]), { training: false }) as tf.Tensor, [n]));
+    const out = (await p.data()) as Float32Array;
+    p.dispose();
+    return out;
+  }
+
+  async regularizationLoss(): Promise<number> {
+    let reg = 0;
+    for (const t of this.model.calculateLosses()) { reg += (await t.data())[0]; t.dispose(); }
+    return reg;
+  }
+
+  getWeights(): Promise<Float32Array[]> {
+    return readAll(this.model.getWeights());
+  }
+
+  async setWeights(w: readonly Float32Array[]): Promise<void> {
+    const tensors = w.map((a, i) => tf.tensor(a, this.weightSpecs[i].shape));
+    this.model.setWeights(tensors);
+    tf.dispose(tensors);
+  }
+
+  async getOptimizerState(): Promise<{ specs: TensorSpec[]; data: Float32Array[] }> {
+    const named = await this.optimizer.getWeights();
+    return { specs: named.map((w) => ({ name: w.name, shape: [...w.tensor.shape] })), data: await readAll(named.map((w) => w.tensor)) };
+  }
+
+  async setOptimizerState(specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void> {
+    // Adam's slots are created on the first step; setWeights creates them from the saved values.
+    if (specs.length) await this.optimizer.setWeights(data.map((a, i) => ({ name: specs[i].name, tensor: tf.tensor(a, specs[i].shape) })));
+  }
+
+  setLearningRate(lr: number): void {
+    (this.optimizer as unknown as { learningRate: number }).learningRate = lr;
+  }
+
+  saveModel(dir: string): Promise<void> {
+    return saveModel(this.model, dir);
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.model.dispose();
+  }
+}
