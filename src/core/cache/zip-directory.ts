@@ -8,6 +8,23 @@ import type { ZipSlot } from './zip-read';
  * Throws on anything unexpected; the caller then falls back to listZip.
  */
 export function readZipDirectory(path: string): Map<string, ZipSlot> {
+  const out = new Map<string, ZipSlot>();
+  for (const e of readZipCentralDirectory(path)) {
+    if (e.name.endsWith('/')) continue;
+    out.set(e.name.split('/').filter((s) => s !== '' && s !== '.').join('/'), e.slot);
+  }
+  return out;
+}
+
+/** One central-directory record, name undecorated (organize judges unsafe names itself). */
+export interface ZipDirectoryEntry {
+  name: string;
+  /** Unix mode in the high 16 bits when made on Unix (symbolic links are S_IFLNK). */
+  externalAttributes: number;
+  slot: ZipSlot;
+}
+
+export function readZipCentralDirectory(path: string): ZipDirectoryEntry[] {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -32,7 +49,7 @@ export function readZipDirectory(path: string): Map<string, ZipSlot> {
     }
     if (cdOffset + cdSize > size) throw new Error('central directory past the end of the file');
     const cd = read(fd, cdOffset, cdSize);
-    const out = new Map<string, ZipSlot>();
+    const out: ZipDirectoryEntry[] = [];
     let p = 0;
     for (let n = 0; n < entries; n++) {
       if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) throw new Error(`bad central directory entry ${n}`);
@@ -45,12 +62,11 @@ export function readZipDirectory(path: string): Map<string, ZipSlot> {
         method: cd.readUInt16LE(p + 10), crc: cd.readUInt32LE(p + 16), flags, nameLength,
       };
       const nameBytes = cd.subarray(p + 46, p + 46 + nameLength);
+      const externalAttributes = cd.readUInt32LE(p + 38);
       if (slot.uncompressedSize === 0xffffffff || slot.compressedSize === 0xffffffff || slot.offset === 0xffffffff) readZip64Extra(cd, p + 46 + nameLength, extraLength, slot);
       p += 46 + nameLength + extraLength + commentLength;
       // Same name rules as listZip: bit 11 marks UTF-8, else CP437 (ASCII for every patch name).
-      const name = nameBytes.toString((flags & 0x800) !== 0 ? 'utf8' : 'latin1');
-      if (name.endsWith('/')) continue;
-      out.set(name.split('/').filter((s) => s !== '' && s !== '.').join('/'), slot);
+      out.push({ name: nameBytes.toString((flags & 0x800) !== 0 ? 'utf8' : 'latin1'), externalAttributes, slot });
     }
     return out;
   } finally {

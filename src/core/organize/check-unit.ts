@@ -1,6 +1,7 @@
 import { checkPng } from './png-check';
 import { placeFile, type Issue } from './layout';
 import { describeFsError, type ArchiveEntry } from './listing';
+import { readZipSlots, packSlot } from '../cache/zip-read';
 
 /** A patch as found in one place; several copies of one id are reconciled at the end. */
 export type Candidate = [id: string, patient: string, x: number, y: number, label: 0 | 1, width: number, height: number, source: string, size: number, crc: number, warning: string];
@@ -34,4 +35,17 @@ export async function checkUnit(unit: string, sig: string, entries: readonly Arc
     rec.c.push([n.id, n.patient, n.x, n.y, n.label, width, height, entry.rel, size, crc, warning ?? '']);
   }
   return rec;
+}
+
+/** Reads all of a patient's zip entries with one pass of positioned reads (they lie side by side). */
+export function zipUnitReader(zipPath: string, entries: readonly ArchiveEntry[]): (e: ArchiveEntry) => Buffer {
+  const packed: number[] = [];
+  for (const e of entries) packSlot(e.slot!, packed);
+  const bytes = readZipSlots(zipPath, packed, entries.length);
+  const byRel = new Map(entries.map((e, i) => [e.rel, bytes[i]]));
+  return (e) => {
+    const b = byRel.get(e.rel);
+    if (b === undefined || typeof b === 'string') throw new Error(b ?? 'entry not listed');
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  };
 }

@@ -1,13 +1,14 @@
 import { parentPort } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkUnit } from './check-unit';
+import { checkUnit, zipUnitReader } from './check-unit';
 import type { ArchiveEntry } from './listing';
 
-/** Checks one patient folder per message, off the main thread: file reads and CRCs are the cost. */
-export interface CheckRequest { root: string; unit: string; sig: string; entries: ArchiveEntry[] }
+/** Checks one patient per message, off the main thread: reads (and inflates) and CRCs are the cost. */
+export interface CheckRequest { root: string; kind: 'dir' | 'zip'; unit: string; sig: string; entries: ArchiveEntry[] }
 
 parentPort!.on('message', (req: CheckRequest) => {
-  void checkUnit(req.unit, req.sig, req.entries, (e) => readFileSync(join(req.root, ...e.parts)), 'dir')
+  const read = req.kind === 'zip' ? zipUnitReader(req.root, req.entries) : (e: ArchiveEntry) => readFileSync(join(req.root, ...e.parts));
+  void checkUnit(req.unit, req.sig, req.entries, read, req.kind)
     .then((rec) => parentPort!.postMessage(rec));
 });

@@ -5,7 +5,7 @@ import { IdcError, throwIfCancelled } from '../errors';
 import { writeJsonAtomic, readJsonIfExists, writeFileAtomic } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import { manifestHash, formatManifest, readManifest, type ManifestRow } from '../manifest';
-import { checkUnit, type Candidate, type UnitRecord } from './check-unit';
+import { checkUnit, zipUnitReader, type Candidate, type UnitRecord } from './check-unit';
 import type { CheckRequest } from './check.worker';
 import { placeFile, type Issue } from './layout';
 import { listDirectory, listZip, describeFsError, type ArchiveEntry, type ArchiveListing } from './listing';
@@ -146,17 +146,20 @@ export async function organize(opts: OrganizeOptions): Promise<OrganizeResult> {
 }
 
 /**
- * Checks patients on worker threads when the bundled worker exists and the archive is a folder
- * (reads + CRCs dominate, and scale with cores); otherwise, and for zips, on this thread.
+ * Checks patients on worker threads when the bundled worker exists (reads, inflation and CRCs
+ * dominate, and scale with cores); otherwise on this thread.
  * `onDone` runs on this thread, one patient at a time, in completion order.
  */
 async function checkUnits(listing: ArchiveListing, todo: { unit: string; sig: string; entries: ArchiveEntry[] }[], signal: AbortSignal | undefined, onDone: (rec: UnitRecord, files: number) => void): Promise<void> {
   const workerFile = join(__dirname, 'check.worker.js');
   const threads = Math.min(availableParallelism(), 8, Math.ceil(todo.length / 2));
-  if (listing.kind !== 'dir' || threads < 2 || !existsSync(workerFile)) {
+  // Zips listed by the fast parser carry slots; the yauzl fallback reads through its own handle.
+  const direct = listing.kind === 'dir' || listing.entries.every((e) => e.slot);
+  if (!direct || threads < 2 || !existsSync(workerFile)) {
     for (const t of todo) {
       throwIfCancelled(signal);
-      onDone(await checkUnit(t.unit, t.sig, t.entries, (e) => listing.read(e), listing.kind), t.entries.length);
+      const read = direct && listing.kind === 'zip' ? zipUnitReader(listing.root, t.entries) : (e: ArchiveEntry) => listing.read(e);
+      onDone(await checkUnit(t.unit, t.sig, t.entries, read, listing.kind), t.entries.length);
     }
     return;
   }
@@ -168,7 +171,7 @@ async function checkUnits(listing: ArchiveListing, todo: { unit: string; sig: st
       const feed = (): void => {
         if (failure !== undefined || signal?.aborted || next >= todo.length) return resolveWorker();
         const t = todo[next++];
-        const req: CheckRequest = { root: listing.root, unit: t.unit, sig: t.sig, entries: t.entries };
+        const req: CheckRequest = { root: listing.root, kind: listing.kind, unit: t.unit, sig: t.sig, entries: t.entries };
         w.once('message', (rec: UnitRecord) => {
           try { onDone(rec, t.entries.length); } catch (e) { failure ??= e; }
           feed();
