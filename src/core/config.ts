@@ -18,6 +18,17 @@ export interface IdcConfig {
   data: { edgePatches: 'resize' | 'pad' | 'skip'; cacheDir: string };
   model: { filters: number[]; dense: number[]; dropout: number; l2: number };
   train: TrainConfig;
+  evaluate: EvaluateConfig;
+}
+
+export interface EvaluateConfig {
+  split: 'test' | 'val' | 'train';
+  threshold: number;
+  recallTarget: number;
+  pinnedThresholds: number[];
+  preprocess: 'divide255' | 'none' | 'minusOneToOne';
+  batchSize: number;
+  gradCamExamples: number;
 }
 
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
