@@ -37,6 +37,7 @@ Usage:
   idc synth <out> [--patients N] [--seed S] [--zip] [--duplicate-tree]
   idc organize [<archive dir or .zip>] [--out <dir>] [--materialize link|copy] [--force]
   idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
+  idc evaluate [--run <id> | --model <model.json>] [--split test|val|train] [--out <dir>]
   idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
   idc config init                              write a default ${CONFIG_FILE_NAME} here
 
@@ -129,6 +130,13 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       await runTrain(outputDir(ctx, v), ctx, { runId: v.run as string | undefined, resume: Boolean(v.resume) });
     },
   },
+  evaluate: {
+    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, split: { type: 'string' }, backend: { type: 'string' } },
+    overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
+    run: async (v, _pos, ctx) => {
+      await runEvaluate(outputDir(ctx, v), ctx, { runId: v.run as string | undefined, modelPath: v.model as string | undefined });
+    },
+  },
   config: {
     options: { force: { type: 'boolean' } },
     run: async (v, pos, ctx) => {
@@ -163,6 +171,28 @@ async function runTrain(out: string, ctx: Context, which: { runId?: string; resu
   });
   ctx.bar.finish();
   ctx.out(`Run ${r.runId} ${r.stopReason === 'early-stopped' ? 'stopped early' : 'finished'} after ${r.history.length} epochs${r.bestEpoch !== undefined ? `; best epoch ${r.bestEpoch + 1} (weights restored)` : ''}.\nModel: ${join(r.runDir, 'model', 'model.json')}`);
+}
+
+async function runEvaluate(out: string, ctx: Context, which: { runId?: string; modelPath?: string }): Promise<void> {
+  const { initBackend } = await import('../core/engine/backends');
+  const { evaluateModel } = await import('../core/evaluate/evaluate');
+  const backend = await initBackend(ctx.config.engine.backend);
+  ctx.out(backend.summary);
+  const cacheDir = ctx.config.data.cacheDir ? resolveConfigPath(ctx.loaded, ctx.config.data.cacheDir) : undefined;
+  const r = await evaluateModel({ outputDir: out, config: ctx.config, cacheDir, ...which, onProgress: ctx.bar.sink, signal: ctx.signal });
+  ctx.bar.finish();
+  const m = r.report;
+  const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
+  ctx.out(`Evaluated ${m.model} on ${m.split}: ${m.n} patches (${m.positives} positive) in ${formatDuration(m.seconds)} (${Math.round(m.imagesPerSecond)} img/s)`);
+  ctx.out(`  ROC AUC ${f(m.auc, 4)}   average precision ${f(m.averagePrecision, 4)}`);
+  for (const w of m.warnings) ctx.out(`  warning: ${w}`);
+  ctx.out('  operating point         threshold   TP     FP     TN     FN    precision recall  specificity F1     bal.acc');
+  for (const o of m.operatingPoints) {
+    ctx.out(`  ${o.label.padEnd(22)} ${o.threshold.toFixed(4).padStart(9)} ${String(o.tp).padStart(6)} ${String(o.fp).padStart(6)} ${String(o.tn).padStart(6)} ${String(o.fn).padStart(6)}   ${f(o.precision).padStart(6)}  ${f(o.recall).padStart(6)}  ${f(o.specificity).padStart(6)}     ${f(o.f1).padStart(6)} ${f(o.balancedAccuracy).padStart(6)}`);
+  }
+  const worst = m.patients.slice(0, 5).map((p) => `${p.patient} (FN ${p.falseNegatives}, recall ${f(p.recall, 2)}, AUC ${f(p.auc, 2)})`).join(', ');
+  ctx.out(`  worst patients at ${m.threshold}: ${worst}`);
+  ctx.out(`Predictions: ${r.predictionsFile}\nMetrics:     ${r.metricsFile}`);
 }
 
 async function runSplit(out: string, ctx: Context): Promise<void> {

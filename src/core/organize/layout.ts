@@ -22,6 +22,7 @@ export function placeFile(parts: readonly string[]): Placement {
   const labelDir = parts[parts.length - 2];
   const patientDir = parts[parts.length - 3];
   if (SYSTEM_FILES.has(file) || parts.includes('__MACOSX')) return { ok: false, reason: 'operating-system metadata file' };
+  if (file === '.idc-synth.json' && parts.length === 1) return { ok: false, reason: 'marker of an IDC Inspector synthetic archive' };
   const inLabelDir = patientDir !== undefined && isPatientDirName(patientDir) && (labelDir === '0' || labelDir === '1');
   const name = parsePatchName(file);
   if (!inLabelDir) {

@@ -1,0 +1,199 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { existsSync } from 'node:fs';
+import { join, resolve, basename, dirname } from 'node:path';
+import { IdcError, throwIfCancelled } from '../errors';
+import { writeJsonAtomic } from '../fsutil';
+import { noProgress, throttled, type ProgressSink } from '../progress';
+import type { IdcConfig, EvaluateConfig } from '../config';
+import { readManifest, type ManifestRow } from '../manifest';
+import { EvalContext, downsampleCurve, perPatient } from '../metrics';
+import { MANIFEST_FILE } from '../organize/organize';
+import { prepareData, type PreparedData } from '../train/data';
+import { listRuns, runsDir } from '../train/train';
+import { loadModel } from '../train/model-io';
+import { foldForInference } from '../engine/model';
+import type { CacheReader } from '../cache';
+import { writePredictions, errorPage } from './predictions';
+import type { EvalReport, OperatingPointRow, Prediction } from './types';
+
+export interface EvaluateOptions {
+  outputDir: string;
+  config: IdcConfig;
+  /** A run of this output folder (default: the newest finished run). */
+  runId?: string;
+  /** Or any TF.js layers model (model.json) taking 50x50x3 patches. */
+  modelPath?: string;
+  split?: 'test' | 'val' | 'train';
+  cacheDir?: string;
+  onProgress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface EvaluateResult { dir: string; report: EvalReport; predictions: Prediction[]; predictionsFile: string; metricsFile: string; model: tfl.LayersModel; reader: CacheReader }
+
+export const MAX_CURVE_POINTS = 512;
+const ERROR_LIST = 200;
+
+/** Where a model comes from and where its evaluations go. */
+export function resolveModelSource(outputDir: string, opts: { runId?: string; modelPath?: string }): { modelDir: string; evalRoot: string; label: string; runId?: string } {
+  if (opts.modelPath) {
+    const p = resolve(opts.modelPath);
+    const file = p.endsWith('.json') ? p : join(p, 'model.json');
+    if (!existsSync(file)) throw new IdcError(`No model at ${file}.`, 'Give the path of a TF.js layers model (its model.json or the folder holding it).', 'NO_MODEL');
+    const name = basename(dirname(file)).replace(/[^\w.-]/g, '_') || 'model';
+    return { modelDir: file, evalRoot: join(outputDir, 'evals', name), label: file };
+  }
+  const runs = listRuns(outputDir);
+  const run = opts.runId ? runs.find((r) => r.id === opts.runId) : [...runs].reverse().find((r) => r.status === 'finished');
+  if (!run) {
+    throw new IdcError(opts.runId ? `No run "${opts.runId}" in ${runsDir(outputDir)}.` : `No finished training run in ${runsDir(outputDir)}.`,
+      opts.runId ? `Runs there: ${runs.map((r) => r.id).join(', ') || 'none'}.` : 'Train a model first ("idc train"), or evaluate another model with --model.', 'NO_RUN');
+  }
+  const runDir = join(runsDir(outputDir), run.id);
+  if (!existsSync(join(runDir, 'model', 'model.json'))) {
+    throw new IdcError(`Run ${run.id} has no final model yet (status: ${run.status}).`, 'Resume it to the end ("idc train --resume"), then evaluate.', 'NO_MODEL');
+  }
+  return { modelDir: join(runDir, 'model'), evalRoot: join(runDir, 'eval'), label: run.id, runId: run.id };
+}
+
+/** Checks a model takes 50x50x3 patches and gives one probability (or two softmax columns). */
+export function checkModelShape(model: tfl.LayersModel, source: string): { positiveColumn: number } {
+  const inShape = model.inputs[0]?.shape ?? [];
+  if (model.inputs.length !== 1 || inShape.length !== 4 || inShape[1] !== 50 || inShape[2] !== 50 || inShape[3] !== 3) {
+    throw new IdcError(`The model at ${source} takes input ${JSON.stringify(inShape)}; IDC patches are 50x50x3 (shape [null, 50, 50, 3]).`, 'Use a model built for 50x50 RGB patches, or add a resizing input layer to it and save it again.', 'BAD_MODEL_SHAPE');
+  }
+  const outShape = model.outputs[0]?.shape ?? [];
+  const units = outShape[outShape.length - 1];
+  if (model.outputs.length !== 1 || outShape.length !== 2 || (units !== 1 && units !== 2)) {
+    throw new IdcError(`The model at ${source} outputs ${JSON.stringify(outShape)}; expected one sigmoid probability [null, 1] or two softmax columns [null, 2].`, 'Evaluate a binary classifier.', 'BAD_MODEL_SHAPE');
+  }
+  return { positiveColumn: units === 2 ? 1 : 0 };
+}
+
+export function preprocessor(kind: EvaluateConfig['preprocess']): (v: number) => number {
+  return kind === 'none' ? (v) => v : kind === 'minusOneToOne' ? (v) => v / 127.5 - 1 : (v) => v / 255;
+}
+
+/** Scores every patch of a cached split; async reads only (WebGPU has no dataSync under Node). */
+export async function scoreSplit(model: tfl.LayersModel, reader: CacheReader, opts: { batchSize: number; preprocess: EvaluateConfig['preprocess']; positiveColumn: number; signal?: AbortSignal; onBatch?: (done: number) => void }): Promise<Float32Array> {
+  const scores = new Float32Array(reader.size);
+  const scale = preprocessor(opts.preprocess);
+  const xf = new Float32Array(opts.batchSize * 7500);
+  let done = 0;
+  for await (const b of reader.batches({ batchSize: opts.batchSize, shuffle: false })) {
+    throwIfCancelled(opts.signal);
+    const n = b.y.length;
+    for (let i = 0; i < n * 7500; i++) xf[i] = scale(b.x[i]);
+    const out = tf.tidy(() => model.predict(tf.tensor4d(xf.subarray(0, n * 7500), [n, 50, 50, 3]), { batchSize: n }) as tf.Tensor);
+    const p = await out.data();
+    out.dispose();
+    const cols = opts.positiveColumn === 1 ? 2 : 1;
+    for (let i = 0; i < n; i++) scores[b.indices[i]] = p[i * cols + opts.positiveColumn];
+    done += n;
+    opts.onBatch?.(done);
+  }
+  return scores;
+}
+
+/**
+ * Scores a split with a trained run (or a third-party model) and writes predictions.csv and
+ * metrics.json: curves with scikit-learn's semantics, the operating points, patients and errors.
+ */
+export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedData): Promise<EvaluateResult> {
+  const { config, outputDir } = opts;
+  const ev = config.evaluate;
+  const split = opts.split ?? ev.split;
+  const progress = opts.onProgress ?? noProgress;
+  const source = resolveModelSource(outputDir, opts);
+  const data = prepared ?? await prepareData(outputDir, config, { cacheDir: opts.cacheDir, onProgress: progress, signal: opts.signal });
+  const reader = data.open(split);
+  if (reader.size === 0) throw new IdcError(`The ${split} split is empty.`, 'Evaluate another split (--split) or give it a non-zero share in split.ratios.', 'EMPTY_SPLIT');
+  const loaded = await loadModel(source.modelDir);
+  const { positiveColumn } = checkModelShape(loaded, source.label);
+  // Our own models run faster with batch norm folded into the convolutions; others run as they are.
+  let model = loaded;
+  if (!opts.modelPath) {
+    try { model = foldForInference(loaded); } catch { model = loaded; }
+  }
+  const t0 = performance.now();
+  const tick = throttled(progress, 250);
+  const scores = await scoreSplit(model, reader, {
+    batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, signal: opts.signal,
+    onBatch: (done) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}`, done, total: reader.size, unit: 'img' }),
+  });
+  const predictSeconds = (performance.now() - t0) / 1000;
+
+  const byId = new Map<string, ManifestRow>((await readManifest(join(outputDir, MANIFEST_FILE))).map((r) => [r.id, r]));
+  const ids = reader.ids;
+  const labels = reader.labels;
+  const predictions: Prediction[] = new Array(reader.size);
+  for (let i = 0; i < reader.size; i++) {
+    const row = byId.get(ids[i]);
+    if (!row) throw new IdcError(`Cached patch ${ids[i]} is not in the manifest.`, 'Rebuild the cache: run "idc split" again, then evaluate.', 'STALE_CACHE');
+    predictions[i] = { id: ids[i], patient: row.patient, x: row.x, y: row.y, label: labels[i] as 0 | 1, score: scores[i] };
+  }
+  const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: tf.getBackend() });
+  const dir = join(source.evalRoot, split);
+  const predictionsFile = join(dir, 'predictions.csv');
+  const metricsFile = join(dir, 'metrics.json');
+  await writePredictions(predictionsFile, predictions);
+  await writeJsonAtomic(metricsFile, report);
+  if (model !== loaded) model.dispose();
+  return { dir, report, predictions, predictionsFile, metricsFile, model: loaded, reader };
+}
+
+/** All of metrics.json from labels and scores (pure; also used on predictions read back from disk). */
+export function buildEvalReport(labels: ArrayLike<number>, scores: ArrayLike<number>, predictions: readonly Prediction[], ev: Pick<EvaluateConfig, 'threshold' | 'recallTarget' | 'pinnedThresholds'>, meta: { model: string; runId?: string; split: EvalReport['split']; seconds: number; backend: string }): EvalReport {
+  const ctx = EvalContext.from(labels, scores);
+  const warnings: string[] = [];
+  const auc = ctx.rocAuc();
+  const ap = ctx.averagePrecision();
+  const roc = ctx.rocCurve();
+  const pr = ctx.precisionRecallCurve();
+  for (const w of [auc.warning, ap.warning, roc.warning, pr.warning]) if (w && !warnings.includes(w)) warnings.push(w);
+
+  const points: { name: OperatingPointRow['name']; label: string; threshold: number }[] = [{ name: 'default', label: `working threshold ${ev.threshold}`, threshold: ev.threshold }];
+  const youden = ctx.youden();
+  if (youden) points.push({ name: 'youden', label: "Youden's J", threshold: youden.threshold });
+  const f1 = ctx.f1Optimal();
+  if (f1) points.push({ name: 'f1', label: 'F1-optimal', threshold: f1.threshold });
+  const rec = ctx.thresholdForRecall(ev.recallTarget);
+  if (rec) points.push({ name: 'recall-target', label: `recall ≥ ${ev.recallTarget}`, threshold: rec.threshold });
+  else warnings.push(`No threshold reaches recall ${ev.recallTarget} on this split.`);
+  for (const t of ev.pinnedThresholds) points.push({ name: 'pinned', label: `pinned ${t}`, threshold: t });
+  const P = ctx.positives, N = ctx.negatives;
+  const operatingPoints: OperatingPointRow[] = points.map((p) => {
+    const m = ctx.metricsAt(p.threshold);
+    return { ...m, name: p.name, label: p.label, fpr: N ? m.fp / N : NaN, tpr: P ? m.tp / P : NaN };
+  });
+
+  const nearest = (thresholds: ArrayLike<number>, t: number): number => {
+    let best = 0;
+    for (let i = 0; i < thresholds.length; i++) if (Math.abs(thresholds[i] - t) < Math.abs(thresholds[best] - t)) best = i;
+    return best;
+  };
+  const rocKeep = downsampleCurve({ x: roc.fpr, y: roc.tpr }, MAX_CURVE_POINTS, operatingPoints.map((o) => nearest(roc.thresholds, o.threshold)));
+  const prKeep = downsampleCurve({ x: pr.recall, y: pr.precision }, MAX_CURVE_POINTS, operatingPoints.map((o) => nearest(pr.thresholds, o.threshold)));
+  const pick = (a: ArrayLike<number>, keep: Uint32Array): number[] => Array.from(keep, (i) => a[i]);
+  // PR has one more point than thresholds (the appended precision 1, recall 0); JSON cannot hold Infinity.
+  const prThresholds = Array.from(prKeep, (i) => (i < pr.thresholds.length ? pr.thresholds[i] : null)) as number[];
+  const rocThresholds = pick(roc.thresholds, rocKeep).map((t) => (Number.isFinite(t) ? t : null)) as number[];
+
+  const fn = errorPage(predictions, 'fn', ev.threshold, 0, ERROR_LIST);
+  const fp = errorPage(predictions, 'fp', ev.threshold, 0, ERROR_LIST);
+  const n = labels.length;
+  return {
+    version: 1, createdAt: new Date().toISOString(), model: meta.model, runId: meta.runId, split: meta.split,
+    n, positives: P, negatives: N,
+    auc: Number.isFinite(auc.value) ? auc.value : null, averagePrecision: Number.isFinite(ap.value) && !ap.warning ? ap.value : (P === 0 ? null : ap.value),
+    warnings,
+    roc: { fpr: pick(roc.fpr, rocKeep), tpr: pick(roc.tpr, rocKeep), thresholds: rocThresholds },
+    pr: { precision: pick(pr.precision, prKeep), recall: pick(pr.recall, prKeep), thresholds: prThresholds },
+    threshold: ev.threshold,
+    operatingPoints,
+    patients: perPatient(predictions.map((p) => ({ patient: p.patient, label: p.label ?? 0, score: p.score })), ev.threshold),
+    errors: { falseNegatives: fn.items, falsePositives: fp.items, totalFalseNegatives: fn.total, totalFalsePositives: fp.total },
+    seconds: meta.seconds, imagesPerSecond: meta.seconds > 0 ? n / meta.seconds : 0, backend: meta.backend,
+  };
+}

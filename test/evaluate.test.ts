@@ -1,0 +1,66 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { initBackend } from '../src/core/engine/backends';
+import { train } from '../src/core/train/train';
+import { saveModel } from '../src/core/train/model-io';
+import { evaluateModel } from '../src/core/evaluate/evaluate';
+import { readPredictions, errorPage } from '../src/core/evaluate/predictions';
+import { EvalContext } from '../src/core/metrics';
+import type { EvalReport } from '../src/core/evaluate/types';
+import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
+import { tempDir } from './helpers/fixtures';
+
+let out = '';
+const cfg = tinyTrainConfig((c) => { c.train.epochs = 1; c.evaluate.pinnedThresholds = [0.3]; });
+
+before(async () => {
+  await initBackend('wasm');
+  ({ out } = await preparedOutput(5, 11));
+  await train({ outputDir: out, config: cfg, runId: 'r1' });
+});
+
+test('evaluate writes predictions and metrics that agree with each other', async () => {
+  const r = await evaluateModel({ outputDir: out, config: cfg });
+  assert.equal(r.report.runId, 'r1', 'the newest finished run by default');
+  const preds = readPredictions(r.predictionsFile);
+  assert.equal(preds.length, r.report.n);
+  const labels = preds.map((p) => p.label!);
+  const scores = preds.map((p) => p.score);
+  const report = JSON.parse(readFileSync(r.metricsFile, 'utf8')) as EvalReport;
+  // Scores round-trip through the CSV exactly, so the AUC recomputed from the file is the same number.
+  assert.equal(EvalContext.from(labels, scores).rocAuc().value, report.auc);
+  for (const o of report.operatingPoints) {
+    let tp = 0, fp = 0, tn = 0, fn = 0;
+    preds.forEach((p) => { const pos = p.score >= o.threshold; if (p.label === 1) { if (pos) tp++; else fn++; } else if (pos) fp++; else tn++; });
+    assert.deepEqual([o.tp, o.fp, o.tn, o.fn], [tp, fp, tn, fn], o.label);
+  }
+  assert.deepEqual(report.operatingPoints.map((o) => o.name).filter((n) => n !== 'youden' && n !== 'f1' && n !== 'recall-target'), ['default', 'pinned']);
+  assert.ok(report.roc.fpr.length <= 512 && report.roc.fpr[0] === 0 && report.roc.tpr[report.roc.tpr.length - 1] === 1);
+  assert.equal(report.patients.reduce((s, p) => s + p.n, 0), report.n);
+  const fnAll = errorPage(preds, 'fn', report.threshold, 0, 1e9);
+  assert.equal(report.errors.totalFalseNegatives, fnAll.total);
+  for (let i = 1; i < fnAll.items.length; i++) assert.ok(fnAll.items[i - 1].score <= fnAll.items[i].score, 'FN by ascending score');
+  const fpAll = errorPage(preds, 'fp', report.threshold);
+  for (let i = 1; i < fpAll.items.length; i++) assert.ok(fpAll.items[i - 1].score >= fpAll.items[i].score, 'FP by descending score');
+  const page2 = errorPage(preds, 'fn', report.threshold, 1, 2);
+  assert.deepEqual(page2.items, fnAll.items.slice(1, 3), 'paging');
+});
+
+test('a third-party layers model: 50x50x3 input works (softmax pair too), other shapes get a clear error', async () => {
+  const dir = tempDir();
+  const good = tfl.sequential({ layers: [tfl.layers.globalAveragePooling2d({ inputShape: [50, 50, 3] }), tfl.layers.dense({ units: 2, activation: 'softmax' })] });
+  await saveModel(good, join(dir, 'good'));
+  const r = await evaluateModel({ outputDir: out, config: cfg, modelPath: join(dir, 'good', 'model.json') });
+  assert.equal(r.report.model, join(dir, 'good', 'model.json'));
+  assert.ok(r.report.n > 0 && r.predictions.every((p) => p.score >= 0 && p.score <= 1));
+  const bad = tfl.sequential({ layers: [tfl.layers.globalAveragePooling2d({ inputShape: [64, 64, 3] }), tfl.layers.dense({ units: 1, activation: 'sigmoid' })] });
+  await saveModel(bad, join(dir, 'bad'));
+  await assert.rejects(evaluateModel({ outputDir: out, config: cfg, modelPath: join(dir, 'bad') }), /takes input \[null,64,64,3\]; IDC patches are 50x50x3/);
+  await assert.rejects(evaluateModel({ outputDir: out, config: cfg, modelPath: join(dir, 'missing') }), /No model at/);
+  await assert.rejects(evaluateModel({ outputDir: out, config: cfg, runId: 'nope' }), /No run "nope".*/);
+  tf.disposeVariables();
+});
