@@ -9,7 +9,7 @@ import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { ManifestRow } from '../manifest';
 import { PATCH_SIZE } from '../naming';
 import { assignRows, SPLIT_NAMES, type SplitFile, type SplitName } from '../split';
-import { listZip, type ArchiveEntry, type ArchiveListing } from '../organize/listing';
+import { listZipWithYauzl, type ArchiveEntry, type ArchiveListing } from '../organize/listing';
 import { describeReadError, type DecodeJob, type DecodeResult } from './decode-chunk';
 import { packSlot, type ZipSlot } from './zip-read';
 import { readZipDirectory } from './zip-directory';
@@ -301,7 +301,7 @@ async function zipSource(archive: string, streams = false): Promise<ZipSource> {
   }
   let listing: ArchiveListing;
   try {
-    listing = await listZip(archive);
+    listing = await listZipWithYauzl(archive);
   } catch (e) {
     throw new IdcError(`${archive} is not a readable zip file any more: ${(e as Error).message}`, FAILURE_HINT, 'BAD_ZIP');
   }

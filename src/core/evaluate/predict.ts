@@ -1,0 +1,116 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve, basename } from 'node:path';
+import { IdcError, throwIfCancelled } from '../errors';
+import { writeJsonAtomic } from '../fsutil';
+import { noProgress, throttled, type ProgressSink } from '../progress';
+import type { IdcConfig } from '../config';
+import { parseUnlabelledName } from '../naming';
+import { listDirectory } from '../organize/listing';
+import type { Issue } from '../organize/layout';
+import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
+import { loadModel } from '../train/model-io';
+import { foldForInference } from '../engine/model';
+import { resolveModelSource, checkModelShape, preprocessor } from './evaluate';
+import { writePredictions } from './predictions';
+import type { Prediction } from './types';
+
+export interface PredictOptions {
+  folder: string;
+  outputDir: string;
+  config: IdcConfig;
+  runId?: string;
+  modelPath?: string;
+  onProgress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface PatientPrediction { patient: string; n: number; predictedPositive: number; meanScore: number; maxScore: number }
+
+export interface PredictResult {
+  dir: string;
+  predictionsFile: string;
+  predictions: Prediction[];
+  /** Decoded 50x50x3 pixels, aligned with `predictions` (for slide maps and thumbnails). */
+  pixels: Uint8Array;
+  skipped: Issue[];
+  patients: PatientPrediction[];
+}
+
+/**
+ * Scores the patches of a folder that has no labels (a new patient's slide): any layout, names with
+ * or without the `_class<C>` suffix. A class in the name is kept as the label but not required.
+ */
+export async function predictFolder(opts: PredictOptions): Promise<PredictResult> {
+  const progress = opts.onProgress ?? noProgress;
+  const folder = resolve(opts.folder);
+  let isDir = false;
+  try { isDir = statSync(folder).isDirectory(); } catch { /* reported below */ }
+  if (!isDir) throw new IdcError(`No folder at ${folder}.`, 'Give the folder that holds the patches to score (PNG files named <patient>_idx5_x<X>_y<Y>[_class<C>].png).', 'NO_FOLDER');
+  const source = resolveModelSource(opts.outputDir, opts);
+  const listing = listDirectory(folder);
+  const skipped: Issue[] = [...listing.issues];
+  const found: { rel: string; name: NonNullable<ReturnType<typeof parseUnlabelledName>> }[] = [];
+  for (const e of listing.entries) {
+    const name = parseUnlabelledName(e.parts[e.parts.length - 1]);
+    if (name) found.push({ rel: e.rel, name });
+    else skipped.push({ path: e.rel, severity: 'skipped', reason: 'name is not <patient>_idx5_x<X>_y<Y>[_class<C>].png' });
+  }
+  if (found.length === 0) throw new IdcError(`No patch files in ${folder}.`, 'Patches are PNG files named <patient>_idx5_x<X>_y<Y>.png (a _class0/_class1 suffix is allowed).', 'NO_PATCHES');
+  const edge = opts.config.data.edgePatches;
+  const pixels = new Uint8Array(found.length * PATCH_BYTES);
+  const kept: typeof found = [];
+  const tick = throttled(progress, 250);
+  for (const f of found) {
+    if ((kept.length & 255) === 0) throwIfCancelled(opts.signal);
+    try {
+      const img = decodeRgb(readFileSync(join(folder, f.rel)));
+      if (img.width > 50 || img.height > 50) throw new Error(`unexpected size ${img.width}x${img.height}`);
+      if ((img.width < 50 || img.height < 50) && edge === 'skip') { skipped.push({ path: f.rel, severity: 'skipped', reason: `edge patch ${img.width}x${img.height} (data.edgePatches is "skip")` }); continue; }
+      placePatch(img, edge === 'pad' ? 'pad' : 'resize', pixels, kept.length * PATCH_BYTES);
+      kept.push(f);
+    } catch (e) {
+      skipped.push({ path: f.rel, severity: 'skipped', reason: `cannot decode: ${(e as Error).message}` });
+    }
+    tick({ phase: 'predict.decode', label: 'Reading patches', done: kept.length, total: found.length, unit: 'files' });
+  }
+  const loaded = await loadModel(source.modelDir);
+  const { positiveColumn } = checkModelShape(loaded, source.label);
+  let model = loaded;
+  if (!opts.modelPath) { try { model = foldForInference(loaded); } catch { model = loaded; } }
+  const scale = preprocessor(opts.modelPath ? opts.config.evaluate.preprocess : 'divide255');
+  const bs = opts.config.evaluate.batchSize;
+  const xf = new Float32Array(bs * 7500);
+  const predictions: Prediction[] = [];
+  for (let start = 0; start < kept.length; start += bs) {
+    throwIfCancelled(opts.signal);
+    const n = Math.min(bs, kept.length - start);
+    for (let i = 0; i < n * 7500; i++) xf[i] = scale(pixels[start * PATCH_BYTES + i]);
+    const out = tf.tidy(() => model.predict(tf.tensor4d(xf.subarray(0, n * 7500), [n, 50, 50, 3]), { batchSize: n }) as tf.Tensor);
+    const p = await out.data();
+    out.dispose();
+    for (let i = 0; i < n; i++) {
+      const { id, patient, x, y, label } = kept[start + i].name;
+      predictions.push({ id, patient, x, y, label, score: p[i * (positiveColumn === 1 ? 2 : 1) + positiveColumn] });
+    }
+    tick({ phase: 'predict.score', label: 'Scoring', done: start + n, total: kept.length, unit: 'img' });
+  }
+  if (model !== loaded) model.dispose();
+  loaded.dispose();
+  const threshold = opts.config.evaluate.threshold;
+  const per = new Map<string, PatientPrediction>();
+  for (const p of predictions) {
+    let s = per.get(p.patient);
+    if (!s) per.set(p.patient, (s = { patient: p.patient, n: 0, predictedPositive: 0, meanScore: 0, maxScore: 0 }));
+    s.n++;
+    if (p.score >= threshold) s.predictedPositive++;
+    s.meanScore += p.score;
+    s.maxScore = Math.max(s.maxScore, p.score);
+  }
+  const patients = [...per.values()].map((s) => ({ ...s, meanScore: s.meanScore / s.n }));
+  const dir = join(opts.outputDir, 'predictions', basename(folder).replace(/[^\w.-]/g, '_') || 'folder');
+  const predictionsFile = join(dir, 'predictions.csv');
+  await writePredictions(predictionsFile, predictions);
+  await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: source.label, threshold, createdAt: new Date().toISOString(), patients, skipped });
+  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, patients };
+}
