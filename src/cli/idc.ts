@@ -39,6 +39,8 @@ Usage:
   idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
   idc evaluate [--run <id> | --model <model.json>] [--split test|val|train] [--out <dir>]
   idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
+  idc report [--run <id>] [--file report.html] [--out <dir>]   one self-contained HTML file
+  idc predict <folder> [--run <id> | --model <model.json>]    score unlabelled patches
   idc config init                              write a default ${CONFIG_FILE_NAME} here
 
 Options for every command:
@@ -97,26 +99,33 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     },
   },
   demo: {
-    options: { dir: { type: 'string' }, patients: { type: 'string' } },
-    overrides: (v) => ({ synth: { patients: intFlag(v.patients, 'patients') } }),
+    options: { dir: { type: 'string' }, patients: { type: 'string' }, epochs: { type: 'string' } },
+    // The demo is sized to finish in minutes on a laptop: 16 patients, 3 epochs unless told otherwise.
+    overrides: (v) => ({ synth: { patients: intFlag(v.patients, 'patients') ?? 16 }, train: { epochs: intFlag(v.epochs, 'epochs') ?? 3 } }),
     run: async (v, _pos, ctx) => {
       const dir = resolve((v.dir as string | undefined) ?? '.idc-demo');
       const archive = join(dir, 'archive');
       const out = join(dir, 'output');
       const t0 = Date.now();
-      ctx.out(`Demo in ${dir}: synthetic archive → organize → split`);
-      if (!existsSync(archive)) {
-        const s = await generateSyntheticArchive({ out: archive, patients: ctx.config.synth.patients, seed: ctx.config.synth.seed, onProgress: ctx.bar.sink, signal: ctx.signal });
-        ctx.bar.finish();
-        ctx.out(`1/3 synth: ${s.patients} patients, ${s.patches} patches (${pct(s.positives, s.patches)} positive) in ${archive}`);
-      } else ctx.out(`1/3 synth: reusing ${archive}`);
+      ctx.out(`Demo in ${dir}: synthetic archive → organize → split → train → evaluate → report`);
+      const s = await generateSyntheticArchive({ out: archive, patients: ctx.config.synth.patients, seed: ctx.config.synth.seed, onProgress: ctx.bar.sink, signal: ctx.signal });
+      ctx.bar.finish();
+      ctx.out(`\n[1/6] synth: ${s.patients} patients, ${s.patches} patches (${pct(s.positives, s.patches)} positive) in ${archive}`);
       const r = await organize({ archive, out, onProgress: ctx.bar.sink, signal: ctx.signal });
       ctx.bar.finish();
-      ctx.out(`2/3 organize: ${r.report.totals.patches} patches from ${r.report.totals.patients} patients${r.upToDate ? ' (up to date)' : ''}`);
-      ctx.out(formatOrganizeSummary(r.report));
-      ctx.out('3/3 split:');
+      ctx.out(`\n[2/6] organize: ${r.report.totals.patches} patches from ${r.report.totals.patients} patients${r.upToDate ? ' (up to date)' : ''}`);
+      ctx.out(formatOrganizeSummary(r.report, 4));
+      ctx.out('\n[3/6] split by patient:');
       await runSplit(out, ctx);
-      ctx.out(`Done in ${formatDuration((Date.now() - t0) / 1000)}. Outputs in ${out}`);
+      ctx.out('\n[4/6] train:');
+      const { listRuns } = await import('../core/train/train');
+      const unfinished = listRuns(out).some((x) => x.status !== 'finished');
+      await runTrain(out, ctx, { resume: unfinished });
+      ctx.out('\n[5/6] evaluate:');
+      await runEvaluate(out, ctx, {});
+      ctx.out('\n[6/6] report:');
+      await runReport(out, ctx, {});
+      ctx.out(`\nDone in ${formatDuration((Date.now() - t0) / 1000)}. Outputs in ${out}`);
     },
   },
   train: {
@@ -135,6 +144,30 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
     run: async (v, _pos, ctx) => {
       await runEvaluate(outputDir(ctx, v), ctx, { runId: v.run as string | undefined, modelPath: v.model as string | undefined });
+    },
+  },
+  report: {
+    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, split: { type: 'string' }, file: { type: 'string' } },
+    overrides: (v) => ({ paths: { output: v.out as string | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
+    run: async (v, _pos, ctx) => {
+      await runReport(outputDir(ctx, v), ctx, { runId: v.run as string | undefined, file: v.file as string | undefined });
+    },
+  },
+  predict: {
+    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' } },
+    overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined } }),
+    run: async (v, pos, ctx) => {
+      const folder = pos[0] ?? usage('idc predict needs the folder of patches to score, e.g. "idc predict new-patient/".');
+      const { initBackend } = await import('../core/engine/backends');
+      const { predictFolder } = await import('../core/evaluate/predict');
+      ctx.out((await initBackend(ctx.config.engine.backend)).summary);
+      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), config: ctx.config, runId: v.run as string | undefined, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
+      ctx.bar.finish();
+      ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);
+      for (const p of r.patients) ctx.out(`  patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive (${((100 * p.predictedPositive) / p.n).toFixed(1)}%), mean score ${p.meanScore.toFixed(3)}`);
+      for (const i of r.skipped.slice(0, 10)) ctx.out(`  skipped ${i.path}: ${i.reason}`);
+      ctx.out(`Predictions: ${r.predictionsFile}`);
+      for (const f of r.slideMaps ?? []) ctx.out(`Slide map:   ${f}`);
     },
   },
   config: {
@@ -193,6 +226,15 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; m
   const worst = m.patients.slice(0, 5).map((p) => `${p.patient} (FN ${p.falseNegatives}, recall ${f(p.recall, 2)}, AUC ${f(p.auc, 2)})`).join(', ');
   ctx.out(`  worst patients at ${m.threshold}: ${worst}`);
   ctx.out(`Predictions: ${r.predictionsFile}\nMetrics:     ${r.metricsFile}`);
+}
+
+async function runReport(out: string, ctx: Context, which: { runId?: string; file?: string }): Promise<void> {
+  const { exportReport } = await import('../core/report/assemble');
+  const file = which.file ? resolve(which.file) : join(out, 'report.html');
+  const cacheDir = ctx.config.data.cacheDir ? resolveConfigPath(ctx.loaded, ctx.config.data.cacheDir) : undefined;
+  const input = await exportReport(out, file, { runId: which.runId, split: ctx.config.evaluate.split, cacheDir });
+  const parts = [input.organize && 'dataset', input.history && 'training curves', input.evaluation && 'evaluation', input.thumbnails?.size && `${input.thumbnails.size} error thumbnails`, input.gradCams?.size && 'Grad-CAM', input.slideMaps?.length && 'slide maps'].filter(Boolean);
+  ctx.out(`Report (${parts.join(', ')}): ${file}`);
 }
 
 async function runSplit(out: string, ctx: Context): Promise<void> {

@@ -35,6 +35,8 @@ export interface PredictResult {
   pixels: Uint8Array;
   skipped: Issue[];
   patients: PatientPrediction[];
+  /** Slide-map PNG files written, one per patient. */
+  slideMaps?: string[];
 }
 
 /**
