@@ -64,3 +64,41 @@ test('a third-party layers model: 50x50x3 input works (softmax pair too), other 
   await assert.rejects(evaluateModel({ outputDir: out, config: cfg, runId: 'nope' }), /No run "nope".*/);
   tf.disposeVariables();
 });
+
+test('predict scores an unlabelled folder (names with or without a class), skipping what it cannot read', async () => {
+  const { readManifest } = await import('../src/core/manifest');
+  const { predictFolder } = await import('../src/core/evaluate/predict');
+  const { mkdirSync, copyFileSync, writeFileSync } = await import('node:fs');
+  const rows = (await readManifest(join(out, 'manifest.csv'))).slice(0, 30);
+  const meta = JSON.parse(readFileSync(join(out, 'manifest.meta.json'), 'utf8')) as { archive: string };
+  const folder = join(tempDir(), 'new-patient');
+  mkdirSync(folder);
+  rows.forEach((r, i) => copyFileSync(join(meta.archive, r.source), join(folder, i % 2 ? `${r.id}.png` : `${r.id.replace(/_class[01]$/, '')}.png`)));
+  writeFileSync(join(folder, 'notes.txt'), 'x');
+  writeFileSync(join(folder, '9999_idx5_x1_y1.png'), 'not a png');
+  const r = await predictFolder({ folder, outputDir: out, config: cfg });
+  assert.equal(r.predictions.length, 30);
+  assert.ok(r.predictions.every((p) => p.score >= 0 && p.score <= 1));
+  assert.equal(r.predictions.filter((p) => p.label !== undefined).length, 15, 'a class in the name is kept as the label');
+  assert.deepEqual(r.skipped.map((s) => s.path).sort(), ['9999_idx5_x1_y1.png', 'notes.txt']);
+  assert.match(r.skipped.find((s) => s.path === '9999_idx5_x1_y1.png')!.reason, /cannot decode/);
+  assert.equal(readPredictions(r.predictionsFile).length, 30);
+  assert.equal(r.patients.reduce((s, p) => s + p.n, 0), 30);
+  await assert.rejects(predictFolder({ folder: join(folder, 'nope'), outputDir: out, config: cfg }), /No folder at/);
+});
+
+test('the report gathers dataset, training and evaluation into one offline HTML file', async () => {
+  const { exportReport } = await import('../src/core/report/assemble');
+  await evaluateModel({ outputDir: out, config: cfg });
+  const file = join(tempDir(), 'report.html');
+  const input = await exportReport(out, file);
+  assert.equal(input.runId, 'r1');
+  assert.ok(input.history?.length === 1 && input.evaluation && input.organize && input.split);
+  assert.ok((input.thumbnails?.size ?? 0) > 0, 'error thumbnails from the cache');
+  const html = readFileSync(file, 'utf8');
+  assert.doesNotMatch(html, /(src|href)="https?:/);
+  assert.match(html, /ROC/);
+  assert.match(html, new RegExp(report(input).auc!.toFixed(3)));
+});
+
+const report = (input: { evaluation?: EvalReport }) => input.evaluation!;
