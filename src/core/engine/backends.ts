@@ -169,8 +169,13 @@ async function probeTensorflow(): Promise<BackendProbe> {
 
 // ---------------------------------------------------------------- webgpu
 
-async function probeWebGpu(): Promise<BackendProbe> {
+async function probeWebGpu(opts: InitOptions = {}): Promise<BackendProbe> {
   const name = 'webgpu' as const;
+  // On Linux a GPU shows up as a device node; without one Dawn could only offer a software
+  // adapter, and loading it prints native warnings. Tests that want lavapipe opt in.
+  if (process.platform === 'linux' && !opts.allowSoftwareAdapter && vulkanInfo().renderNodes.length === 0 && nvidiaInfo().devices.length === 0) {
+    return { name, available: false, reason: 'no GPU device is visible here (no /dev/dri render node, no /dev/nvidia*)', fix: gpuDriverFix() };
+  }
   const load = await loadDawn();
   if (!load.ok) {
     return load.installed
@@ -238,7 +243,7 @@ const realHooks: BackendHooks = {
   probe(name, opts) {
     switch (name) {
       case 'tensorflow-gpu': return probeTensorflowGpu();
-      case 'webgpu': return probeWebGpu();
+      case 'webgpu': return probeWebGpu(opts);
       case 'tensorflow': return probeTensorflow();
       case 'wasm': return probeWasm(opts);
       case 'cpu': return Promise.resolve({ name, available: true, detail: `tfjs-backend-cpu ${version_cpu}` });
