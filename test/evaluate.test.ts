@@ -48,6 +48,11 @@ test('evaluate writes predictions and metrics that agree with each other', async
   for (let i = 1; i < fpAll.items.length; i++) assert.ok(fpAll.items[i - 1].score >= fpAll.items[i].score, 'FP by descending score');
   const page2 = errorPage(preds, 'fn', report.threshold, 1, 2);
   assert.deepEqual(page2.items, fnAll.items.slice(1, 3), 'paging');
+  // Grad-CAM overlays for the worst errors and slide maps for the worst patients, as PNG files.
+  const worst = [...report.errors.falseNegatives.slice(0, cfg.evaluate.gradCamExamples), ...report.errors.falsePositives.slice(0, cfg.evaluate.gradCamExamples)];
+  assert.equal(r.gradCams, worst.length);
+  for (const e of worst) assert.deepEqual([...readFileSync(join(r.dir, 'gradcam', `${e.id}.png`)).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+  assert.deepEqual(r.slideMaps.map((f) => f.split('/').pop()), report.patients.slice(0, 6).map((p) => `${p.patient}.png`));
 });
 
 test('a third-party layers model: 50x50x3 input works (softmax pair too), other shapes get a clear error', async () => {
@@ -84,6 +89,7 @@ test('predict scores an unlabelled folder (names with or without a class), skipp
   assert.match(r.skipped.find((s) => s.path === '9999_idx5_x1_y1.png')!.reason, /cannot decode/);
   assert.equal(readPredictions(r.predictionsFile).length, 30);
   assert.equal(r.patients.reduce((s, p) => s + p.n, 0), 30);
+  assert.equal(r.slideMaps?.length, r.patients.length, 'a slide map per patient');
   await assert.rejects(predictFolder({ folder: join(folder, 'nope'), outputDir: out, config: cfg }), /No folder at/);
 });
 

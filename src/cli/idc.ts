@@ -226,6 +226,7 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; m
   const worst = m.patients.slice(0, 5).map((p) => `${p.patient} (FN ${p.falseNegatives}, recall ${f(p.recall, 2)}, AUC ${f(p.auc, 2)})`).join(', ');
   ctx.out(`  worst patients at ${m.threshold}: ${worst}`);
   ctx.out(`Predictions: ${r.predictionsFile}\nMetrics:     ${r.metricsFile}`);
+  ctx.out(`Grad-CAM:    ${r.gradCams} overlays in ${join(r.dir, 'gradcam')}\nSlide maps:  ${r.slideMaps.length} worst patients in ${join(r.dir, 'slidemaps')}`);
 }
 
 async function runReport(out: string, ctx: Context, which: { runId?: string; file?: string }): Promise<void> {

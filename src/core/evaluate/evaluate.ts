@@ -15,6 +15,7 @@ import { loadModel } from '../train/model-io';
 import { foldForInference } from '../engine/model';
 import type { CacheReader } from '../cache';
 import { writePredictions, errorPage } from './predictions';
+import { writeGradCams, writeSlideMaps } from './visuals';
 import type { EvalReport, OperatingPointRow, Prediction } from './types';
 
 export interface EvaluateOptions {
@@ -30,7 +31,10 @@ export interface EvaluateOptions {
   signal?: AbortSignal;
 }
 
-export interface EvaluateResult { dir: string; report: EvalReport; predictions: Prediction[]; predictionsFile: string; metricsFile: string; model: tfl.LayersModel; reader: CacheReader }
+export interface EvaluateResult { dir: string; report: EvalReport; predictions: Prediction[]; predictionsFile: string; metricsFile: string; model: tfl.LayersModel; reader: CacheReader; gradCams: number; slideMaps: string[] }
+
+/** Slide maps written by evaluate: the worst patients (the panels render others on demand). */
+export const SLIDE_MAPS = 6;
 
 export const MAX_CURVE_POINTS = 512;
 const ERROR_LIST = 200;
@@ -140,7 +144,24 @@ export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedDa
   await writePredictions(predictionsFile, predictions);
   await writeJsonAtomic(metricsFile, report);
   if (model !== loaded) model.dispose();
-  return { dir, report, predictions, predictionsFile, metricsFile, model: loaded, reader };
+
+  // What the report and the gallery show beside the numbers: Grad-CAMs of the worst errors, slide maps of the worst patients.
+  const rowOf = new Map(ids.map((id, i) => [id, i]));
+  const pixels = (want: readonly string[]) => reader.readBatch(want.map((id) => rowOf.get(id)!));
+  const k = ev.gradCamExamples;
+  const worst = [...report.errors.falseNegatives.slice(0, k), ...report.errors.falsePositives.slice(0, k)];
+  tick({ phase: 'evaluate.visuals', label: 'Grad-CAM and slide maps', done: 0, total: worst.length + SLIDE_MAPS, unit: 'images' });
+  const scale = preprocessor(opts.modelPath ? ev.preprocess : 'divide255');
+  let gradCams = 0;
+  try {
+    gradCams = await writeGradCams(loaded, worst, pixels, dir, { scale: (x) => x.map(scale) });
+  } catch (e) {
+    report.warnings.push(`Grad-CAM unavailable for this model: ${(e as Error).message}`);
+    await writeJsonAtomic(metricsFile, report);
+  }
+  const slideMaps = await writeSlideMaps(predictions, report.patients.slice(0, SLIDE_MAPS).map((p) => p.patient), pixels, dir, ev.threshold);
+  tick({ phase: 'evaluate.visuals', label: 'Grad-CAM and slide maps', done: worst.length + SLIDE_MAPS, total: worst.length + SLIDE_MAPS, unit: 'images' });
+  return { dir, report, predictions, predictionsFile, metricsFile, model: loaded, reader, gradCams, slideMaps };
 }
 
 /** All of metrics.json from labels and scores (pure; also used on predictions read back from disk). */

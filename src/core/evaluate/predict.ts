@@ -13,6 +13,7 @@ import { loadModel } from '../train/model-io';
 import { foldForInference } from '../engine/model';
 import { resolveModelSource, checkModelShape, preprocessor } from './evaluate';
 import { writePredictions } from './predictions';
+import { writeSlideMaps } from './visuals';
 import type { Prediction } from './types';
 
 export interface PredictOptions {
@@ -114,5 +115,12 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
   const predictionsFile = join(dir, 'predictions.csv');
   await writePredictions(predictionsFile, predictions);
   await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: source.label, threshold, createdAt: new Date().toISOString(), patients, skipped });
-  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, patients };
+  const rowOf = new Map(predictions.map((p, i) => [p.id, i]));
+  const gather = (ids: readonly string[]): Uint8Array => {
+    const out = new Uint8Array(ids.length * PATCH_BYTES);
+    ids.forEach((id, k) => { const i = rowOf.get(id)!; out.set(pixels.subarray(i * PATCH_BYTES, (i + 1) * PATCH_BYTES), k * PATCH_BYTES); });
+    return out;
+  };
+  const slideMaps = await writeSlideMaps(predictions, patients.map((p) => p.patient), gather, dir, threshold);
+  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, patients, slideMaps };
 }

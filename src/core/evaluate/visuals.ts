@@ -1,0 +1,37 @@
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../fsutil';
+import { PATCH_BYTES } from '../cache/pixels';
+import { gradCam, gradCamOverlayPng, slideMap, type SlideTile } from '../visual';
+import type { ErrorItem, Prediction } from './types';
+
+/** Pixels for any patch of the evaluated set, by id (cache rows or decoded files). */
+export type PixelSource = (ids: readonly string[]) => Uint8Array;
+
+/** Grad-CAM overlays (PNG, 200 px) for the given error patches: `<dir>/gradcam/<id>.png`. */
+export async function writeGradCams(model: tfl.LayersModel, items: readonly ErrorItem[], pixels: PixelSource, dir: string, opts: { scale?: (x: Float32Array) => Float32Array } = {}): Promise<number> {
+  if (items.length === 0) return 0;
+  const px = pixels(items.map((i) => i.id));
+  const maps = await gradCam(model, px, items.length, { scale: opts.scale });
+  for (let k = 0; k < items.length; k++) {
+    const png = await gradCamOverlayPng(px.subarray(k * PATCH_BYTES, (k + 1) * PATCH_BYTES), maps[k]);
+    await writeFileAtomic(join(dir, 'gradcam', `${items[k].id}.png`), png);
+  }
+  return items.length;
+}
+
+/** One slide map per patient: `<dir>/slidemaps/<patient>.png`; returns the files written. */
+export async function writeSlideMaps(predictions: readonly Prediction[], patients: readonly string[], pixels: PixelSource, dir: string, threshold: number): Promise<string[]> {
+  const files: string[] = [];
+  for (const patient of patients) {
+    const rows = predictions.filter((p) => p.patient === patient);
+    if (rows.length === 0) continue;
+    const px = pixels(rows.map((r) => r.id));
+    const tiles: SlideTile[] = rows.map((r, k) => ({ id: r.id, x: r.x, y: r.y, label: r.label, score: r.score, pixels: px.subarray(k * PATCH_BYTES, (k + 1) * PATCH_BYTES) }));
+    const map = await slideMap(tiles, { threshold });
+    const file = join(dir, 'slidemaps', `${patient}.png`);
+    await writeFileAtomic(file, map.png);
+    files.push(file);
+  }
+  return files;
+}
