@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { cpus, totalmem } from 'node:os';
 import { generateSyntheticArchive } from '../src/core/synth/synth';
 import { organize } from '../src/core/organize/organize';
-import { readManifest, manifestHash } from '../src/core/manifest';
+import { readManifestWithHash } from '../src/core/manifest';
 import { splitByPatient } from '../src/core/split';
 
 interface StepResult { step: string; seconds: number; items: number; unit: string; maxRssMB: number; note?: string }
@@ -39,8 +39,7 @@ async function runStep(step: string, dir: string, patients: number): Promise<Ste
     case 'split': {
       const file = join(dir, `out-organize-${patients}`, 'manifest.csv');
       const t = performance.now();
-      const rows = await readManifest(file);
-      const hash = manifestHash(readFileSync(file, 'utf8'));
+      const { rows, hash } = await readManifestWithHash(file);
       const tSplit = performance.now();
       const split = splitByPatient(rows, { ratios: [0.7, 0.15, 0.15], seed: 42, stratify: true, manifestHash: hash });
       const splitMs = performance.now() - tSplit;

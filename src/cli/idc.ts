@@ -7,12 +7,11 @@ import { isIdcError, IdcError } from '../core/errors';
 import { loadConfig, resolveConfigPath, defaultConfigText, CONFIG_FILE_NAME, type BackendName, type DeepPartial, type IdcConfig, type LoadedConfig } from '../core/config';
 import { organize, MANIFEST_FILE, type Materialize } from '../core/organize/organize';
 import { formatOrganizeSummary } from '../core/organize/summary';
-import { readManifest, manifestHash } from '../core/manifest';
+import { readManifestWithHash } from '../core/manifest';
 import { splitByPatient, writeSplit, formatSplitSummary } from '../core/split';
 import { generateSyntheticArchive } from '../core/synth/synth';
 import { writeFileAtomic } from '../core/fsutil';
 import { ProgressBar, formatDuration } from './progress-bar';
-import { readFileSync } from 'node:fs';
 
 const SPLIT_FILE = 'split.json';
 
@@ -240,9 +239,9 @@ async function runReport(out: string, ctx: Context, which: { runId?: string; fil
 
 async function runSplit(out: string, ctx: Context): Promise<void> {
   const manifestFile = join(out, MANIFEST_FILE);
-  const rows = await readManifest(manifestFile);
+  const { rows, hash } = await readManifestWithHash(manifestFile);
   const { ratios, seed, stratify } = ctx.config.split;
-  const split = splitByPatient(rows, { ratios, seed, stratify, manifestHash: manifestHash(readFileSync(manifestFile, 'utf8')) });
+  const split = splitByPatient(rows, { ratios, seed, stratify, manifestHash: hash });
   const file = join(out, SPLIT_FILE);
   await writeSplit(file, split);
   ctx.out(formatSplitSummary(split));

@@ -31,22 +31,26 @@ function csvField(s: string): string {
 }
 
 export function parseManifest(text: string, file = 'manifest.csv'): ManifestRow[] {
-  const lines = text.split(/\r?\n/);
-  if (lines[0] !== MANIFEST_COLUMNS.join(',')) {
-    throw new IdcError(`${file} does not start with the manifest header "${MANIFEST_COLUMNS.join(',')}".`, 'Run "idc organize" again to rebuild it.', 'BAD_MANIFEST');
+  const header = MANIFEST_COLUMNS.join(',');
+  if (!text.startsWith(header + '\n') && !text.startsWith(header + '\r\n') && text !== header) {
+    throw new IdcError(`${file} does not start with the manifest header "${header}".`, 'Run "idc organize" again to rebuild it.', 'BAD_MANIFEST');
   }
   const rows: ManifestRow[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
+  // indexOf over the whole text instead of split('\n'): 277k rows parse in a fraction of the time.
+  let pos = text.indexOf('\n') + 1;
+  let lineNo = 1;
+  while (pos > 0 && pos < text.length) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    lineNo++;
+    const line = text.charCodeAt(end - 1) === 13 ? text.slice(pos, end - 1) : text.slice(pos, end);
+    pos = end + 1;
     if (line === '') continue;
     const f = splitCsvLine(line);
-    const label = Number(f[4]);
-    const row: ManifestRow = {
-      id: f[0], patient: f[1], x: Number(f[2]), y: Number(f[3]), label: label as Label,
-      width: Number(f[5]), height: Number(f[6]), source: f[7],
-    };
+    const label = +f[4];
+    const row: ManifestRow = { id: f[0], patient: f[1], x: +f[2], y: +f[3], label: label as Label, width: +f[5], height: +f[6], source: f[7] };
     if (f.length !== 8 || !row.id || !row.patient || (label !== 0 && label !== 1) || !Number.isFinite(row.x) || !Number.isFinite(row.y) || !(row.width > 0) || !(row.height > 0)) {
-      throw new IdcError(`${file}, line ${i + 1} is malformed: ${line.slice(0, 120)}`, 'Run "idc organize" again to rebuild the manifest.', 'BAD_MANIFEST');
+      throw new IdcError(`${file}, line ${lineNo} is malformed: ${line.slice(0, 120)}`, 'Run "idc organize" again to rebuild the manifest.', 'BAD_MANIFEST');
     }
     rows.push(row);
   }
@@ -73,6 +77,11 @@ function splitCsvLine(line: string): string[] {
 }
 
 export async function readManifest(file: string): Promise<ManifestRow[]> {
+  return (await readManifestWithHash(file)).rows;
+}
+
+/** Rows and content hash from one read (splits and caches record the hash). */
+export async function readManifestWithHash(file: string): Promise<{ rows: ManifestRow[]; hash: string }> {
   let text: string;
   try {
     text = await fsp.readFile(file, 'utf8');
@@ -82,7 +91,7 @@ export async function readManifest(file: string): Promise<ManifestRow[]> {
     }
     throw e;
   }
-  return parseManifest(text, file);
+  return { rows: parseManifest(text, file), hash: manifestHash(text) };
 }
 
 export async function writeManifest(file: string, rows: readonly ManifestRow[]): Promise<string> {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdcError } from '../errors';
-import { readManifest, manifestHash } from '../manifest';
+import { readManifestWithHash } from '../manifest';
 import { readSplit, type SplitFile, type SplitName } from '../split';
 import { MANIFEST_FILE, MANIFEST_META_FILE, type ManifestMeta } from '../organize/organize';
 import { buildCache, openCache, type CacheInfo, type CacheReader } from '../cache';
@@ -23,8 +23,7 @@ export interface PreparedData {
  */
 export async function prepareData(outputDir: string, config: IdcConfig, opts: { cacheDir?: string; onProgress?: ProgressSink; signal?: AbortSignal } = {}): Promise<PreparedData> {
   const manifestFile = join(outputDir, MANIFEST_FILE);
-  const rows = await readManifest(manifestFile);
-  const hash = manifestHash(readFileSync(manifestFile, 'utf8'));
+  const { rows, hash } = await readManifestWithHash(manifestFile);
   let meta: ManifestMeta;
   try {
     meta = JSON.parse(readFileSync(join(outputDir, MANIFEST_META_FILE), 'utf8')) as ManifestMeta;
