@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: prints the pipeline's speed figures on this machine. Each step runs in a
  * fresh child process so its peak memory (maxRSS, worker threads included) is its own.
- * Usage: node dist/bench.js [--patients 279] [--dir .idc-bench] [--only synth,organize,zip,split]
+ * Usage: node dist/bench.js [--patients 279] [--dir .idc-bench] [--only synth,organize,synth-zip,organize-zip,split,cache,evaluate]
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, statSync, readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { cpus, totalmem } from 'node:os';
 import { generateSyntheticArchive } from '../src/core/synth/synth';
 import { organize } from '../src/core/organize/organize';
 import { readManifestWithHash } from '../src/core/manifest';
-import { splitByPatient } from '../src/core/split';
+import { splitByPatient, writeSplit } from '../src/core/split';
 
 interface StepResult { step: string; seconds: number; items: number; unit: string; maxRssMB: number; note?: string }
 
@@ -43,8 +43,38 @@ async function runStep(step: string, dir: string, patients: number): Promise<Ste
       const tSplit = performance.now();
       const split = splitByPatient(rows, { ratios: [0.7, 0.15, 0.15], seed: 42, stratify: true, manifestHash: hash });
       const splitMs = performance.now() - tSplit;
+      await writeSplit(join(dir, `out-organize-${patients}`, 'split.json'), split);
       items = rows.length; unit = 'rows';
       note = `split ${splitMs.toFixed(0)} ms + manifest read ${(tSplit - t).toFixed(0)} ms; test split ${split.summary.test.patches} patches`;
+      break;
+    }
+    case 'cache': {
+      const out = join(dir, `out-organize-${patients}`);
+      const { prepareData } = await import('../src/core/train/data');
+      const { defaultConfig } = await import('../src/core/config');
+      const info = (await prepareData(out, defaultConfig())).cache;
+      items = info.counts.train + info.counts.val + info.counts.test; unit = 'patches';
+      note = info.upToDate ? 'already up to date (delete the cache folder to time a build)' : `${info.decoded} decoded`;
+      break;
+    }
+    case 'evaluate': {
+      // Speed does not depend on the weights: an untrained default model stands in for a run.
+      const out = join(dir, `out-organize-${patients}`);
+      const { initBackend } = await import('../src/core/engine/backends');
+      const { buildModel } = await import('../src/core/engine/model');
+      const { saveModel } = await import('../src/core/train/model-io');
+      const { evaluateModel } = await import('../src/core/evaluate/evaluate');
+      const { defaultConfig } = await import('../src/core/config');
+      const { mkdirSync, writeFileSync } = await import('node:fs');
+      const backend = await initBackend('auto');
+      const runDir = join(out, 'runs', 'bench-untrained');
+      mkdirSync(runDir, { recursive: true });
+      await saveModel(buildModel({ seed: 1 }), join(runDir, 'model'));
+      writeFileSync(join(runDir, 'run.json'), JSON.stringify({ id: 'bench-untrained', createdAt: new Date().toISOString(), status: 'finished', backend: backend.name, epochs: 0 }));
+      const t = performance.now();
+      const r = await evaluateModel({ outputDir: out, config: defaultConfig(), runId: 'bench-untrained' });
+      items = r.report.n; unit = 'patches';
+      note = `${backend.name}; scoring ${r.report.seconds.toFixed(1)} s (${Math.round(r.report.imagesPerSecond)} img/s), whole evaluate incl. curves, operating points, Grad-CAM and slide maps ${((performance.now() - t) / 1000).toFixed(1)} s`;
       break;
     }
     default: throw new Error(`unknown step ${step}`);
@@ -60,7 +90,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(await runStep(values.step, dir, patients)) + '\n');
     return;
   }
-  const steps = (values.only ?? 'synth,organize,synth-zip,organize-zip,split').split(',');
+  const steps = (values.only ?? 'synth,organize,synth-zip,organize-zip,split,cache,evaluate').split(',');
   console.log(`IDC Inspector benchmark — ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${patients} patients, in ${dir}`);
   const archive = join(dir, `archive-${patients}`);
   for (const step of steps) {
