@@ -1,12 +1,25 @@
+import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { IdcConfig } from '../config';
 import { LocalTrainer, type Trainer } from './trainer';
+import { ParallelTrainer, defaultWorkerFile, resolveThreads } from './parallel-trainer';
 import type { LossOptions } from './losses';
 
 export type { Trainer };
 
-/** The trainer for this config on the current tfjs backend; `backend` names it for run records. */
+/**
+ * The trainer for this config on the current tfjs backend; `backend` names it for run records.
+ * On wasm/cpu with more than one thread (engine.threads, 0 = one per core; IDC_THREADS overrides)
+ * and the bundled worker present, a data-parallel ParallelTrainer; else one replica on this thread.
+ */
 export async function createTrainer(config: IdcConfig, loss: LossOptions): Promise<Trainer & { backend: string }> {
-  const local = new LocalTrainer({ model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss });
-  return Object.assign(local, { backend: tf.getBackend() });
+  const opts = { model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss };
+  const backend = tf.getBackend();
+  const threads = resolveThreads(config.engine.threads);
+  const workerFile = defaultWorkerFile();
+  if ((backend === 'wasm' || backend === 'cpu') && threads > 1 && existsSync(workerFile)) {
+    const parallel = await ParallelTrainer.create({ ...opts, threads, workerFile });
+    return Object.assign(parallel, { backend: `${backend}, ${parallel.threads} threads` });
+  }
+  return Object.assign(new LocalTrainer(opts), { backend });
 }
