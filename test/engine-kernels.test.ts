@@ -282,7 +282,8 @@ describe('whole-model gradients: wasm vs cpu', () => {
 
   test('same weights and batch → same loss and variable gradients', async () => {
     // The project architecture at reduced widths: the cpu backend needs seconds per image at full size.
-    const opts = { filters: [8, 16, 16], dense: [16, 16], dropout: 0.5, l2: 0.01, seed: 11 };
+    // Dropout off: its masks are random per call (as they must be), which would differ between backends.
+    const opts = { filters: [8, 16, 16], dense: [16, 16], dropout: 0, l2: 0.01, seed: 11 };
     const B = 3;
     const x = { shape: [B, 50, 50, 3], data: Float32Array.from({ length: B * 7500 }, () => rng.next()) };
     const y = { shape: [B, 1], data: Float32Array.from([1, 0, 1]) };
@@ -307,4 +308,16 @@ describe('whole-model gradients: wasm vs cpu', () => {
     assertClose(wasm, cpu, 2e-4, 'model grads', maxAbs(cpu.slice(1)));
     assert.ok(cpu.slice(1).every((g) => g.data.some((v) => v !== 0)), 'every variable gets a gradient');
   });
+});
+
+test('dropout draws a new mask at every training step (a seeded layer would repeat one)', async () => {
+  await initWasmBackend();
+  const model = buildModel({ filters: [8], dense: [16], dropout: 0.5, seed: 3 });
+  const x = tf.randomUniform([2, 50, 50, 3], 0, 1, 'float32', 1);
+  const a = (model.apply(x, { training: true }) as tf.Tensor).dataSync();
+  const b = (model.apply(x, { training: true }) as tf.Tensor).dataSync();
+  assert.notDeepEqual(Array.from(a), Array.from(b));
+  const c = (model.apply(x, { training: false }) as tf.Tensor).dataSync();
+  const d = (model.apply(x, { training: false }) as tf.Tensor).dataSync();
+  assert.deepEqual(Array.from(c), Array.from(d), 'inference is deterministic');
 });

@@ -61,7 +61,8 @@ export function buildModel(opts: ModelOptions = {}): tfl.LayersModel {
     }).apply(x) as tfl.SymbolicTensor;
     x = bn().apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.reLU().apply(x) as tfl.SymbolicTensor;
-    if (dropout > 0) x = tfl.layers.dropout({ rate: dropout, seed: seed === undefined ? undefined : seed++ }).apply(x) as tfl.SymbolicTensor;
+    // No seed: tfjs would then draw the same mask at every step, freezing one sub-network.
+    if (dropout > 0) x = tfl.layers.dropout({ rate: dropout }).apply(x) as tfl.SymbolicTensor;
   }
   const out = tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init() }).apply(x) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out, name: 'idc_cnn' });
@@ -153,6 +154,8 @@ export function foldForInference(model: tfl.LayersModel): tfl.LayersModel {
         })
         : tfl.layers.dense({ ...common, units: cfg['units'] as number });
       x = folded.apply(x) as tfl.SymbolicTensor;
+      // The layer's variables now hold their own reference to this data.
+      tf.dispose(weights);
       i += relu ? 2 : 1;
       continue;
     }
@@ -161,6 +164,7 @@ export function foldForInference(model: tfl.LayersModel): tfl.LayersModel {
       const weights = layer.getWeights().map((w) => w.clone());
       x = tfl.layers.dense({ name: `${layer.name}_copy`, units: cfg.units, activation: cfg.activation as 'sigmoid', useBias: cfg.useBias, weights })
         .apply(x) as tfl.SymbolicTensor;
+      tf.dispose(weights);
     } else if (layer.getWeights().length === 0) {
       x = layer.apply(x) as tfl.SymbolicTensor; // weightless (ReLU, pooling): safe to share
     } else {
