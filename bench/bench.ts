@@ -70,6 +70,7 @@ async function runStep(step: string, dir: string, patients: number): Promise<Ste
       const runDir = join(out, 'runs', 'bench-untrained');
       mkdirSync(runDir, { recursive: true });
       await saveModel(buildModel({ seed: 1 }), join(runDir, 'model'));
+      writeFileSync(join(runDir, 'config.json'), JSON.stringify(defaultConfig()));
       writeFileSync(join(runDir, 'run.json'), JSON.stringify({ id: 'bench-untrained', createdAt: new Date().toISOString(), status: 'finished', backend: backend.name, epochs: 0 }));
       const t = performance.now();
       const r = await evaluateModel({ outputDir: out, config: defaultConfig(), runId: 'bench-untrained' });

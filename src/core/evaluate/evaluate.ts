@@ -1,16 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, basename, dirname } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import { writeJsonAtomic } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
-import type { IdcConfig, EvaluateConfig } from '../config';
+import { validateConfig, type IdcConfig, type EvaluateConfig } from '../config';
 import { readManifest, type ManifestRow } from '../manifest';
 import { EvalContext, downsampleCurve, perPatient } from '../metrics';
 import { MANIFEST_FILE } from '../organize/organize';
 import { prepareData, type PreparedData } from '../train/data';
-import { listRuns, runsDir } from '../train/train';
+import { listRuns, runsDir, predictSplit } from '../train/train';
+import { createTrainer, type Trainer } from '../train/trainer-factory';
 import { loadModel } from '../train/model-io';
 import { foldForInference } from '../engine/model';
 import type { CacheReader } from '../cache';
@@ -59,6 +60,29 @@ export function resolveModelSource(outputDir: string, opts: { runId?: string; mo
     throw new IdcError(`Run ${run.id} has no final model yet (status: ${run.status}).`, 'Resume it to the end ("idc train --resume"), then evaluate.', 'NO_MODEL');
   }
   return { modelDir: join(runDir, 'model'), evalRoot: join(runDir, 'eval'), label: run.id, runId: run.id };
+}
+
+/**
+ * A trainer holding a run's final weights, built from the config the run trained with; undefined
+ * when that config is missing or does not match the saved model (then the loaded model scores).
+ */
+async function trainerForRun(configFile: string, loaded: tfl.LayersModel): Promise<(Trainer & { backend: string }) | undefined> {
+  if (!existsSync(configFile)) return undefined;
+  let trainer: (Trainer & { backend: string }) | undefined;
+  try {
+    const runConfig = validateConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
+    trainer = await createTrainer(runConfig, { kind: 'bce', gamma: 0 });
+    const weights = loaded.getWeights();
+    if (weights.length !== trainer.weightSpecs.length || weights.some((w, i) => w.shape.join() !== trainer!.weightSpecs[i].shape.join())) {
+      await trainer.dispose();
+      return undefined;
+    }
+    await trainer.setWeights(await Promise.all(weights.map(async (w) => Float32Array.from(await w.data()))));
+    return trainer;
+  } catch {
+    await trainer?.dispose();
+    return undefined;
+  }
 }
 
 /** Checks a model takes 50x50x3 patches and gives one probability (or two softmax columns). */
@@ -122,10 +146,21 @@ export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedDa
   }
   const t0 = performance.now();
   const tick = throttled(progress, 250);
-  const scores = await scoreSplit(model, reader, {
-    batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, signal: opts.signal,
-    onBatch: (done) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}`, done, total: reader.size, unit: 'img' }),
-  });
+  const onBatch = (done: number) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}`, done, total: reader.size, unit: 'img' });
+  // Our own runs score on the trainer (data-parallel over threads on CPU backends); other models as loaded.
+  const trainer = opts.modelPath ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded);
+  let backendLabel = tf.getBackend();
+  let scores: Float32Array;
+  if (trainer) {
+    backendLabel = trainer.backend;
+    try {
+      scores = await predictSplit(trainer, reader, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, onBatch).then((r) => r.scores);
+    } finally {
+      await trainer.dispose();
+    }
+  } else {
+    scores = await scoreSplit(model, reader, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, signal: opts.signal, onBatch });
+  }
   const predictSeconds = (performance.now() - t0) / 1000;
 
   const byId = new Map<string, ManifestRow>((await readManifest(join(outputDir, MANIFEST_FILE))).map((r) => [r.id, r]));
@@ -137,7 +172,7 @@ export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedDa
     if (!row) throw new IdcError(`Cached patch ${ids[i]} is not in the manifest.`, 'Rebuild the cache: run "idc split" again, then evaluate.', 'STALE_CACHE');
     predictions[i] = { id: ids[i], patient: row.patient, x: row.x, y: row.y, label: labels[i] as 0 | 1, score: scores[i] };
   }
-  const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: tf.getBackend() });
+  const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: backendLabel });
   const dir = join(source.evalRoot, split);
   const predictionsFile = join(dir, 'predictions.csv');
   const metricsFile = join(dir, 'metrics.json');
