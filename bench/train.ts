@@ -9,7 +9,8 @@
  * folder first, as the build script would. Cells: wall-clock img/s, median and (best) step of
  * --steps, then img/s by the busiest thread's CPU time (see rate()).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -103,6 +104,27 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));
   console.log(`load average after: ${load()}; tensors left: ${tf.memory().numTensors}`);
   rmSync(dir, { recursive: true, force: true });
+  torchReference(batches);
+}
+
+/**
+ * The peer a user would otherwise pick, measured in the same run: ../shared/bench/torch_reference.py
+ * (same CNN in PyTorch) with Debian's python3, plain and with the malloc settings it recommends.
+ */
+function torchReference(batches: number[]): void {
+  const script = resolve(__dirname, '../../shared/bench/torch_reference.py');
+  const python = '/usr/bin/python3';
+  if (!existsSync(script)) { console.log(`\nPyTorch reference: ${script} not found, skipped.`); return; }
+  if (spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) { console.log('\nPyTorch reference: no torch for /usr/bin/python3 (apt-get install python3-torch), skipped.'); return; }
+  console.log('\nPyTorch reference (CPU, same model, Adam, BCE + L2):');
+  const malloc = { MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '100000000000' };
+  for (const [label, env] of [['default malloc', {}], ['MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1e11', malloc]] as const) {
+    for (const b of batches) {
+      const r = spawnSync(python, [script, '--batch', String(b), '--threads', String(cpus().length)], { encoding: 'utf8', env: { ...process.env, ...env } });
+      const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT')) ?? `failed: ${r.stderr.trim().split('\n').pop()}`;
+      console.log(`  ${label.padEnd(48)} ${line}`);
+    }
+  }
 }
 
 void main().catch((e) => { console.error(e); process.exitCode = 1; });
