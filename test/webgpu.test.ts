@@ -31,7 +31,8 @@ function batch(): { x: Float32Array; y: Float32Array } {
 
 /** Trains STEPS steps on the current backend; `read` because webgpu has no dataSync in Node. */
 async function train(init: Weights | null): Promise<{ losses: number[]; weights: Weights }> {
-  const model = buildModel({ seed: SEED });
+  // Dropout off: its masks are random per step (as they must be) and would differ between backends.
+  const model = buildModel({ seed: SEED, dropout: 0 });
   if (init) model.setWeights(init.map((w) => tf.tensor(w.data, w.shape)));
   const weights: Weights = [];
   for (const w of model.getWeights()) weights.push({ shape: w.shape, data: (await w.data()) as Float32Array });
