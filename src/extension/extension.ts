@@ -1,26 +1,33 @@
 import * as vscode from 'vscode';
-import { defaultConfigText, CONFIG_FILE_NAME } from '../core/config';
+import { IdcClient } from './client';
+import { registerCommands } from './commands';
+import { JobTracker } from './jobs';
 
-/** Activation stays cheap: no TF.js, no dataset I/O; jobs will run in the IDC language server. */
+let idc: IdcClient | undefined;
+
+/**
+ * Activation stays cheap: no TF.js and no dataset I/O here. Jobs, config checks and probes run in
+ * the IDC language server (dist/server.js) and its job processes.
+ */
 export function activate(context: vscode.ExtensionContext): void {
-  context.subscriptions.push(vscode.commands.registerCommand('idc.openConfig', openConfig));
+  const log = vscode.window.createOutputChannel('IDC', { log: true });
+  const tracker = new JobTracker(log);
+  idc = new IdcClient(context, log, tracker);
+  context.subscriptions.push(log, tracker, idc);
+  registerCommands(context, idc, log);
+  context.subscriptions.push(vscode.workspace.onDidChangeConfiguration(async (e) => {
+    if (!e.affectsConfiguration('idc.server.runtime')) return;
+    // The client reads the runtime when it is made, so the window reloads to use the new one.
+    const pick = await vscode.window.showInformationMessage('IDC: reload the window to start the language server with the new idc.server.runtime?', 'Reload Window');
+    if (pick) await vscode.commands.executeCommand('workbench.action.reloadWindow');
+  }));
+  idc.start().catch(async (e: unknown) => {
+    const pick = await vscode.window.showErrorMessage(`IDC: ${(e as Error).message}`, 'Open Settings', 'Show Log');
+    if (pick === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'idc.server');
+    else if (pick) log.show(true);
+  });
 }
 
-export function deactivate(): void {}
-
-/** Opens idc.config.json, creating it with the defaults first when the workspace has none. */
-async function openConfig(): Promise<void> {
-  const folder = vscode.workspace.workspaceFolders?.[0];
-  if (!folder) {
-    const pick = await vscode.window.showErrorMessage('IDC: open a folder first; idc.config.json lives in the workspace.', 'Open Folder…');
-    if (pick) await vscode.commands.executeCommand('vscode.openFolder');
-    return;
-  }
-  const uri = vscode.Uri.joinPath(folder.uri, CONFIG_FILE_NAME);
-  try {
-    await vscode.workspace.fs.stat(uri);
-  } catch {
-    await vscode.workspace.fs.writeFile(uri, new TextEncoder().encode(defaultConfigText()));
-  }
-  await vscode.window.showTextDocument(uri);
+export async function deactivate(): Promise<void> {
+  await idc?.client.stop(2000).catch(() => {});
 }

@@ -1,0 +1,416 @@
+import * as vscode from 'vscode';
+import { basename, isAbsolute, join, relative, sep } from 'node:path';
+import { CONFIG_FILE_NAME, defaultConfigText } from '../core/config';
+import * as P from '../protocol/protocol';
+import type { IdcClient } from './client';
+
+/** Thrown when the user dismisses a picker: the command just ends. */
+class Dismissed extends Error {}
+
+type Folder = vscode.WorkspaceFolder;
+
+/** Every IDC command; each works with no argument, asking for what it needs. */
+export function registerCommands(context: vscode.ExtensionContext, idc: IdcClient, log: vscode.LogOutputChannel): void {
+  const c = new Commands(idc, log);
+  const table: Record<string, (...args: never[]) => Promise<unknown>> = {
+    'idc.organize': (archive?: string) => c.organize(archive),
+    'idc.split': () => c.split(),
+    'idc.train': () => c.train(),
+    'idc.resume': (runId?: string, folder?: Folder) => c.resume(runId, folder),
+    'idc.stopJob': () => c.stopJob(),
+    'idc.evaluate': (runId?: string) => c.evaluate(runId),
+    'idc.exportReport': () => c.exportReport(),
+    'idc.synth': () => c.synth(),
+    'idc.predict': () => c.predict(),
+    'idc.openConfig': () => c.openConfig(),
+    'idc.selectBackend': () => c.selectBackend(),
+    'idc.checkGpu': () => c.checkGpu(),
+    'idc.showDataset': () => c.showDataset(),
+    'idc.showTraining': () => c.showTraining(),
+    'idc.showEvaluation': () => c.showReport('Evaluation'),
+    'idc.showFalseNegatives': () => c.showReport('False Negatives', 'errors'),
+    'idc.showSlideMap': () => c.showSlideMap(),
+    'idc.showLog': async () => log.show(),
+    'idc.restartServer': () => c.restartServer(),
+  };
+  for (const [id, fn] of Object.entries(table)) {
+    context.subscriptions.push(vscode.commands.registerCommand(id, async (...args: never[]) => {
+      try {
+        await fn(...args);
+      } catch (e) {
+        if (e instanceof Dismissed) return;
+        // A message the user can act on; the stack goes to the log only.
+        const message = String((e as Error)?.message ?? e);
+        log.error(`${id}: ${(e as Error)?.stack ?? message}`);
+        const pick = await vscode.window.showErrorMessage(`IDC: ${message}`, 'Show Log');
+        if (pick) log.show(true);
+      }
+    }));
+  }
+}
+
+class Commands {
+  private lastFolder: string | undefined;
+
+  constructor(private readonly idc: IdcClient, private readonly log: vscode.LogOutputChannel) {}
+
+  // ----------------------------------------------------------------------------------- jobs
+
+  async organize(archive?: string): Promise<void> {
+    const { folder, info } = await this.context();
+    let chosen = typeof archive === 'string' ? archive : undefined;
+    if (!chosen && !info.archiveExists) chosen = await this.pickArchive(info);
+    await this.run(folder, { kind: 'organize', archive: chosen });
+    if (chosen && chosen !== info.archive) void this.offerSaveArchive(folder, chosen);
+  }
+
+  async split(): Promise<void> {
+    const { folder, info } = await this.context();
+    await this.needs(info, ['manifest']);
+    await this.run(folder, { kind: 'split' });
+  }
+
+  async train(): Promise<void> {
+    const { folder, info } = await this.context();
+    await this.needs(info, ['manifest', 'split']);
+    const pending = this.idc.tracker.pendingKinds();
+    const open = info.runs.filter((r) => r.status === 'running');
+    if (open.length && !pending.has('train') && !pending.has('resume')) {
+      const items = [
+        ...open.reverse().map((r) => ({ label: `$(debug-continue) Resume ${r.id}`, description: `started ${new Date(r.createdAt).toLocaleString()}, ${r.epochs} epochs planned`, runId: r.id as string | undefined })),
+        { label: '$(add) Start a new run', description: 'with the settings in idc.config.json', runId: undefined },
+      ];
+      const pick = await this.quickPick(items, 'An earlier training run was interrupted. Resume it or start a new one?');
+      if (pick.runId) return this.run(folder, { kind: 'resume', runId: pick.runId });
+    }
+    await this.run(folder, { kind: 'train' });
+  }
+
+  async resume(runId?: string, folderArg?: Folder): Promise<void> {
+    const { folder, info } = await this.context(folderArg);
+    if (typeof runId === 'string') return this.run(folder, { kind: 'resume', runId });
+    const open = info.runs.filter((r) => r.status === 'running').reverse();
+    if (!open.length) {
+      const pick = await vscode.window.showInformationMessage(`IDC: no interrupted training run to resume in ${rel(folder, info.outputDir)}.`, 'Train Model');
+      if (pick) await vscode.commands.executeCommand('idc.train');
+      return;
+    }
+    const run = open.length === 1 ? open[0] : await this.quickPick(open.map((r) => ({ ...r, label: r.id, description: `started ${new Date(r.createdAt).toLocaleString()}` })), 'Which run?');
+    await this.run(folder, { kind: 'resume', runId: run.id });
+  }
+
+  async evaluate(runId?: string): Promise<void> {
+    const { folder, info } = await this.context();
+    await this.needs(info, ['manifest', 'split']);
+    const model = typeof runId === 'string' ? { runId } : await this.pickModel(info, 'Evaluate which model?');
+    await this.run(folder, { kind: 'evaluate', ...model });
+  }
+
+  async exportReport(): Promise<void> {
+    const { folder, info } = await this.context();
+    await this.needs(info, ['manifest']);
+    await this.run(folder, { kind: 'report' });
+  }
+
+  async synth(): Promise<void> {
+    const { folder, info } = await this.context();
+    const patients = await this.input({
+      title: 'IDC: Generate Synthetic Dataset (1/2)', prompt: 'How many patients? The real archive has 279; 16 to 24 train in minutes on a laptop.',
+      value: String(info.synthPatients), validateInput: (v) => (/^\d+$/.test(v) && +v >= 1 && +v <= 100_000 ? undefined : 'A whole number from 1 to 100000'),
+    });
+    const out = await this.input({
+      title: 'IDC: Generate Synthetic Dataset (2/2)', prompt: 'Folder to write, relative to the workspace folder (end it in .zip for a Kaggle-style zip). It must be new or empty.',
+      value: info.archiveExists ? 'data/synthetic' : rel(folder, info.archive), validateInput: (v) => (v.trim() ? undefined : 'A folder name'),
+    });
+    await this.run(folder, { kind: 'synth', out: out.trim(), patients: Number(patients) });
+  }
+
+  async predict(): Promise<void> {
+    const { folder, info } = await this.context();
+    const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: folder.uri, openLabel: 'Score These Patches', title: 'IDC: folder of patches to score (a new patient)' });
+    if (!picked?.[0]) throw new Dismissed();
+    const model = await this.pickModel(info, 'Score them with which model?');
+    await this.run(folder, { kind: 'predict', patches: picked[0].fsPath, ...model });
+  }
+
+  async stopJob(): Promise<void> {
+    const s = await this.idc.request(P.getStatus);
+    if (!s.running && !s.queued.length) {
+      void vscode.window.showInformationMessage('IDC: no job is running.');
+      return;
+    }
+    let params: P.StopJobParams = {};
+    if (s.queued.length) {
+      const items = [
+        ...(s.running ? [{ label: `$(debug-stop) Stop ${s.running.title}`, params: {} as P.StopJobParams }] : []),
+        ...(s.running ? [{ label: `$(clear-all) Stop ${s.running.title} and clear the queue`, description: `${s.queued.length} queued`, params: { all: true } }] : []),
+        ...s.queued.map((q) => ({ label: `$(close) Remove ${q.title} from the queue`, params: { jobId: q.jobId } })),
+      ];
+      params = (await this.quickPick(items, 'Stop which job?')).params;
+    }
+    const r = await this.idc.request(P.stopJob, params);
+    if (s.running && r.stopped.some((j) => j.jobId === s.running!.jobId)) {
+      void vscode.window.showInformationMessage(`IDC: stopping ${s.running.title} at the next safe point…${s.running.kind === 'train' || s.running.kind === 'resume' ? ' The run can be resumed.' : ''}`);
+    }
+  }
+
+  // ----------------------------------------------------------------------------------- config and backends
+
+  async openConfig(folderArg?: Folder): Promise<void> {
+    const folder = folderArg ?? await this.folder();
+    const uri = await this.ensureConfig(folder);
+    await vscode.window.showTextDocument(uri);
+  }
+
+  async selectBackend(): Promise<void> {
+    const folder = await this.folder();
+    const { probes, auto } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'IDC: probing backends…' }, () => this.idc.request(P.listBackends));
+    const current = (await this.info(folder)).backend;
+    const items = [
+      { label: 'auto', description: `${current === 'auto' ? '$(check) current · ' : ''}the fastest that works: ${auto ?? 'none'} here`, detail: 'Recommended: tries tensorflow-gpu, webgpu, tensorflow, wasm, cpu in order.', probe: undefined as P.BackendProbe | undefined },
+      ...probes.map((p) => ({
+        label: p.name, probe: p,
+        description: `${current === p.name ? '$(check) current · ' : ''}${p.available ? 'available' : 'not available'}`,
+        detail: p.available ? p.detail : `${p.reason ?? 'not available'}${p.fix ? ` — ${p.fix}` : ''}`,
+      })),
+    ];
+    const pick = await this.quickPick(items, `engine.backend in ${CONFIG_FILE_NAME} (now "${current}")`);
+    if (pick.probe && !pick.probe.available) {
+      const go = await vscode.window.showWarningMessage(`IDC: ${pick.label} is not available on this machine: ${pick.probe.reason}. Training will fail until it is. Set it anyway?`, 'Set Anyway', 'Check GPU Setup');
+      if (go === 'Check GPU Setup') return this.checkGpu();
+      if (go !== 'Set Anyway') return;
+    }
+    await this.setConfigValue(folder, ['engine', 'backend'], pick.label);
+    void vscode.window.showInformationMessage(`IDC: engine.backend is now "${pick.label}" in ${CONFIG_FILE_NAME}.`);
+  }
+
+  async checkGpu(): Promise<void> {
+    const { report } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'IDC: checking the GPU setup…' }, () => this.idc.request(P.checkGpu));
+    this.log.info(report);
+    const doc = await vscode.workspace.openTextDocument({ content: report, language: 'plaintext' });
+    await vscode.window.showTextDocument(doc, { preview: true });
+  }
+
+  async restartServer(): Promise<void> {
+    await this.idc.restart();
+    void vscode.window.showInformationMessage('IDC: the language server was restarted.');
+  }
+
+  // ----------------------------------------------------------------------------------- outputs (panels come later)
+
+  async showDataset(): Promise<void> {
+    const { info } = await this.context();
+    if (!info.organizeReport) return this.missing('no dataset yet: organize the raw archive first.', 'Organize Raw Archive', 'idc.organize');
+    this.panelLater('Dataset', basename(info.organizeReport));
+    await vscode.window.showTextDocument(vscode.Uri.file(info.organizeReport));
+  }
+
+  async showTraining(): Promise<void> {
+    const { info } = await this.context();
+    const run = info.runs.at(-1);
+    if (!run) return this.missing('no training run yet.', 'Train Model', 'idc.train');
+    const history = join(info.outputDir, 'runs', run.id, 'history.jsonl');
+    this.panelLater('Training', `${run.id}/history.jsonl`);
+    await vscode.window.showTextDocument(vscode.Uri.file(history));
+  }
+
+  async showReport(panel: string, section?: string): Promise<void> {
+    const { info } = await this.context();
+    if (!info.evaluations.length) return this.missing('no evaluation yet.', 'Evaluate Model', 'idc.evaluate');
+    if (!info.report) return this.missing('the evaluation has no report yet.', 'Export Report', 'idc.exportReport');
+    const uri = vscode.Uri.file(info.report).with({ fragment: section ?? '' });
+    if (vscode.env.remoteName) {
+      // A browser on this side can't open a file of the remote machine.
+      this.panelLater(panel, 'report.html as text (the browser cannot reach files on the remote machine)');
+      await vscode.window.showTextDocument(vscode.Uri.file(info.report));
+      return;
+    }
+    this.panelLater(panel, `report.html${section ? `#${section}` : ''} in the browser`);
+    await vscode.env.openExternal(uri);
+  }
+
+  async showSlideMap(): Promise<void> {
+    const { info } = await this.context();
+    const maps = info.evaluations.flatMap((e) => e.slideMaps.map((path) => ({ label: `patient ${basename(path, '.png')}`, description: `${e.model}, ${e.split}`, path })));
+    if (!maps.length) return this.missing('no slide maps yet: evaluating a model draws them for the worst patients.', 'Evaluate Model', 'idc.evaluate');
+    const pick = maps.length === 1 ? maps[0] : await this.quickPick(maps, 'Slide map of which patient? (worst patients first)');
+    this.panelLater('Slide Map', `${basename(pick.path)} as an image`);
+    await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(pick.path));
+  }
+
+  private panelLater(panel: string, what: string): void {
+    void vscode.window.showInformationMessage(`IDC: the ${panel} panel is not built yet; opening ${what} instead.`);
+  }
+
+  private async missing(what: string, label: string, command: string): Promise<void> {
+    const pick = await vscode.window.showWarningMessage(`IDC: ${what}`, label);
+    if (pick) await vscode.commands.executeCommand(command);
+  }
+
+  // ----------------------------------------------------------------------------------- helpers
+
+  /** The folder, its state, and a usable config; otherwise a message with the fix, and the command ends. */
+  private async context(folderArg?: Folder): Promise<{ folder: Folder; info: P.WorkspaceInfo }> {
+    const folder = folderArg ?? await this.folder();
+    const info = await this.info(folder);
+    if (info.configProblems?.length) {
+      const n = info.configProblems.length;
+      const pick = await vscode.window.showErrorMessage(`IDC: ${CONFIG_FILE_NAME} has ${n === 1 ? 'a problem' : `${n} problems`}: ${info.configProblems[0]}${n > 1 ? ' …' : ''}`, 'Open Config');
+      if (pick) await this.openConfig(folder);
+      throw new Dismissed();
+    }
+    return { folder, info };
+  }
+
+  private info(folder: Folder): Promise<P.WorkspaceInfo> {
+    return this.idc.request(P.workspaceInfo, { folder: folder.uri.fsPath });
+  }
+
+  /** The workspace folder of the experiment: the only one, the one with idc.config.json, or the user's pick. */
+  private async folder(): Promise<Folder> {
+    const folders = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file');
+    if (!folders.length) {
+      const pick = await vscode.window.showErrorMessage('IDC: open a folder first; idc.config.json and every output live in the workspace.', 'Open Folder…');
+      if (pick) await vscode.commands.executeCommand('vscode.openFolder');
+      throw new Dismissed();
+    }
+    if (folders.length === 1) return folders[0];
+    const last = folders.find((f) => f.uri.fsPath === this.lastFolder);
+    if (last) return last;
+    const withConfig: Folder[] = [];
+    for (const f of folders) if (await exists(vscode.Uri.joinPath(f.uri, CONFIG_FILE_NAME))) withConfig.push(f);
+    const chosen = withConfig.length === 1 ? withConfig[0] : await vscode.window.showWorkspaceFolderPick({ placeHolder: 'IDC: which folder holds the experiment?' });
+    if (!chosen) throw new Dismissed();
+    this.lastFolder = chosen.uri.fsPath;
+    return chosen;
+  }
+
+  /** Stops with a message and a button to the step that makes it (unless that step is already queued). */
+  private async needs(info: P.WorkspaceInfo, what: ('manifest' | 'split')[]): Promise<void> {
+    const pending = this.idc.tracker.pendingKinds();
+    if (what.includes('manifest') && !info.manifest && !pending.has('organize')) {
+      await this.missing(`no dataset yet: organize the raw archive first (it writes ${rel(undefined, join(info.outputDir, 'manifest.csv'))}).`, 'Organize Raw Archive', 'idc.organize');
+      throw new Dismissed();
+    }
+    if (what.includes('split') && !info.split && !pending.has('split')) {
+      await this.missing('the dataset is not split by patient yet.', 'Split by Patient', 'idc.split');
+      throw new Dismissed();
+    }
+  }
+
+  private async run(folder: Folder, request: P.JobRequest): Promise<void> {
+    const config = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'file' && d.uri.fsPath === join(folder.uri.fsPath, CONFIG_FILE_NAME));
+    // Jobs read the file on disk: what the user sees in the editor is what runs.
+    if (config?.isDirty) await config.save();
+    const r = await this.idc.request(P.runJob, { ...request, folder: folder.uri.fsPath });
+    if (r.queued && r.behind) {
+      const more = r.position > 1 ? ` and ${r.position - 1} more job${r.position > 2 ? 's' : ''}` : '';
+      const pick = await vscode.window.showInformationMessage(`IDC: ${r.title} is queued; it starts when ${r.behind.title}${more} finish${more ? '' : 'es'}.`, 'Stop Job…');
+      if (pick) await vscode.commands.executeCommand('idc.stopJob');
+    }
+  }
+
+  private async pickArchive(info: P.WorkspaceInfo): Promise<string> {
+    const items = [
+      { label: '$(folder) Choose the extracted folder…', id: 'folder' },
+      { label: '$(file-zip) Choose the downloaded .zip…', id: 'zip' },
+      { label: '$(beaker) Generate a synthetic archive instead…', id: 'synth' },
+    ] as const;
+    const pick = await this.quickPick([...items], `No archive at ${info.archive} (paths.archive). Where is the Breast Histopathology Images archive?`);
+    if (pick.id === 'synth') {
+      await vscode.commands.executeCommand('idc.synth');
+      throw new Dismissed();
+    }
+    const uris = await vscode.window.showOpenDialog({
+      canSelectFolders: pick.id === 'folder', canSelectFiles: pick.id === 'zip', filters: pick.id === 'zip' ? { 'Zip archive': ['zip'] } : undefined,
+      openLabel: 'Organize', title: 'IDC: the Breast Histopathology Images archive',
+    });
+    if (!uris?.[0]) throw new Dismissed();
+    return uris[0].fsPath;
+  }
+
+  private async offerSaveArchive(folder: Folder, archive: string): Promise<void> {
+    const value = rel(folder, archive);
+    const pick = await vscode.window.showInformationMessage(`IDC: save "${value}" as paths.archive in ${CONFIG_FILE_NAME}, so later runs use it?`, 'Save');
+    if (pick) await this.setConfigValue(folder, ['paths', 'archive'], value);
+  }
+
+  private async pickModel(info: P.WorkspaceInfo, title: string): Promise<{ runId?: string; modelPath?: string }> {
+    const finished = info.runs.filter((r) => r.status === 'finished').reverse();
+    const pending = this.idc.tracker.pendingKinds();
+    // A queued training will have finished by then; the server takes the newest finished run.
+    if (!finished.length && (pending.has('train') || pending.has('resume'))) return {};
+    const other = { label: '$(file) Another TF.js model (model.json)…', runId: undefined as string | undefined };
+    if (!finished.length) {
+      const pick = await vscode.window.showWarningMessage('IDC: no trained model yet.', 'Train Model', 'Choose model.json…');
+      if (pick === 'Train Model') await vscode.commands.executeCommand('idc.train');
+      if (pick !== 'Choose model.json…') throw new Dismissed();
+      return { modelPath: await this.chooseModelFile() };
+    }
+    if (finished.length === 1) return { runId: finished[0].id };
+    const items = [
+      ...finished.map((r) => ({ label: r.id, runId: r.id as string | undefined, description: `${r.epochs} epochs${r.bestEpoch !== undefined ? `, best ${r.bestEpoch + 1}` : ''}, ${r.backend}` })),
+      other,
+    ];
+    const pick = await this.quickPick(items, title);
+    return pick === other ? { modelPath: await this.chooseModelFile() } : { runId: pick.runId };
+  }
+
+  private async chooseModelFile(): Promise<string> {
+    const uris = await vscode.window.showOpenDialog({ canSelectFiles: true, filters: { 'TF.js layers model': ['json'] }, openLabel: 'Use This Model', title: 'IDC: model.json of a TF.js layers model taking 50x50x3 patches' });
+    if (!uris?.[0]) throw new Dismissed();
+    return uris[0].fsPath;
+  }
+
+  private async ensureConfig(folder: Folder): Promise<vscode.Uri> {
+    const uri = vscode.Uri.joinPath(folder.uri, CONFIG_FILE_NAME);
+    if (!(await exists(uri))) await vscode.workspace.fs.writeFile(uri, new TextEncoder().encode(defaultConfigText()));
+    return uri;
+  }
+
+  /** Sets one field of idc.config.json as an undoable edit that keeps comments, then saves. */
+  private async setConfigValue(folder: Folder, path: (string | number)[], value: unknown): Promise<void> {
+    const uri = await this.ensureConfig(folder);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    let edits: P.ConfigEditResult['edits'];
+    try {
+      ({ edits } = await this.idc.request(P.configEdit, { text: doc.getText(), path, value }));
+    } catch (e) {
+      const pick = await vscode.window.showErrorMessage(`IDC: could not change ${path.join('.')} in ${CONFIG_FILE_NAME}: ${(e as Error).message}`, 'Open Config');
+      if (pick) await vscode.window.showTextDocument(doc);
+      throw new Dismissed();
+    }
+    const we = new vscode.WorkspaceEdit();
+    for (const e of edits) we.replace(uri, new vscode.Range(e.range.start.line, e.range.start.character, e.range.end.line, e.range.end.character), e.newText);
+    if (!(await vscode.workspace.applyEdit(we))) throw new Error(`VS Code refused the edit to ${CONFIG_FILE_NAME}.`);
+    await doc.save();
+  }
+
+  private async quickPick<T extends vscode.QuickPickItem>(items: T[], placeHolder: string): Promise<T> {
+    const pick = await vscode.window.showQuickPick(items, { placeHolder, title: 'IDC Inspector', matchOnDescription: true });
+    if (!pick) throw new Dismissed();
+    return pick;
+  }
+
+  private async input(options: vscode.InputBoxOptions): Promise<string> {
+    const v = await vscode.window.showInputBox({ ...options, ignoreFocusOut: true });
+    if (v === undefined) throw new Dismissed();
+    return v;
+  }
+}
+
+/** A path as the user wrote it in the config: relative to the folder when inside it. */
+function rel(folder: Folder | undefined, p: string): string {
+  if (!folder) return p;
+  const r = relative(folder.uri.fsPath, p);
+  return r && !r.startsWith('..') && !isAbsolute(r) ? r.split(sep).join('/') : p;
+}
+
+async function exists(uri: vscode.Uri): Promise<boolean> {
+  try {
+    await vscode.workspace.fs.stat(uri);
+    return true;
+  } catch {
+    return false;
+  }
+}

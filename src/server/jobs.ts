@@ -1,0 +1,153 @@
+import type { ProgressEvent } from '../core/progress';
+import type { TrainEvent } from '../core/train/train';
+import { JOB_TITLES, type JobKind, type JobRef, type JobRequest } from '../protocol/protocol';
+
+export interface Job extends JobRef {
+  request: JobRequest;
+  controller: AbortController;
+}
+
+/**
+ * One job at a time, first in first out. `execute` runs a job to its end (it reports success or
+ * failure itself); the queue only orders jobs and lets queued ones be dropped.
+ */
+export class JobQueue {
+  private readonly waiting: Job[] = [];
+  private current: Job | undefined;
+  private nextId = 1;
+
+  constructor(private readonly execute: (job: Job) => Promise<void>, private readonly changed: () => void) {}
+
+  get running(): Job | undefined {
+    return this.current;
+  }
+
+  get queued(): readonly Job[] {
+    return this.waiting;
+  }
+
+  /** Adds a job; it starts on the next turn of the event loop, after the caller has answered. */
+  add(request: JobRequest): { job: Job; position: number; behind?: Job } {
+    const job: Job = { jobId: String(this.nextId++), kind: request.kind, title: JOB_TITLES[request.kind], request, controller: new AbortController() };
+    // The job that runs before this one; a job added but not yet started counts as running.
+    const behind = this.current ?? this.waiting[0];
+    const position = this.waiting.length + (this.current ? 1 : 0);
+    this.waiting.push(job);
+    this.changed();
+    setImmediate(() => this.pump());
+    return { job, position, behind };
+  }
+
+  /** Drops a queued job; returns it, or undefined when it is not waiting. */
+  drop(jobId: string): Job | undefined {
+    const i = this.waiting.findIndex((j) => j.jobId === jobId);
+    if (i < 0) return undefined;
+    const [job] = this.waiting.splice(i, 1);
+    job.controller.abort();
+    this.changed();
+    return job;
+  }
+
+  dropAll(): Job[] {
+    const jobs = this.waiting.splice(0);
+    for (const j of jobs) j.controller.abort();
+    if (jobs.length) this.changed();
+    return jobs;
+  }
+
+  /** Resolves when the running job (if any) has ended. */
+  idle(): Promise<void> {
+    return this.current ? this.currentDone ?? Promise.resolve() : Promise.resolve();
+  }
+
+  private currentDone: Promise<void> | undefined;
+
+  private pump(): void {
+    if (this.current || this.waiting.length === 0) return;
+    const job = this.waiting.shift()!;
+    this.current = job;
+    this.changed();
+    this.currentDone = this.execute(job).catch(() => { /* execute reports its own errors */ }).finally(() => {
+      this.current = undefined;
+      this.currentDone = undefined;
+      this.changed();
+      this.pump();
+    });
+  }
+}
+
+export interface MeterReading {
+  event: ProgressEvent;
+  percentage?: number;
+  etaSeconds?: number;
+  epoch?: number;
+  epochs?: number;
+}
+
+/**
+ * The phase that stands for the whole job: its share done is the job's percentage. Other phases
+ * (listing, building the patch cache, Grad-CAM) would make a shared bar jump back, and LSP wants
+ * percentages that only rise, so they report their own share in the message only.
+ */
+const MAIN_PHASE: Record<JobKind, string> = {
+  organize: 'organize.check', split: 'split', train: 'train.', resume: 'train.', evaluate: 'evaluate.predict',
+  report: 'report', synth: 'synth', predict: 'predict.score',
+};
+
+/**
+ * Turns a job's stream of core progress events into rate-limited readings with a whole-job
+ * percentage that never goes back and an ETA. Training's ETA spans all remaining epochs,
+ * measured over the batches trained so far in this session.
+ */
+export class JobMeter {
+  private phase: string | undefined;
+  private phaseStart = 0;
+  private lastSent = 0;
+  private percent = 0;
+  private training: { epochs: number; startEpoch: number; started?: number; epoch: number; batch: number; batches: number } | undefined;
+
+  constructor(private readonly kind: JobKind, private readonly intervalMs = 200, private readonly now: () => number = () => Date.now()) {}
+
+  onTrainEvent(e: TrainEvent): void {
+    if (e.type === 'start') this.training = { epochs: e.epochs, startEpoch: e.startEpoch, epoch: e.startEpoch, batch: 0, batches: 1 };
+    else if (e.type === 'batch' && this.training) {
+      this.training.started ??= this.now();
+      Object.assign(this.training, { epoch: e.epoch, batch: e.batch, batches: e.batches });
+    } else if (e.type === 'epoch' && this.training) Object.assign(this.training, { epoch: e.log.epoch + 1, batch: 0 });
+  }
+
+  /** A reading to send, or undefined when throttled (phase changes and completions always pass). */
+  onProgress(e: ProgressEvent): MeterReading | undefined {
+    const t = this.now();
+    const newPhase = e.phase !== this.phase;
+    if (newPhase) { this.phase = e.phase; this.phaseStart = t; }
+    const complete = e.total !== undefined && e.done >= e.total;
+    if (!newPhase && !complete && t - this.lastSent < this.intervalMs) return undefined;
+    this.lastSent = t;
+
+    const reading: MeterReading = { event: e };
+    const tr = this.training;
+    if (tr && e.phase.startsWith('train.')) {
+      const span = Math.max(1, tr.epochs - tr.startEpoch);
+      const inEpoch = e.phase === 'train.epoch' && e.total ? Math.min(1, e.done / e.total) : e.phase === 'train.validate' ? 1 : 0;
+      const fraction = Math.min(1, (tr.epoch - tr.startEpoch + inEpoch) / span);
+      reading.percentage = this.bump(100 * fraction);
+      reading.epoch = Math.min(tr.epoch + 1, tr.epochs);
+      reading.epochs = tr.epochs;
+      const unitsDone = (tr.epoch - tr.startEpoch) * tr.batches + tr.batch;
+      const unitsAll = span * tr.batches;
+      if (tr.started !== undefined && unitsDone > 0 && t - tr.started > 1000) reading.etaSeconds = Math.round(((t - tr.started) / 1000 / unitsDone) * (unitsAll - unitsDone));
+    } else if (e.total) {
+      const fraction = Math.min(1, e.done / e.total);
+      if (e.phase.startsWith(MAIN_PHASE[this.kind])) reading.percentage = this.bump(100 * fraction);
+      const elapsed = (t - this.phaseStart) / 1000;
+      if (e.done > 0 && elapsed > 1 && fraction < 1) reading.etaSeconds = Math.round((elapsed / e.done) * (e.total - e.done));
+    }
+    return reading;
+  }
+
+  private bump(p: number): number {
+    this.percent = Math.max(this.percent, Math.floor(p));
+    return this.percent;
+  }
+}
