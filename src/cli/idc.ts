@@ -186,7 +186,7 @@ async function runTrain(out: string, ctx: Context, which: { runId?: string; resu
   const { train } = await import('../core/train/train');
   const backend = await initBackend(ctx.config.engine.backend);
   ctx.out(backend.summary);
-  const cacheDir = ctx.config.data.cacheDir ? resolveConfigPath(ctx.loaded, ctx.config.data.cacheDir) : undefined;
+  const cacheDir = cacheDirOf(ctx);
   const r = await train({
     outputDir: out, config: ctx.config, cacheDir, ...which, onProgress: ctx.bar.sink, signal: ctx.signal,
     onEvent: (e) => {
@@ -210,7 +210,7 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; m
   const { evaluateModel } = await import('../core/evaluate/evaluate');
   const backend = await initBackend(ctx.config.engine.backend);
   ctx.out(backend.summary);
-  const cacheDir = ctx.config.data.cacheDir ? resolveConfigPath(ctx.loaded, ctx.config.data.cacheDir) : undefined;
+  const cacheDir = cacheDirOf(ctx);
   const r = await evaluateModel({ outputDir: out, config: ctx.config, cacheDir, ...which, onProgress: ctx.bar.sink, signal: ctx.signal });
   ctx.bar.finish();
   const m = r.report;
@@ -231,7 +231,7 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; m
 async function runReport(out: string, ctx: Context, which: { runId?: string; file?: string }): Promise<void> {
   const { exportReport } = await import('../core/report/assemble');
   const file = which.file ? resolve(which.file) : join(out, 'report.html');
-  const cacheDir = ctx.config.data.cacheDir ? resolveConfigPath(ctx.loaded, ctx.config.data.cacheDir) : undefined;
+  const cacheDir = cacheDirOf(ctx);
   const input = await exportReport(out, file, { runId: which.runId, split: ctx.config.evaluate.split, cacheDir });
   const parts = [input.organize && 'dataset', input.history && 'training curves', input.evaluation && 'evaluation', input.thumbnails?.size && `${input.thumbnails.size} error thumbnails`, input.gradCams?.size && 'Grad-CAM', input.slideMaps?.length && 'slide maps'].filter(Boolean);
   ctx.out(`Report (${parts.join(', ')}): ${file}`);
@@ -246,6 +246,11 @@ async function runSplit(out: string, ctx: Context): Promise<void> {
   await writeSplit(file, split);
   ctx.out(formatSplitSummary(split));
   ctx.out(`Split: ${file}`);
+}
+
+/** data.cacheDir resolved against the config's folder; undefined = the default <output>/cache. */
+function cacheDirOf(ctx: Context): string | undefined {
+  return ctx.config.data.cacheDir ? resolveConfigPath(ctx.loaded, ctx.config.data.cacheDir) : undefined;
 }
 
 function outputDir(ctx: Context, v: Record<string, unknown>): string {
