@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdirSync, symlinkSync, existsSync, readFileSync, statSync, readdirSync, chmodSync, chownSync, appendFileSync, createWriteStream } from 'node:fs';
+import { writeFileSync, mkdirSync, symlinkSync, existsSync, readFileSync, statSync, readdirSync, chmodSync, chownSync, appendFileSync, createWriteStream, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import yazl from 'yazl';
@@ -107,10 +107,13 @@ test('unreadable files and folders are reported, not fatal', async () => {
   const out = tempDir();
   let report: OrganizeReport;
   if (process.getuid?.() === 0) {
-    // root reads anything: run the CLI as "nobody" so permissions apply.
-    for (const d of [root, out]) chmodSync(d, 0o755);
+    // root reads anything: run the CLI as "nobody" so permissions apply, from a copy of the bundle
+    // that nobody can read wherever the checkout lives.
+    const bin = tempDir();
+    for (const f of ['cli.js', 'check.worker.js']) copyFileSync(join(CLI, '..', f), join(bin, f));
+    for (const d of [root, out, bin]) chmodSync(d, 0o755);
     chownSync(out, 65534, 65534);
-    const res = spawnSync(process.execPath, [CLI, 'organize', root, '--out', out, '-q'], { uid: 65534, gid: 65534, encoding: 'utf8', cwd: out });
+    const res = spawnSync(process.execPath, [join(bin, 'cli.js'), 'organize', root, '--out', out, '-q'], { uid: 65534, gid: 65534, encoding: 'utf8', cwd: out });
     assert.equal(res.status, 0, res.stderr);
     report = JSON.parse(readFileSync(join(out, REPORT_FILE), 'utf8'));
   } else {
