@@ -234,7 +234,7 @@ async function probeWasm(opts: InitOptions): Promise<BackendProbe> {
   const dirs = wasmDirs(opts.wasmDir);
   const dir = dirs.find((d) => fs.existsSync(path.join(d, file)));
   if (!dir) return { name, available: false, reason: `${file} is not in ${dirs.join(', ')}`, fix: 'reinstall the extension, or set the wasm folder to one holding the tfjs .wasm files' };
-  return { name, available: true, detail: `tfjs-backend-wasm ${version_wasm}, SIMD, single-threaded` };
+  return { name, available: true, detail: `tfjs-backend-wasm ${version_wasm}, SIMD, one thread per replica (training spreads replicas over engine.threads)` };
 }
 
 // ---------------------------------------------------------------- hooks
