@@ -157,9 +157,8 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined } }),
     run: async (v, pos, ctx) => {
       const folder = pos[0] ?? usage('idc predict needs the folder of patches to score, e.g. "idc predict new-patient/".');
-      const { initBackend } = await import('../core/engine/backends');
       const { predictFolder } = await import('../core/evaluate/predict');
-      ctx.out((await initBackend(ctx.config.engine.backend)).summary);
+      await startBackend(ctx);
       const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), config: ctx.config, runId: v.run as string | undefined, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
       ctx.bar.finish();
       ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);
@@ -182,10 +181,8 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
 };
 
 async function runTrain(out: string, ctx: Context, which: { runId?: string; resume?: boolean }): Promise<void> {
-  const { initBackend } = await import('../core/engine/backends');
   const { train } = await import('../core/train/train');
-  const backend = await initBackend(ctx.config.engine.backend);
-  ctx.out(backend.summary);
+  await startBackend(ctx);
   const cacheDir = cacheDirOf(ctx);
   const r = await train({
     outputDir: out, config: ctx.config, cacheDir, ...which, onProgress: ctx.bar.sink, signal: ctx.signal,
@@ -206,10 +203,8 @@ async function runTrain(out: string, ctx: Context, which: { runId?: string; resu
 }
 
 async function runEvaluate(out: string, ctx: Context, which: { runId?: string; modelPath?: string }): Promise<void> {
-  const { initBackend } = await import('../core/engine/backends');
   const { evaluateModel } = await import('../core/evaluate/evaluate');
-  const backend = await initBackend(ctx.config.engine.backend);
-  ctx.out(backend.summary);
+  await startBackend(ctx);
   const cacheDir = cacheDirOf(ctx);
   const r = await evaluateModel({ outputDir: out, config: ctx.config, cacheDir, ...which, onProgress: ctx.bar.sink, signal: ctx.signal });
   ctx.bar.finish();
@@ -246,6 +241,12 @@ async function runSplit(out: string, ctx: Context): Promise<void> {
   await writeSplit(file, split);
   ctx.out(formatSplitSummary(split));
   ctx.out(`Split: ${file}`);
+}
+
+/** Starts the configured tfjs backend and says which one runs and why faster ones were skipped. */
+async function startBackend(ctx: Context): Promise<void> {
+  const { initBackend } = await import('../core/engine/backends');
+  ctx.out((await initBackend(ctx.config.engine.backend)).summary);
 }
 
 /** data.cacheDir resolved against the config's folder; undefined = the default <output>/cache. */

@@ -59,6 +59,16 @@ function wrapWriteError(e: unknown, target: string): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
+/** Reads a text file; a missing one becomes the caller's error (which says how to create it). */
+export async function readTextOr(file: string, missing: () => IdcError): Promise<string> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw missing();
+    throw e;
+  }
+}
+
 export async function readJsonIfExists<T>(file: string): Promise<T | undefined> {
   let text: string;
   try {

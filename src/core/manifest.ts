@@ -1,7 +1,6 @@
-import { promises as fsp } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { IdcError } from './errors';
-import { writeFileAtomic } from './fsutil';
+import { writeFileAtomic, readTextOr } from './fsutil';
 import type { Label } from './naming';
 
 /** One patch of the archive, as organize found it. */
@@ -82,15 +81,7 @@ export async function readManifest(file: string): Promise<ManifestRow[]> {
 
 /** Rows and content hash from one read (splits and caches record the hash). */
 export async function readManifestWithHash(file: string): Promise<{ rows: ManifestRow[]; hash: string }> {
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new IdcError(`No manifest at ${file}.`, 'Run "idc organize <archive>" first (or "IDC: Organize Raw Archive").', 'NO_MANIFEST');
-    }
-    throw e;
-  }
+  const text = await readTextOr(file, () => new IdcError(`No manifest at ${file}.`, 'Run "idc organize <archive>" first (or "IDC: Organize Raw Archive").', 'NO_MANIFEST'));
   return { rows: parseManifest(text, file), hash: manifestHash(text) };
 }
 

@@ -1,6 +1,5 @@
-import { promises as fsp } from 'node:fs';
 import { IdcError } from './errors';
-import { writeJsonAtomic } from './fsutil';
+import { writeJsonAtomic, readTextOr } from './fsutil';
 import type { ManifestRow } from './manifest';
 import { Rng } from './rng';
 
@@ -221,15 +220,7 @@ export async function writeSplit(file: string, split: SplitFile): Promise<void> 
 }
 
 export async function readSplit(file: string): Promise<SplitFile> {
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new IdcError(`No split at ${file}.`, 'Run "idc split" first (or "IDC: Split by Patient").', 'NO_SPLIT');
-    }
-    throw e;
-  }
+  const text = await readTextOr(file, () => new IdcError(`No split at ${file}.`, 'Run "idc split" first (or "IDC: Split by Patient").', 'NO_SPLIT'));
   let value: unknown;
   try {
     value = JSON.parse(text);

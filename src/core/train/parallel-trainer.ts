@@ -9,7 +9,7 @@ import { buildModel, foldForInference } from '../engine/model';
 import { architectureHash, type TensorSpec } from './checkpoint';
 import { batchLoss } from './losses';
 import { saveModel } from './model-io';
-import { readAll, weightSpecsOf, type Trainer, type TrainerOptions } from './trainer';
+import { readAll, weightSpecsOf, adamState, restoreAdamState, setAdamLearningRate, type Trainer, type TrainerOptions } from './trainer';
 
 /**
  * Synchronous data-parallel training over worker_threads, one model replica per thread (the wasm
@@ -158,17 +158,16 @@ export class Replica {
     this.dropFolded();
   }
 
-  async getOptimizerState(): Promise<{ specs: TensorSpec[]; data: Float32Array[] }> {
-    const named = await this.optimizer.getWeights();
-    return { specs: named.map((w) => ({ name: w.name, shape: [...w.tensor.shape] })), data: await readAll(named.map((w) => w.tensor)) };
+  getOptimizerState(): Promise<{ specs: TensorSpec[]; data: Float32Array[] }> {
+    return adamState(this.optimizer);
   }
 
-  async setOptimizerState(specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void> {
-    if (specs.length) await this.optimizer.setWeights(data.map((a, i) => ({ name: specs[i].name, tensor: tf.tensor(a, specs[i].shape) })));
+  setOptimizerState(specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void> {
+    return restoreAdamState(this.optimizer, specs, data);
   }
 
   setLearningRate(lr: number): void {
-    (this.optimizer as unknown as { learningRate: number }).learningRate = lr;
+    setAdamLearningRate(this.optimizer, lr);
   }
 
   dispose(): void {

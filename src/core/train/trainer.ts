@@ -42,6 +42,22 @@ export async function readAll(tensors: readonly tf.Tensor[]): Promise<Float32Arr
   return Promise.all(tensors.map(async (t) => Float32Array.from(await t.data())));
 }
 
+/** Adam's slots (and iteration count) as named host arrays, for checkpoints and replicas. */
+export async function adamState(optimizer: tf.AdamOptimizer): Promise<{ specs: TensorSpec[]; data: Float32Array[] }> {
+  const named = await optimizer.getWeights();
+  return { specs: named.map((w) => ({ name: w.name, shape: [...w.tensor.shape] })), data: await readAll(named.map((w) => w.tensor)) };
+}
+
+/** Adam's slots are created on the first step; setWeights creates them from the saved values. */
+export async function restoreAdamState(optimizer: tf.AdamOptimizer, specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void> {
+  if (specs.length) await optimizer.setWeights(data.map((a, i) => ({ name: specs[i].name, tensor: tf.tensor(a, specs[i].shape) })));
+}
+
+/** tfjs reads learningRate at every step but does not expose a setter. */
+export function setAdamLearningRate(optimizer: tf.AdamOptimizer, lr: number): void {
+  (optimizer as unknown as { learningRate: number }).learningRate = lr;
+}
+
 export class LocalTrainer implements Trainer {
   readonly model: tfl.LayersModel;
   readonly weightSpecs: TensorSpec[];
@@ -102,18 +118,16 @@ export class LocalTrainer implements Trainer {
     tf.dispose(tensors);
   }
 
-  async getOptimizerState(): Promise<{ specs: TensorSpec[]; data: Float32Array[] }> {
-    const named = await this.optimizer.getWeights();
-    return { specs: named.map((w) => ({ name: w.name, shape: [...w.tensor.shape] })), data: await readAll(named.map((w) => w.tensor)) };
+  getOptimizerState(): Promise<{ specs: TensorSpec[]; data: Float32Array[] }> {
+    return adamState(this.optimizer);
   }
 
-  async setOptimizerState(specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void> {
-    // Adam's slots are created on the first step; setWeights creates them from the saved values.
-    if (specs.length) await this.optimizer.setWeights(data.map((a, i) => ({ name: specs[i].name, tensor: tf.tensor(a, specs[i].shape) })));
+  setOptimizerState(specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void> {
+    return restoreAdamState(this.optimizer, specs, data);
   }
 
   setLearningRate(lr: number): void {
-    (this.optimizer as unknown as { learningRate: number }).learningRate = lr;
+    setAdamLearningRate(this.optimizer, lr);
   }
 
   saveModel(dir: string): Promise<void> {
