@@ -34,4 +34,6 @@ if (webviews.length) {
     ...common, entryPoints: webviews.map((f) => `webview/${f}`), outdir: 'dist/webview',
     platform: 'browser', format: 'esm', target: 'es2022', minify: !watch,
   });
+  // vscode-elements draws its icons with the codicon font, which the page links by id.
+  for (const f of ['codicon.css', 'codicon.ttf']) copyFileSync(`node_modules/@vscode/codicons/dist/${f}`, `dist/webview/${f}`);
 }

@@ -3,6 +3,8 @@ import { basename, isAbsolute, join, relative, sep } from 'node:path';
 import { CONFIG_FILE_NAME, defaultConfigText } from '../core/config';
 import * as P from '../protocol/protocol';
 import type { IdcClient } from './client';
+import type { Panels } from './panels';
+import { evaluationId } from '../core/views/ids';
 
 /** Thrown when the user dismisses a picker: the command just ends. */
 class Dismissed extends Error {}
@@ -10,8 +12,8 @@ class Dismissed extends Error {}
 type Folder = vscode.WorkspaceFolder;
 
 /** Every IDC command; each works with no argument, asking for what it needs. */
-export function registerCommands(context: vscode.ExtensionContext, idc: IdcClient, log: vscode.LogOutputChannel): void {
-  const c = new Commands(idc, log);
+export function registerCommands(context: vscode.ExtensionContext, idc: IdcClient, log: vscode.LogOutputChannel, panels: Panels): void {
+  const c = new Commands(idc, log, panels);
   const table: Record<string, (...args: never[]) => Promise<unknown>> = {
     'idc.organize': (archive?: string) => c.organize(archive),
     'idc.split': () => c.split(),
@@ -26,9 +28,9 @@ export function registerCommands(context: vscode.ExtensionContext, idc: IdcClien
     'idc.selectBackend': () => c.selectBackend(),
     'idc.checkGpu': () => c.checkGpu(),
     'idc.showDataset': () => c.showDataset(),
-    'idc.showTraining': () => c.showTraining(),
-    'idc.showEvaluation': () => c.showReport('Evaluation'),
-    'idc.showFalseNegatives': () => c.showReport('False Negatives', 'errors'),
+    'idc.showTraining': (runId?: string) => c.showTraining(runId),
+    'idc.showEvaluation': () => c.showEvaluation('threshold'),
+    'idc.showFalseNegatives': () => c.showEvaluation('gallery', { cell: 'fn' }),
     'idc.showSlideMap': () => c.showSlideMap(),
     'idc.showLog': async () => log.show(),
     'idc.restartServer': () => c.restartServer(),
@@ -52,7 +54,7 @@ export function registerCommands(context: vscode.ExtensionContext, idc: IdcClien
 class Commands {
   private lastFolder: string | undefined;
 
-  constructor(private readonly idc: IdcClient, private readonly log: vscode.LogOutputChannel) {}
+  constructor(private readonly idc: IdcClient, private readonly log: vscode.LogOutputChannel, private readonly panels: Panels) {}
 
   // ----------------------------------------------------------------------------------- jobs
 
@@ -196,50 +198,32 @@ class Commands {
     void vscode.window.showInformationMessage('IDC: the language server was restarted.');
   }
 
-  // ----------------------------------------------------------------------------------- outputs (panels come later)
+  // ----------------------------------------------------------------------------------- panels
 
   async showDataset(): Promise<void> {
-    const { info } = await this.context();
-    if (!info.organizeReport) return this.missing('no dataset yet: organize the raw archive first.', 'Organize Raw Archive', 'idc.organize');
-    this.panelLater('Dataset', basename(info.organizeReport));
-    await vscode.window.showTextDocument(vscode.Uri.file(info.organizeReport));
+    const { folder, info } = await this.context();
+    if (!info.manifest) return this.missing('no dataset yet: organize the raw archive first.', 'Organize Raw Archive', 'idc.organize');
+    await this.panels.show('dataset', { folder: folder.uri.fsPath });
   }
 
-  async showTraining(): Promise<void> {
-    const { info } = await this.context();
-    const run = info.runs.at(-1);
+  async showTraining(runId?: string): Promise<void> {
+    const { folder, info } = await this.context();
+    const run = typeof runId === 'string' ? runId : info.runs.at(-1)?.id;
     if (!run) return this.missing('no training run yet.', 'Train Model', 'idc.train');
-    const history = join(info.outputDir, 'runs', run.id, 'history.jsonl');
-    this.panelLater('Training', `${run.id}/history.jsonl`);
-    await vscode.window.showTextDocument(vscode.Uri.file(history));
+    await this.panels.show('training', { folder: folder.uri.fsPath, runId: run });
   }
 
-  async showReport(panel: string, section?: string): Promise<void> {
-    const { info } = await this.context();
+  /** Threshold explorer (evaluation), or the gallery on one cell (false negatives). */
+  async showEvaluation(panel: 'threshold' | 'gallery', ui?: Record<string, unknown>): Promise<void> {
+    const { folder, info } = await this.context();
     if (!info.evaluations.length) return this.missing('no evaluation yet.', 'Evaluate Model', 'idc.evaluate');
-    if (!info.report) return this.missing('the evaluation has no report yet.', 'Export Report', 'idc.exportReport');
-    const uri = vscode.Uri.file(info.report).with({ fragment: section ?? '' });
-    if (vscode.env.remoteName) {
-      // A browser on this side can't open a file of the remote machine.
-      this.panelLater(panel, 'report.html as text (the browser cannot reach files on the remote machine)');
-      await vscode.window.showTextDocument(vscode.Uri.file(info.report));
-      return;
-    }
-    this.panelLater(panel, `report.html${section ? `#${section}` : ''} in the browser`);
-    await vscode.env.openExternal(uri);
+    await this.panels.show(panel, { folder: folder.uri.fsPath, evaluation: evaluationId(info.evaluations.at(-1)!), ui });
   }
 
   async showSlideMap(): Promise<void> {
-    const { info } = await this.context();
-    const maps = info.evaluations.flatMap((e) => e.slideMaps.map((path) => ({ label: `patient ${basename(path, '.png')}`, description: `${e.model}, ${e.split}`, path })));
-    if (!maps.length) return this.missing('no slide maps yet: evaluating a model draws them for the worst patients.', 'Evaluate Model', 'idc.evaluate');
-    const pick = maps.length === 1 ? maps[0] : await this.quickPick(maps, 'Slide map of which patient? (worst patients first)');
-    this.panelLater('Slide Map', `${basename(pick.path)} as an image`);
-    await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(pick.path));
-  }
-
-  private panelLater(panel: string, what: string): void {
-    void vscode.window.showInformationMessage(`IDC: the ${panel} panel is not built yet; opening ${what} instead.`);
+    const { folder, info } = await this.context();
+    if (!info.evaluations.length) return this.missing('no slide maps yet: evaluate a model first.', 'Evaluate Model', 'idc.evaluate');
+    await this.panels.show('slidemap', { folder: folder.uri.fsPath, evaluation: evaluationId(info.evaluations.at(-1)!) });
   }
 
   private async missing(what: string, label: string, command: string): Promise<void> {

@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { IdcClient } from './client';
 import { registerCommands } from './commands';
 import { JobTracker } from './jobs';
+import { Panels } from './panels';
 
 let idc: IdcClient | undefined;
 
@@ -13,8 +14,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('IDC', { log: true });
   const tracker = new JobTracker(log);
   idc = new IdcClient(context, log, tracker);
-  context.subscriptions.push(log, tracker, idc);
-  registerCommands(context, idc, log);
+  const panels = new Panels(context, log, idc);
+  context.subscriptions.push(log, tracker, idc, panels);
+  registerCommands(context, idc, log, panels);
   context.subscriptions.push(vscode.workspace.onDidChangeConfiguration(async (e) => {
     if (!e.affectsConfiguration('idc.server.runtime')) return;
     // The client reads the runtime when it is made, so the window reloads to use the new one.

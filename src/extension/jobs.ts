@@ -35,8 +35,20 @@ export function statusText(s: P.StatusParams, p: P.JobProgressParams | undefined
   return `${t} · ${backend}`;
 }
 
+/** A job notification, re-published for the panels (the client keeps one handler per method). */
+export type JobEvent =
+  | { type: 'started'; params: P.JobStartedParams }
+  | { type: 'progress'; params: P.JobProgressParams }
+  | { type: 'epoch'; params: P.EpochMetricsParams }
+  | { type: 'finished'; params: P.JobFinishedParams }
+  | { type: 'failed'; params: P.JobFailedParams }
+  | { type: 'cancelled'; params: P.JobCancelledParams };
+
 /** Follows the server's job notifications: status bar, the messages when jobs end, what is pending. */
 export class JobTracker implements vscode.Disposable {
+  private readonly events = new vscode.EventEmitter<JobEvent>();
+  /** Every job notification, after the tracker has handled it. */
+  readonly onJobEvent = this.events.event;
   private status: P.StatusParams = { state: 'idle', queued: [], backend: 'auto' };
   private progress: P.JobProgressParams | undefined;
   private lastEpoch: P.EpochMetricsParams | undefined;
@@ -53,12 +65,12 @@ export class JobTracker implements vscode.Disposable {
   attach(client: LanguageClient): vscode.Disposable[] {
     return [
       client.onNotification(P.status, (s) => this.setStatus(s)),
-      client.onNotification(P.jobStarted, (j) => { this.progress = undefined; this.lastEpoch = undefined; this.status = { ...this.status, state: 'running', running: j, queued: this.status.queued.filter((q) => q.jobId !== j.jobId) }; this.render(); }),
-      client.onNotification(P.jobProgress, (p) => { this.progress = p; this.render(); }),
-      client.onNotification(P.epochMetrics, (m) => { this.lastEpoch = m; this.render(); }),
-      client.onNotification(P.jobFinished, (j) => void this.finished(j)),
-      client.onNotification(P.jobFailed, (j) => void this.failed(j)),
-      client.onNotification(P.jobCancelled, (j) => void this.cancelled(j)),
+      client.onNotification(P.jobStarted, (j) => { this.progress = undefined; this.lastEpoch = undefined; this.status = { ...this.status, state: 'running', running: j, queued: this.status.queued.filter((q) => q.jobId !== j.jobId) }; this.render(); this.events.fire({ type: 'started', params: j }); }),
+      client.onNotification(P.jobProgress, (p) => { this.progress = p; this.render(); this.events.fire({ type: 'progress', params: p }); }),
+      client.onNotification(P.epochMetrics, (m) => { this.lastEpoch = m; this.render(); this.events.fire({ type: 'epoch', params: m }); }),
+      client.onNotification(P.jobFinished, (j) => { this.events.fire({ type: 'finished', params: j }); void this.finished(j); }),
+      client.onNotification(P.jobFailed, (j) => { this.events.fire({ type: 'failed', params: j }); void this.failed(j); }),
+      client.onNotification(P.jobCancelled, (j) => { this.events.fire({ type: 'cancelled', params: j }); void this.cancelled(j); }),
     ];
   }
 
@@ -151,6 +163,7 @@ export class JobTracker implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.events.dispose();
     this.item.dispose();
   }
 }

@@ -1,0 +1,192 @@
+/**
+ * What each webview panel shows, computed from the artifacts on disk by the builders in this
+ * folder (pure file reading: no TF.js, no `vscode`), sent to the page as JSON. Image fields are
+ * absolute file paths inside the dataset or output folder; the panel host turns them into
+ * webview URIs (and refuses anything else).
+ */
+import type { EpochLog } from '../train/checkpoint';
+import type { RunInfo } from '../train/train';
+import type { OperatingPointRow } from '../evaluate/types';
+import type { SplitName } from '../split';
+
+// ------------------------------------------------------------------------------------- dataset
+
+export interface SplitCounts {
+  split: SplitName;
+  patients: number;
+  patches: number;
+  positives: number;
+  negatives: number;
+  /** positives / patches (0 when empty). */
+  positiveRate: number;
+}
+
+export interface DatasetPatient {
+  patient: string;
+  /** 'unassigned' before the split exists. */
+  split: SplitName | 'unassigned';
+  patches: number;
+  positives: number;
+  positiveRate: number;
+  /** Patches smaller than 50x50 (slide border). */
+  edgePatches: number;
+}
+
+export interface PatchTile {
+  id: string;
+  patient: string;
+  x: number;
+  y: number;
+  label: 0 | 1;
+  split?: SplitName;
+  /** Absolute path of a PNG of the patch (extracted under the output folder for a .zip archive). */
+  image: string;
+}
+
+export interface DatasetView {
+  folder: string;
+  archive: string;
+  manifest: string;
+  totals: { patients: number; patches: number; positives: number; negatives: number; edgePatches: number };
+  /** Null before "Split by Patient" has run. */
+  splits: SplitCounts[] | null;
+  patients: DatasetPatient[];
+  /** Result of the patient-overlap check between splits; null before the split exists. */
+  leakage: { ok: boolean; overlapping: string[]; message: string } | null;
+  sample: PatchTile[];
+  /** Things the user should fix (stale split, missing files …), one line each. */
+  problems: string[];
+}
+
+// ------------------------------------------------------------------------------------- training
+
+export type TrainingEpoch = EpochLog;
+
+export interface RunSummary extends RunInfo {
+  epochsDone: number;
+  bestValAuc?: number;
+  bestValLoss?: number;
+}
+
+export interface ModelSummaryRow {
+  name: string;
+  type: string;
+  /** e.g. "(None, 50, 50, 32)". */
+  outputShape: string;
+  params: number;
+}
+
+export interface TrainingView {
+  run: RunSummary;
+  history: TrainingEpoch[];
+  /** Epoch indices where ReduceLROnPlateau lowered the learning rate. */
+  lrReducedAt: number[];
+  /** Epoch whose weights are (or will be) restored; null when none yet. */
+  bestEpoch: number | null;
+  /** Mean seconds per epoch so far, and what that means for the remaining epochs. */
+  epochSeconds: number | null;
+  etaSeconds: number | null;
+  backend: string;
+  model: { rows: ModelSummaryRow[]; totalParams: number; trainableParams: number; nonTrainableParams: number } | null;
+  /** The run's own config file, as saved when it started. */
+  config: unknown;
+  /** True while the language server reports this run as the running job. */
+  running: boolean;
+}
+
+// ------------------------------------------------------------------------------------- threshold explorer
+
+export interface EvaluationSummary {
+  /** `<model>/<split>`: the folder under <output>/evaluations. */
+  id: string;
+  model: string;
+  split: 'test' | 'val' | 'train';
+  n: number;
+  positives: number;
+  negatives: number;
+  auc: number | null;
+  averagePrecision: number | null;
+  createdAt: string;
+}
+
+export interface ThresholdView {
+  evaluation: EvaluationSummary;
+  /** Every evaluation in the output folder, to switch between. */
+  evaluations: EvaluationSummary[];
+  roc: { fpr: number[]; tpr: number[]; thresholds: number[] };
+  pr: { precision: number[]; recall: number[]; thresholds: number[] };
+  /**
+   * Confusion counts at every distinct score, descending (predicted positive = score >= t), from
+   * the full predictions: the slider looks counts up here, no round trip. fn = positives - tp,
+   * tn = negatives - fp.
+   */
+  table: { thresholds: number[]; tp: number[]; fp: number[] };
+  operatingPoints: OperatingPointRow[];
+  /** evaluate.threshold of the evaluation. */
+  working: number;
+  recallTarget: number;
+  pinned: number[];
+  warnings: string[];
+}
+
+// ------------------------------------------------------------------------------------- gallery
+
+export interface GalleryItem {
+  id: string;
+  patient: string;
+  x: number;
+  y: number;
+  label: 0 | 1;
+  score: number;
+  /** Absolute path of the patch PNG. */
+  image: string;
+  /** Grad-CAM overlay PNG when one exists already. */
+  gradcam?: string;
+}
+
+export interface GalleryPage {
+  evaluation: string;
+  cell: 'fn' | 'fp' | 'tp' | 'tn';
+  threshold: number;
+  /** Items in the cell (after the patient filter), and per-cell totals for the tabs. */
+  total: number;
+  totals: { fn: number; fp: number; tp: number; tn: number };
+  offset: number;
+  /** Sorted by how wrong (FN/TN ascending score, FP/TP descending). */
+  items: GalleryItem[];
+}
+
+// ------------------------------------------------------------------------------------- slide map
+
+export interface SlidePatientRow {
+  patient: string;
+  patches: number;
+  positives: number;
+  fn: number;
+  fp: number;
+  auc: number | null;
+}
+
+export interface SlideTileView {
+  id: string;
+  x: number;
+  y: number;
+  label: 0 | 1;
+  score: number;
+  /** Rectangle in the slide image's pixels. */
+  left: number;
+  top: number;
+  size: number;
+}
+
+export interface SlideMapView {
+  evaluation: string;
+  patients: SlidePatientRow[];
+  patient: string;
+  threshold: number;
+  width: number;
+  height: number;
+  /** Absolute PNG paths: the rebuilt tissue, ground truth and probability overlays. */
+  layers: { tissue: string; truth: string; probability: string };
+  tiles: SlideTileView[];
+}

@@ -1,0 +1,16 @@
+import type * as vscode from 'vscode';
+import type * as W from '../../protocol/webview';
+import type * as P from '../../protocol/protocol';
+import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
+
+/** Placeholder until the threshold panel is built. */
+export class ThresholdPanel extends IdcPanel<'threshold'> {
+  constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
+    super('threshold', panel, host, state, info);
+  }
+
+  protected handlers(): PanelHandlers<'threshold'> {
+    const notYet = () => { throw new Error('This panel is not built yet.'); };
+    return new Proxy({}, { get: () => notYet }) as PanelHandlers<'threshold'>;
+  }
+}
