@@ -129,6 +129,7 @@ export abstract class IdcPanel<K extends W.PanelKind> implements vscode.Disposab
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${asset('dist', 'webview', 'codicon.css')}" id="vscode-codicon-stylesheet" nonce="${nonce}">
 <link rel="stylesheet" href="${asset('media', 'webview.css')}" nonce="${nonce}">
+<link rel="stylesheet" href="${asset('media', `${this.kind}.css`)}" nonce="${nonce}">
 <title>${W.PANEL_TITLES[this.kind]}</title>
 </head>
 <body data-panel="${this.kind}">
