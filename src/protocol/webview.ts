@@ -128,9 +128,10 @@ export interface TrainingEvents extends CommonEvents {
 
 export const thresholdRequests = {
   ...commonRequests,
-  load: request<ThresholdView>()(z.object({ evaluation: id.optional() })),
-  /** Writes the threshold into evaluate.pinnedThresholds of idc.config.json. */
-  pin: request<{ pinned: number[] }>()(z.object({ threshold })),
+  /** The evaluation (default: the panel's, else the newest); null when the output folder has none yet. */
+  load: request<ThresholdView | null>()(z.object({ evaluation: id.optional() })),
+  /** Writes the threshold into evaluate.pinnedThresholds of idc.config.json (kept sorted, no duplicates); unpin removes it. */
+  pin: request<{ pinned: number[] }>()(z.object({ threshold, unpin: z.boolean().optional() })),
   /** Makes the threshold the working one (evaluate.threshold). */
   setWorking: request<void>()(z.object({ threshold })),
 };
@@ -144,11 +145,15 @@ export type Cell = (typeof CELLS)[number];
 export const galleryRequests = {
   ...commonRequests,
   /** One page of a confusion-matrix cell at a threshold, worst first. */
-  page: request<GalleryPage>()(
-    z.object({ evaluation: id.optional(), cell: z.enum(CELLS), threshold, offset: z.number().int().min(0), limit: z.number().int().min(1).max(2000), patient: id.optional() })),
-  /** Grad-CAM overlays for these patches (computed on demand by the language server when missing). */
+  /** Threshold default: evaluate.threshold now. Null when the output folder has no evaluation yet. */
+  page: request<GalleryPage | null>()(
+    z.object({ evaluation: id.optional(), cell: z.enum(CELLS), threshold: threshold.optional(), offset: z.number().int().min(0), limit: z.number().int().min(1).max(2000), patient: id.optional() })),
+  /** Webview URIs of the Grad-CAM overlays evaluate wrote for these patches (null where there is none). */
   gradcam: request<Record<string, string | null>>()(
     z.object({ evaluation: id.optional(), ids: z.array(id).max(200) })),
+  /** The cell and position of one patch at a threshold (to open the gallery focused on it); null when it is not in the evaluation. */
+  locate: request<{ cell: Cell; index: number; patient?: string } | null>()(
+    z.object({ evaluation: id.optional(), id, threshold: threshold.optional(), patient: id.optional() })),
 };
 export type GalleryEvents = CommonEvents;
 

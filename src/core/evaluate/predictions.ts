@@ -36,18 +36,43 @@ export function readPredictions(file: string): Prediction[] {
 
 export type ErrorKind = 'fn' | 'fp' | 'tp' | 'tn';
 
+/** Whether a labelled prediction falls in a confusion-matrix cell at `threshold` (score >= threshold ⇒ positive). */
+export function inCell(label: number | undefined, score: number, kind: ErrorKind, threshold: number): boolean {
+  if (label === undefined) return false;
+  const pos = score >= threshold;
+  return kind === 'fn' ? label === 1 && !pos : kind === 'fp' ? label === 0 && pos : kind === 'tp' ? label === 1 && pos : label === 0 && !pos;
+}
+
+/**
+ * Indices of the rows in a confusion-matrix cell at `threshold`, most wrong (or, for TP/TN, least
+ * certain) first: FN and TP by ascending score, FP and TN by descending score, ties by id.
+ * `keep` narrows the rows first (e.g. one patient).
+ */
+export function cellOrder(rows: readonly Prediction[], kind: ErrorKind, threshold: number, keep?: (r: Prediction) => boolean): Uint32Array {
+  const picked: number[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    if (inCell(r.label, r.score, kind, threshold) && (!keep || keep(r))) picked.push(i);
+  }
+  const ascending = kind === 'fn' || kind === 'tp';
+  const order = Uint32Array.from(picked);
+  order.sort((a, b) => {
+    const ra = rows[a], rb = rows[b];
+    return (ascending ? ra.score - rb.score : rb.score - ra.score) || (ra.id < rb.id ? -1 : ra.id > rb.id ? 1 : 0);
+  });
+  return order;
+}
+
 /**
  * One page of a confusion-matrix cell at `threshold` (score >= threshold ⇒ positive), most wrong
  * (or, for TP/TN, least certain) first: FN by ascending score, FP by descending score.
  */
 export function errorPage(rows: readonly Prediction[], kind: ErrorKind, threshold: number, offset = 0, limit = 100): { total: number; items: ErrorItem[] } {
-  const want = (r: Prediction): boolean => {
-    if (r.label === undefined) return false;
-    const pos = r.score >= threshold;
-    return kind === 'fn' ? r.label === 1 && !pos : kind === 'fp' ? r.label === 0 && pos : kind === 'tp' ? r.label === 1 && pos : r.label === 0 && !pos;
-  };
-  const picked = rows.filter(want);
-  const ascending = kind === 'fn' || kind === 'tp';
-  picked.sort((a, b) => (ascending ? a.score - b.score : b.score - a.score) || (a.id < b.id ? -1 : 1));
-  return { total: picked.length, items: picked.slice(offset, offset + limit).map((r) => ({ id: r.id, patient: r.patient, x: r.x, y: r.y, label: r.label!, score: r.score })) };
+  const order = cellOrder(rows, kind, threshold);
+  const items: ErrorItem[] = [];
+  for (const i of order.subarray(offset, offset + limit)) {
+    const r = rows[i];
+    items.push({ id: r.id, patient: r.patient, x: r.x, y: r.y, label: r.label!, score: r.score });
+  }
+  return { total: order.length, items };
 }

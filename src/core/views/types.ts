@@ -97,7 +97,7 @@ export interface TrainingView {
 // ------------------------------------------------------------------------------------- threshold explorer
 
 export interface EvaluationSummary {
-  /** `<model>/<split>`: the folder under <output>/evaluations. */
+  /** `<model>/<split>` (see ids.ts evaluationId): the run id or outside model's folder name, and the split. */
   id: string;
   model: string;
   split: 'test' | 'val' | 'train';
@@ -111,20 +111,26 @@ export interface EvaluationSummary {
 
 export interface ThresholdView {
   evaluation: EvaluationSummary;
-  /** Every evaluation in the output folder, to switch between. */
+  /** Every evaluation in the output folder, to switch between (oldest first). */
   evaluations: EvaluationSummary[];
-  roc: { fpr: number[]; tpr: number[]; thresholds: number[] };
-  pr: { precision: number[]; recall: number[]; thresholds: number[] };
+  /** metrics.json's curves (thinned for display, marked points kept); null thresholds stand for +Infinity / the PR end point. */
+  roc: { fpr: number[]; tpr: number[]; thresholds: (number | null)[] };
+  pr: { precision: number[]; recall: number[]; thresholds: (number | null)[] };
   /**
    * Confusion counts at every distinct score, descending (predicted positive = score >= t), from
    * the full predictions: the slider looks counts up here, no round trip. fn = positives - tp,
    * tn = negatives - fp.
    */
-  table: { thresholds: number[]; tp: number[]; fp: number[] };
+  table: { thresholds: number[]; tp: number[]; fp: number[]; positives: number; negatives: number };
+  /** metrics.json's operating points (working threshold at evaluation time, Youden's J, F1-optimal, recall target, pinned). */
   operatingPoints: OperatingPointRow[];
-  /** evaluate.threshold of the evaluation. */
+  /** evaluate.threshold now (idc.config.json; the evaluation's when the config cannot be read). */
   working: number;
+  /** The working threshold the evaluation ran with (its patient table, error lists and slide maps use it). */
+  evaluatedThreshold: number;
+  /** evaluate.recallTarget now. */
   recallTarget: number;
+  /** evaluate.pinnedThresholds now. */
   pinned: number[];
   warnings: string[];
 }
@@ -138,22 +144,33 @@ export interface GalleryItem {
   y: number;
   label: 0 | 1;
   score: number;
-  /** Absolute path of the patch PNG. */
-  image: string;
-  /** Grad-CAM overlay PNG when one exists already. */
+  /** Absolute path of the patch PNG (null when the archive no longer has it). */
+  image: string | null;
+  /** Grad-CAM overlay PNG when one exists already (`<evaluation>/gradcam/<id>.png`). */
   gradcam?: string;
+  /** Webview URIs, filled in by the panel host (never by the builder). */
+  imageUri?: string | null;
+  gradcamUri?: string | null;
 }
+
+export interface GalleryPatientCounts { patient: string; fn: number; fp: number; tp: number; tn: number }
 
 export interface GalleryPage {
   evaluation: string;
   cell: 'fn' | 'fp' | 'tp' | 'tn';
   threshold: number;
-  /** Items in the cell (after the patient filter), and per-cell totals for the tabs. */
+  /** evaluate.threshold the evaluation ran with (the default threshold of the gallery). */
+  working: number;
+  /** Items in the cell (after the patient filter), and per-cell totals for the tabs (after the patient filter). */
   total: number;
   totals: { fn: number; fp: number; tp: number; tn: number };
   offset: number;
-  /** Sorted by how wrong (FN/TN ascending score, FP/TP descending). */
+  /** Most wrong first: FN and TP by ascending score, FP and TN by descending score (errorPage's order). */
   items: GalleryItem[];
+  /** Per-patient cell counts at this threshold (whole evaluation), for the patient filter; only on offset 0. */
+  patients?: GalleryPatientCounts[];
+  /** How many Grad-CAM overlays the evaluation folder holds. */
+  gradcams: number;
 }
 
 // ------------------------------------------------------------------------------------- slide map

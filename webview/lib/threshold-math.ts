@@ -1,0 +1,172 @@
+/**
+ * The threshold explorer's arithmetic, shared by the page and the tests: confusion counts at any
+ * threshold from the compact count table (distinct scores descending, cumulative tp/fp; a patch
+ * is predicted positive when score >= t), the metrics derived from them, and hit-testing along
+ * the curves. Pure, DOM-free, O(log n) per lookup.
+ */
+
+export interface CountTable {
+  /** Distinct scores, strictly decreasing. */
+  thresholds: ArrayLike<number>;
+  /** Cumulative positives / negatives with score >= thresholds[i]. */
+  tp: ArrayLike<number>;
+  fp: ArrayLike<number>;
+  positives: number;
+  negatives: number;
+}
+
+export interface Counts { tp: number; fp: number; tn: number; fn: number }
+
+/** Typed copies of the view's table, for fast lookups. */
+export function typedTable(t: { thresholds: number[]; tp: number[]; fp: number[]; positives: number; negatives: number }): CountTable {
+  return { thresholds: Float64Array.from(t.thresholds), tp: Uint32Array.from(t.tp), fp: Uint32Array.from(t.fp), positives: t.positives, negatives: t.negatives };
+}
+
+/** Index of the last (lowest) table threshold >= t; -1 when every score is below t. */
+export function indexAt(table: CountTable, t: number): number {
+  const thr = table.thresholds;
+  let lo = 0, hi = thr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (thr[mid] >= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+export function countsAtIndex(table: CountTable, i: number): Counts {
+  const tp = i < 0 ? 0 : table.tp[i];
+  const fp = i < 0 ? 0 : table.fp[i];
+  return { tp, fp, tn: table.negatives - fp, fn: table.positives - tp };
+}
+
+export function countsAt(table: CountTable, t: number): Counts {
+  return countsAtIndex(table, indexAt(table, t));
+}
+
+export interface Metrics {
+  accuracy: number;
+  balancedAccuracy: number;
+  /** PPV. 0 when nothing is predicted positive (scikit-learn's zero_division → 0, as metrics.json). */
+  precision: number;
+  /** Sensitivity, TPR. */
+  recall: number;
+  /** TNR. */
+  specificity: number;
+  f1: number;
+  /** fp / negatives. */
+  fpr: number;
+  /** fn / positives. */
+  fnr: number;
+  /** tn / (tn + fn); 0 when nothing is predicted negative. */
+  npv: number;
+  /** Matthews correlation coefficient; 0 when a margin is empty. */
+  mcc: number;
+  /** Share of patches predicted positive. */
+  predictedPositiveRate: number;
+}
+
+/** Same conventions as src/core/metrics metricsFromCounts (0 for 0/0 ratios, NaN accuracy on an empty set). */
+export function metricsOf(c: Counts): Metrics {
+  const { tp, fp, tn, fn } = c;
+  const P = tp + fn, N = tn + fp, n = P + N;
+  const recall = P ? tp / P : 0;
+  const specificity = N ? tn / N : 0;
+  const f1d = 2 * tp + fp + fn;
+  const mccDen = Math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn));
+  return {
+    accuracy: n ? (tp + tn) / n : NaN,
+    balancedAccuracy: P && N ? (recall + specificity) / 2 : P ? recall : N ? specificity : NaN,
+    precision: tp + fp ? tp / (tp + fp) : 0,
+    recall,
+    specificity,
+    f1: f1d ? (2 * tp) / f1d : 0,
+    fpr: N ? fp / N : 0,
+    fnr: P ? fn / P : 0,
+    npv: tn + fn ? tn / (tn + fn) : 0,
+    mcc: mccDen ? (tp * tn - fp * fn) / mccDen : 0,
+    predictedPositiveRate: n ? (tp + fp) / n : 0,
+  };
+}
+
+/** Where row i of the table sits on each curve (i = -1: nothing predicted positive). */
+export function rocPoint(table: CountTable, i: number): { x: number; y: number } {
+  const c = countsAtIndex(table, i);
+  return { x: table.negatives ? c.fp / table.negatives : 0, y: table.positives ? c.tp / table.positives : 0 };
+}
+
+export function prPoint(table: CountTable, i: number): { x: number; y: number } {
+  const c = countsAtIndex(table, i);
+  // Nothing predicted positive: scikit-learn's appended end point (recall 0, precision 1).
+  return { x: table.positives ? c.tp / table.positives : 0, y: c.tp + c.fp ? c.tp / (c.tp + c.fp) : 1 };
+}
+
+/**
+ * The table row whose curve point is nearest to (x, y) in data units, distances scaled by
+ * (sx, sy) pixels per unit so that "nearest" means nearest on screen. O(n): 45k rows take well
+ * under a millisecond.
+ */
+export function nearestIndex(table: CountTable, curve: 'roc' | 'pr', x: number, y: number, sx = 1, sy = 1): number {
+  const P = table.positives, N = table.negatives;
+  let best = 0, bestD = Infinity;
+  const n = table.thresholds.length;
+  for (let i = 0; i < n; i++) {
+    const tp = table.tp[i], fp = table.fp[i];
+    let px: number, py: number;
+    if (curve === 'roc') { px = N ? fp / N : 0; py = P ? tp / P : 0; }
+    else { px = P ? tp / P : 0; py = tp / (tp + fp); }
+    const dx = (px - x) * sx, dy = (py - y) * sy;
+    const d = dx * dx + dy * dy;
+    if (d < bestD) { bestD = d; best = i; }
+  }
+  return best;
+}
+
+const f32 = new Float32Array(1);
+const i32 = new Int32Array(f32.buffer);
+
+/** The largest float32 below a positive float32 x (0 for the smallest). */
+function prevFloat32(x: number): number {
+  f32[0] = x;
+  if (f32[0] <= 0) return -Infinity;
+  i32[0] -= 1;
+  return f32[0];
+}
+
+/**
+ * A short decimal that selects exactly the same patches as the float32 threshold t (scores are
+ * float32): the shortest d <= t with no float32 score in [d, t). Thresholds that are not float32
+ * values (typed by hand) are returned as they are.
+ */
+export function compactThreshold(t: number): number {
+  if (!(t > 0) || Math.fround(t) !== t) return t;
+  const below = prevFloat32(t);
+  for (let k = 1; k <= 17; k++) {
+    const d = Number((Math.floor(t * 10 ** k) / 10 ** k).toFixed(k));
+    if (d <= t && d > below) return d;
+  }
+  return t;
+}
+
+/** The table threshold one step lower (more positives) or higher than the current one; t itself at the ends. */
+export function stepThreshold(table: CountTable, t: number, dir: 1 | -1): number {
+  const thr = table.thresholds;
+  if (!thr.length) return t;
+  const i = indexAt(table, t);
+  if (dir === 1) {
+    // Lower threshold: next row down adds the next distinct score.
+    const j = Math.min(i + 1, thr.length - 1);
+    return thr[j];
+  }
+  // Higher threshold: drop the lowest score now included (row i) by moving to row i - 1.
+  if (i <= 0) return i === 0 ? Math.min(1, nextAbove(thr[0])) : t;
+  return thr[i - 1];
+}
+
+/** The smallest float32 above x: a threshold that predicts nothing positive for scores <= x. */
+export function nextAbove(x: number): number {
+  f32[0] = x;
+  if (f32[0] !== x) return x;
+  i32[0] += x >= 0 ? 1 : -1;
+  return f32[0];
+}
