@@ -47,15 +47,42 @@ export interface DatasetView {
   folder: string;
   archive: string;
   manifest: string;
+  /** False before "Organize Raw Archive" has run: everything below is then empty. */
+  hasManifest: boolean;
   totals: { patients: number; patches: number; positives: number; negatives: number; edgePatches: number };
   /** Null before "Split by Patient" has run. */
   splits: SplitCounts[] | null;
+  /** split.json's settings; null before the split exists. */
+  split: SplitSettings | null;
   patients: DatasetPatient[];
   /** Result of the patient-overlap check between splits; null before the split exists. */
   leakage: { ok: boolean; overlapping: string[]; message: string } | null;
+  /** organize-report.json in brief; null when there is none. */
+  organize: OrganizeBrief | null;
   sample: PatchTile[];
   /** Things the user should fix (stale split, missing files …), one line each. */
   problems: string[];
+}
+
+export interface SplitSettings {
+  file: string;
+  seed: number;
+  ratios: [number, number, number];
+  stratify: boolean;
+  createdAt: string;
+  /** The split records another manifest's hash: organize ran again since. */
+  stale: boolean;
+}
+
+export interface OrganizeBrief {
+  kind: 'dir' | 'zip';
+  createdAt: string;
+  files: number;
+  skipped: number;
+  suspicious: number;
+  duplicates: number;
+  /** Skipped or suspicious files, by reason, most frequent first. */
+  issues: { reason: string; count: number }[];
 }
 
 // ------------------------------------------------------------------------------------- training
@@ -181,6 +208,8 @@ export interface SlidePatientRow {
   positives: number;
   fn: number;
   fp: number;
+  /** tp / positives at the threshold; null without positives. */
+  recall: number | null;
   auc: number | null;
 }
 
@@ -198,12 +227,28 @@ export interface SlideTileView {
 
 export interface SlideMapView {
   evaluation: string;
+  /** Every evaluation of the output folder (`<model>/<split>`), to switch between. */
+  evaluations: string[];
+  /** Worst first at `threshold`: most false negatives, then lowest recall, then lowest AUC. */
   patients: SlidePatientRow[];
   patient: string;
+  /** The threshold the patient list counts FN/FP at (requested, else the working one). */
   threshold: number;
+  /** The evaluation's working threshold (evaluate.threshold). */
+  workingThreshold: number;
   width: number;
   height: number;
-  /** Absolute PNG paths: the rebuilt tissue, ground truth and probability overlays. */
+  /** Slide-image pixels per slide pixel (a 50-px patch is `50 * scale` image pixels). */
+  scale: number;
+  /**
+   * Absolute PNG paths (RGBA, transparent outside the tiles): the rebuilt tissue, the ground-truth contour and the probability tint (
+   * the page sets their opacity).
+   */
   layers: { tissue: string; truth: string; probability: string };
+  /** Where the tissue pixels came from: the patch cache, the patch PNGs, or partly missing. */
+  pixelSource: 'cache' | 'files' | 'mixed';
+  /** Patches drawn grey because their pixels could not be read. */
+  missingPixels: number;
   tiles: SlideTileView[];
+  warnings: string[];
 }
