@@ -54,6 +54,8 @@ export interface RunJobResult extends JobRef {
 
 export interface JobStartedParams extends JobRef {
   folder: string;
+  /** Training: the run, when the request names it (a new run's id comes with its first progress). */
+  runId?: string;
 }
 
 export interface JobProgressParams extends ProgressEvent, JobRef {
@@ -63,6 +65,12 @@ export interface JobProgressParams extends ProgressEvent, JobRef {
   /** Training only: 1-based epoch being trained and the epoch count. */
   epoch?: number;
   epochs?: number;
+  /** Training only: the run, and the last training batch seen (1-based step of steps, mean loss so far this epoch, images per second). */
+  runId?: string;
+  step?: number;
+  steps?: number;
+  loss?: number;
+  imagesPerSecond?: number;
 }
 
 export interface EpochMetricsParams extends JobRef {

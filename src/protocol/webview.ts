@@ -109,19 +109,27 @@ export type DatasetEvents = CommonEvents;
 
 export const trainingRequests = {
   ...commonRequests,
-  load: request<TrainingView>()(z.object({ runId: id.optional() })),
-  /** Runs to overlay. */
+  /** The run (default: the panel's, else the newest); null when the output folder has no run yet. */
+  load: request<TrainingView | null>()(z.object({ runId: id.optional() })),
+  /** Every run of the output folder, oldest first: to switch to or overlay. */
   runs: request<RunSummary[]>()(z.object({})),
+  /** Another run's history, to overlay its validation curves. */
+  compare: request<{ run: RunSummary; history: TrainingEpoch[] }>()(z.object({ runId: id })),
+  /** Stops the running training job (only when it trains the run the panel shows). */
   stop: request<void>()(z.object({})),
+  /** Resumes an interrupted run (the idc.resume command). */
   resume: request<void>()(z.object({ runId: id })),
 };
 export interface TrainingEvents extends CommonEvents {
-  /** An epoch of the shown run ended. */
+  /** An epoch of a run ended (the page keeps those of the run it shows). */
   epoch: { runId: string; epoch: TrainingEpoch; epochs: number };
-  /** Throttled batch progress of the shown run. */
-  batch: { runId: string; epoch: number; epochs: number; step: number; steps: number; loss?: number; imagesPerSecond?: number; etaSeconds?: number };
-  /** The job of the shown run started, finished, failed or was cancelled. */
-  job: { runId: string; state: 'running' | 'finished' | 'failed' | 'cancelled'; message?: string };
+  /**
+   * Batch progress of the running training, at most 4 a second. epoch is 1-based; step/steps count
+   * training batches (phase 'validate': images scored of the validation split).
+   */
+  batch: { runId: string; epoch: number; epochs: number; step: number; steps: number; phase?: 'train' | 'validate'; loss?: number; imagesPerSecond?: number; etaSeconds?: number };
+  /** A training job started, finished, failed or was cancelled (runId: the run it trains, once known). */
+  job: { runId?: string; state: 'running' | 'finished' | 'failed' | 'cancelled'; message?: string };
 }
 
 // ------------------------------------------------------------------------------------- threshold explorer

@@ -82,6 +82,12 @@ export interface MeterReading {
   etaSeconds?: number;
   epoch?: number;
   epochs?: number;
+  /** Training: the run and its last batch (1-based step of steps, mean loss so far this epoch, images per second). */
+  runId?: string;
+  step?: number;
+  steps?: number;
+  loss?: number;
+  imagesPerSecond?: number;
 }
 
 /**
@@ -104,16 +110,16 @@ export class JobMeter {
   private phaseStart = 0;
   private lastSent = 0;
   private percent = 0;
-  private training: { epochs: number; startEpoch: number; started?: number; epoch: number; batch: number; batches: number } | undefined;
+  private training: { runId: string; epochs: number; startEpoch: number; started?: number; epoch: number; batch: number; batches: number; loss?: number; imagesPerSecond?: number } | undefined;
 
   constructor(private readonly kind: JobKind, private readonly intervalMs = 200, private readonly now: () => number = () => Date.now()) {}
 
   onTrainEvent(e: TrainEvent): void {
-    if (e.type === 'start') this.training = { epochs: e.epochs, startEpoch: e.startEpoch, epoch: e.startEpoch, batch: 0, batches: 1 };
+    if (e.type === 'start') this.training = { runId: e.runId, epochs: e.epochs, startEpoch: e.startEpoch, epoch: e.startEpoch, batch: 0, batches: 1 };
     else if (e.type === 'batch' && this.training) {
       this.training.started ??= this.now();
-      Object.assign(this.training, { epoch: e.epoch, batch: e.batch, batches: e.batches });
-    } else if (e.type === 'epoch' && this.training) Object.assign(this.training, { epoch: e.log.epoch + 1, batch: 0 });
+      Object.assign(this.training, { epoch: e.epoch, batch: e.batch, batches: e.batches, loss: e.loss, imagesPerSecond: e.imagesPerSecond });
+    } else if (e.type === 'epoch' && this.training) Object.assign(this.training, { epoch: e.log.epoch + 1, batch: 0, loss: undefined, imagesPerSecond: undefined });
   }
 
   /** A reading to send, or undefined when throttled (phase changes and completions always pass). */
@@ -134,6 +140,8 @@ export class JobMeter {
       reading.percentage = this.bump(100 * fraction);
       reading.epoch = Math.min(tr.epoch + 1, tr.epochs);
       reading.epochs = tr.epochs;
+      reading.runId = tr.runId;
+      if (tr.batch > 0) Object.assign(reading, { step: tr.batch, steps: tr.batches, loss: tr.loss, imagesPerSecond: tr.imagesPerSecond });
       const unitsDone = (tr.epoch - tr.startEpoch) * tr.batches + tr.batch;
       const unitsAll = span * tr.batches;
       if (tr.started !== undefined && unitsDone > 0 && t - tr.started > 1000) reading.etaSeconds = Math.round(((t - tr.started) / 1000 / unitsDone) * (unitsAll - unitsDone));

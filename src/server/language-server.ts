@@ -154,7 +154,8 @@ async function execute(job: Job): Promise<void> {
     job.controller.abort();
   });
   reporter.begin(`IDC: ${job.title}`, 0, 'Starting…', true);
-  connection.sendNotification(P.jobStarted, { ...ref(job), folder });
+  const req = job.request;
+  connection.sendNotification(P.jobStarted, { ...ref(job), folder, runId: req.kind === 'train' || req.kind === 'resume' ? req.runId : undefined });
   log.info(`${job.title} started (job ${job.jobId}) in ${folder}.`);
   let runId: string | undefined;
   let epochs = 0;
@@ -162,7 +163,10 @@ async function execute(job: Job): Promise<void> {
     const message = progressMessage(r);
     if (r.percentage !== undefined) reporter.report(r.percentage, message);
     else reporter.report(message);
-    connection.sendNotification(P.jobProgress, { ...r.event, ...ref(job), percentage: r.percentage, etaSeconds: r.etaSeconds, epoch: r.epoch, epochs: r.epochs });
+    connection.sendNotification(P.jobProgress, {
+      ...r.event, ...ref(job), percentage: r.percentage, etaSeconds: r.etaSeconds, epoch: r.epoch, epochs: r.epochs,
+      runId: r.runId, step: r.step, steps: r.steps, loss: r.loss, imagesPerSecond: r.imagesPerSecond,
+    });
   };
   try {
     const result = await runJobInProcess(job, folder, settings, {

@@ -101,24 +101,53 @@ export interface ModelSummaryRow {
   /** e.g. "(None, 50, 50, 32)". */
   outputShape: string;
   params: number;
+  /** Of those, the ones the optimizer does not update (batch-norm moving statistics, frozen layers). */
+  nonTrainableParams?: number;
+}
+
+/** What Keras' model.summary() prints, computed from the saved topology (or the run's config). */
+export interface ModelSummary {
+  name: string;
+  /** model.json: the saved model's topology; config: rebuilt from the run's model.* settings (run still training). */
+  source: 'model.json' | 'config';
+  rows: ModelSummaryRow[];
+  totalParams: number;
+  trainableParams: number;
+  nonTrainableParams: number;
+  /** float32 weights: 4 bytes a parameter. */
+  totalBytes: number;
+  /** The parameter total checked against the weights actually stored (model.json's weightsManifest, or the newest checkpoint's weight list). */
+  check?: { against: 'weightsManifest' | 'checkpoint'; params: number; ok: boolean };
+  /** e.g. "Layer names are assigned when the model is saved." */
+  note?: string;
 }
 
 export interface TrainingView {
   run: RunSummary;
+  /** <output>/runs/<id>. */
+  runDir: string;
   history: TrainingEpoch[];
+  /** Epochs the run was configured for (train.epochs); early stopping may end it sooner. */
+  epochs: number;
   /** Epoch indices where ReduceLROnPlateau lowered the learning rate. */
   lrReducedAt: number[];
   /** Epoch whose weights are (or will be) restored; null when none yet. */
   bestEpoch: number | null;
+  /** The metric early stopping watches (its value at bestEpoch is the "best"), when enabled. */
+  monitor?: string;
   /** Mean seconds per epoch so far, and what that means for the remaining epochs. */
   epochSeconds: number | null;
   etaSeconds: number | null;
   backend: string;
-  model: { rows: ModelSummaryRow[]; totalParams: number; trainableParams: number; nonTrainableParams: number } | null;
+  model: ModelSummary | null;
+  /** Why there is no model summary (e.g. "available when training finishes"). */
+  modelNote?: string;
   /** The run's own config file, as saved when it started. */
   config: unknown;
   /** True while the language server reports this run as the running job. */
   running: boolean;
+  /** Things that could not be read (damaged history line, missing config …), one line each. */
+  problems: string[];
 }
 
 // ------------------------------------------------------------------------------------- threshold explorer
