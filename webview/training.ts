@@ -8,7 +8,7 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
-import { Chart, LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Legend, Tooltip, type ChartDataset, type ChartType, type Plugin } from 'chart.js';
+import { Chart, LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Legend, Tooltip, type ChartDataset, type ChartType, type Plugin, type Scale } from 'chart.js';
 import { PanelRpc, cssVar, esc, fmt, showError } from './lib/rpc';
 import type { TrainingView, TrainingEpoch, RunSummary, TrainingEvents } from '../src/protocol/webview';
 import type { ModelSummary } from '../src/core/views/types';
@@ -105,7 +105,9 @@ function recompute(v: TrainingView): void {
 
 // ------------------------------------------------------------------------------------- loading
 
+let loading = false;
 async function load(runId?: string): Promise<void> {
+  loading = true;
   try {
     const [v, list] = await Promise.all([rpc.request('load', { runId }), rpc.request('runs', {})]);
     view = v;
@@ -128,6 +130,8 @@ async function load(runId?: string): Promise<void> {
   } catch (e) {
     app.removeAttribute('aria-busy');
     showError(e);
+  } finally {
+    loading = false;
   }
 }
 
@@ -421,9 +425,9 @@ function renderCharts(): void {
         normalized: true,
         interaction: { mode: 'nearest', axis: 'x', intersect: false },
         scales: {
-          x: { type: 'linear', min: 0.5, max: xMax + 0.5, title: { display: true, text: 'epoch' }, ticks: { stepSize: 1, precision: 0, callback: (val) => (Number.isInteger(val) && Number(val) >= 1 ? String(val) : '') }, grid: { color: p.grid } },
+          x: { type: 'linear', min: 0.5, max: xMax + 0.5, title: { display: true, text: 'epoch' }, afterBuildTicks: epochTicks, ticks: { callback: (val) => String(val) }, grid: { color: p.grid } },
           y: { type: 'linear', title: { display: true, text: m.title }, grid: { color: p.grid }, ...(key === 'loss' ? {} : { suggestedMin: 0.5, suggestedMax: 1 }) },
-          ...(withLr ? { lr: { type: 'logarithmic' as const, position: 'right' as const, title: { display: true, text: 'learning rate' }, grid: { drawOnChartArea: false }, ticks: { callback: (val: number | string) => lrText(Number(val)) } } } : {}),
+          ...(withLr ? { lr: { type: 'logarithmic' as const, position: 'right' as const, title: { display: true, text: 'learning rate' }, grid: { drawOnChartArea: false }, afterBuildTicks: lrTicks, ticks: { callback: (val: number | string) => lrText(Number(val)) } } } : {}),
         },
         plugins: {
           legend: { position: 'bottom', labels: { usePointStyle: true, boxWidth: 8, boxHeight: 8 } },
@@ -445,6 +449,23 @@ function renderCharts(): void {
       },
     }));
   }
+}
+
+/** Whole epochs from 1, at most about a dozen labels. */
+function epochTicks(axis: Scale): void {
+  const max = Math.floor(axis.max);
+  const step = Math.max(1, Math.ceil(max / 12));
+  axis.ticks = [];
+  for (let e = 1; e <= max; e += step) axis.ticks.push({ value: e });
+}
+
+/** 1, 2 and 5 times a power of ten, so the log axis does not crowd. */
+function lrTicks(axis: Scale): void {
+  const nice = axis.ticks.filter((t) => {
+    const m = t.value / 10 ** Math.floor(Math.log10(t.value) + 1e-9);
+    return [1, 2, 5].some((k) => Math.abs(m - k) < 1e-6);
+  });
+  if (nice.length >= 2) axis.ticks = nice;
 }
 
 function renderEpochs(): void {
@@ -500,8 +521,9 @@ function renderModel(m: ModelSummary | null, note?: string): void {
 
 rpc.on('epoch', (d) => {
   const v = view;
-  if (!v || d.runId !== v.run.id) {
-    if (d.runId !== view?.run.id && otherRunning !== d.runId) { otherRunning = d.runId; renderNotices(); }
+  if (!v) { if (!loading) void load(); return; }
+  if (d.runId !== v.run.id) {
+    if (otherRunning !== d.runId) { otherRunning = d.runId; renderNotices(); }
     return;
   }
   const i = v.history.findIndex((e) => e.epoch === d.epoch.epoch);
@@ -521,8 +543,9 @@ rpc.on('epoch', (d) => {
 
 rpc.on('batch', (b) => {
   const v = view;
-  if (!v || b.runId !== v.run.id) {
-    if (b.runId !== view?.run.id && otherRunning !== b.runId) { otherRunning = b.runId; if (view) renderNotices(); }
+  if (!v) { if (!loading) void load(); return; }
+  if (b.runId !== v.run.id) {
+    if (otherRunning !== b.runId) { otherRunning = b.runId; renderNotices(); }
     return;
   }
   live = b;
@@ -533,7 +556,7 @@ rpc.on('batch', (b) => {
 rpc.on('job', (j) => {
   const v = view;
   if (j.state === 'running') {
-    if (!v) { void load(); return; }
+    if (!v) { if (!loading) void load(); return; }
     if (j.runId === v.run.id || (j.runId === undefined && busy === 'resuming')) {
       v.running = true;
       busy = null;
@@ -568,8 +591,9 @@ function showNotice(text: string): void {
 
 void (async () => {
   try {
-    const { state } = await rpc.ready();
-    await load(state.runId);
+    await rpc.ready();
+    // The host holds the panel's run (restored after a reload, or named by the command that opened it).
+    await load();
   } catch (e) {
     app.removeAttribute('aria-busy');
     showError(e);

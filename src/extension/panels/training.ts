@@ -16,7 +16,7 @@ const isTraining = (kind: P.JobKind) => kind === 'train' || kind === 'resume';
  */
 export class TrainingPanel extends IdcPanel<'training'> {
   /** The training job running now, and the run it trains once a notification has said. */
-  private active: { jobId: string; runId?: string } | undefined;
+  private active: { jobId: string; kind: P.JobKind; runId?: string } | undefined;
   private lastBatch = 0;
   private pendingBatch: W.PanelEvents['training']['batch'] | undefined;
   private batchTimer: ReturnType<typeof setTimeout> | undefined;
@@ -25,7 +25,7 @@ export class TrainingPanel extends IdcPanel<'training'> {
     super('training', panel, host, state, info);
     // Opened while a job trains: the tracker knows the job but not yet its run.
     const running = host.idc.tracker.current.running;
-    if (running && isTraining(running.kind)) this.active = { jobId: running.jobId };
+    if (running && isTraining(running.kind)) this.active = { jobId: running.jobId, kind: running.kind };
     this.onDidDispose(() => { if (this.batchTimer) clearTimeout(this.batchTimer); });
   }
 
@@ -36,14 +36,19 @@ export class TrainingPanel extends IdcPanel<'training'> {
   /** Whether the running training job is writing this run. */
   private isRunning(runId: string): boolean {
     if (!this.active) return false;
-    // Before its first progress the job has not said which run; the unfinished run written last is the one.
-    return (this.active.runId ?? newestOpenRun(this.outputDir)) === runId;
+    if (this.active.runId) return this.active.runId === runId;
+    // Before its first training progress the job has not said which run. A resume continues the
+    // unfinished run written last; a new training's run may not exist yet (its progress will say).
+    return this.active.kind === 'resume' && newestOpenRun(this.outputDir) === runId;
   }
 
   protected handlers(): PanelHandlers<'training'> {
     return {
       load: ({ runId }) => {
-        const view = buildTrainingView(this.outputDir, { runId: runId ?? this.state.runId, running: (id) => this.isRunning(id) });
+        let id = runId ?? this.state.runId;
+        // The panel's run was deleted since: show the newest instead.
+        if (!runId && id && !listRunSummaries(this.outputDir).some((r) => r.id === id)) id = undefined;
+        const view = buildTrainingView(this.outputDir, { runId: id, running: (r) => this.isRunning(r) });
         if (view) this.state = { ...this.state, runId: view.run.id };
         return view;
       },
@@ -66,13 +71,13 @@ export class TrainingPanel extends IdcPanel<'training'> {
     if (!isTraining(p.kind)) return;
     switch (e.type) {
       case 'started':
-        this.active = { jobId: p.jobId, runId: e.params.runId };
+        this.active = { jobId: p.jobId, kind: p.kind, runId: e.params.runId };
         this.post('job', { runId: e.params.runId, state: 'running' });
         break;
       case 'progress': {
         const q = e.params;
         const runId = q.runId ?? this.active?.runId;
-        if (!this.active || this.active.jobId !== q.jobId) this.active = { jobId: q.jobId, runId };
+        if (!this.active || this.active.jobId !== q.jobId) this.active = { jobId: q.jobId, kind: q.kind, runId };
         if (q.runId && this.active.runId !== q.runId) {
           this.active.runId = q.runId;
           // The page learns which run trains (a new run's id is not known when its job starts).
@@ -91,7 +96,8 @@ export class TrainingPanel extends IdcPanel<'training'> {
         break;
       }
       case 'epoch':
-        if (this.active?.jobId === p.jobId) this.active.runId = e.params.runId;
+        if (!this.active || this.active.jobId !== p.jobId) this.active = { jobId: p.jobId, kind: p.kind };
+        this.active.runId = e.params.runId;
         // The epoch's checkpoint and history line are written: drop a batch update that would show the old epoch.
         this.pendingBatch = undefined;
         this.post('epoch', { runId: e.params.runId, epoch: e.params.log, epochs: e.params.epochs });
