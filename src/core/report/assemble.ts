@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import { encodeRgbPng, resizeNearest } from '../visual/png-encode';
 import { IdcError } from '../errors';
 import type { OrganizeReport } from '../organize/organize';
 import { REPORT_FILE } from '../organize/organize';
@@ -17,7 +17,7 @@ const readJson = <T>(file: string): T | undefined => (existsSync(file) ? (JSON.p
 
 /** A patch as a PNG thumbnail, upscaled with nearest neighbour so pixels stay crisp. */
 export async function patchThumbnail(pixels: Uint8Array, size = 100): Promise<Buffer> {
-  return sharp(Buffer.from(pixels.buffer, pixels.byteOffset, PATCH_BYTES), { raw: { width: 50, height: 50, channels: 3 } }).resize(size, size, { kernel: 'nearest' }).png().toBuffer();
+  return encodeRgbPng(resizeNearest(pixels.subarray(0, PATCH_BYTES), 50, 50, size, size), size, size);
 }
 
 /**

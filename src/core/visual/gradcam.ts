@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import sharp from 'sharp';
+import { encodeRgbPng } from './png-encode';
 import { IdcError } from '../errors';
 import { VIRIDIS, lutIndex } from './colormap';
 
@@ -243,7 +243,7 @@ function checkSize(size: number): void {
   if (!Number.isInteger(size) || size < 1 || size > 4096) throw new IdcError(`Image size ${size} is not a whole number in 1..4096.`, 'Use e.g. 200.', 'BAD_ARGUMENT');
 }
 
-const rawPng = (rgb: Uint8Array, size: number) => sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+const rawPng = (rgb: Uint8Array, size: number) => encodeRgbPng(rgb, size, size);
 
 /** Nearest-neighbour upscale of one patch to size×size RGB. */
 export function patchRgb(patch: Uint8Array, size: number): Buffer {

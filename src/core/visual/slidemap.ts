@@ -1,3 +1,4 @@
+import { encodeRgbPng } from './png-encode';
 import { IdcError } from '../errors';
 import { VIRIDIS, lutIndex, type Rgb } from './colormap';
 import { GLYPH_H, drawText, textWidth } from './font';
@@ -159,9 +160,7 @@ export function renderSlideRgb(tiles: readonly SlideTile[], opts: SlideMapOption
 export async function slideMap(tiles: readonly SlideTile[], opts: SlideMapOptions): Promise<SlideMap> {
   const r = renderSlideRgb(tiles, opts);
   // Level 3: level 1 saves little time for ~30% larger files, level 6 costs more for <1% (bench/visual.ts).
-  // Loaded here, not at the top: the extension host imports renderSlideRgb and must not load a native module for it.
-  const { default: sharp } = await import('sharp');
-  const png = await sharp(r.rgb, { raw: { width: r.width, height: r.height, channels: 3 } }).png({ compressionLevel: 3 }).toBuffer();
+  const png = await encodeRgbPng(r.rgb, r.width, r.height, 3);
   return { png, width: r.width, height: r.height, scale: r.scale, tileRects: r.tileRects };
 }
 
