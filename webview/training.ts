@@ -551,6 +551,7 @@ rpc.on('batch', (b) => {
   live = b;
   if (!v.running) { v.running = true; busy = null; renderStatus(); }
   renderLive();
+  renderCards();
 });
 
 rpc.on('job', (j) => {

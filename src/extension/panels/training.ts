@@ -1,7 +1,9 @@
 import * as vscode from 'vscode';
 import type * as W from '../../protocol/webview';
 import * as P from '../../protocol/protocol';
-import { buildTrainingView, listRunSummaries, newestOpenRun, runHistory } from '../../core/views/training';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildTrainingView, listRunSummaries, newestOpenRun, runHistory, runsDir } from '../../core/views/training';
 import type { JobEvent } from '../jobs';
 import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
 
@@ -47,7 +49,7 @@ export class TrainingPanel extends IdcPanel<'training'> {
       load: ({ runId }) => {
         let id = runId ?? this.state.runId;
         // The panel's run was deleted since: show the newest instead.
-        if (!runId && id && !listRunSummaries(this.outputDir).some((r) => r.id === id)) id = undefined;
+        if (!runId && id && !existsSync(join(runsDir(this.outputDir), id, 'run.json'))) id = undefined;
         const view = buildTrainingView(this.outputDir, { runId: id, running: (r) => this.isRunning(r) });
         if (view) this.state = { ...this.state, runId: view.run.id };
         return view;
