@@ -1,0 +1,64 @@
+import * as vscode from 'vscode';
+import type { LanguageClient } from 'vscode-languageclient/node';
+import {
+  WorkDoneProgress, WorkDoneProgressCancelNotification, WorkDoneProgressCreateRequest,
+  type WorkDoneProgressBegin, type WorkDoneProgressReport, type ProgressToken,
+} from 'vscode-languageserver-protocol';
+
+/**
+ * Shows the server's LSP work-done progress as a notification with a Cancel button.
+ * vscode-languageclient shows server-initiated progress in the status bar only, where it cannot
+ * be cancelled; jobs take minutes and users expect VS Code's own cancellable notification.
+ * Call after every (re)start: the client's built-in handler registers itself on each start.
+ */
+export function showProgressAsNotifications(client: LanguageClient): vscode.Disposable {
+  return client.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
+    new NotificationProgress(client, token);
+  });
+}
+
+class NotificationProgress {
+  private readonly listener: vscode.Disposable;
+  private progress: vscode.Progress<{ message?: string; increment?: number }> | undefined;
+  private reported = 0;
+  private finish: (() => void) | undefined;
+  private ended = false;
+  private pending: WorkDoneProgressReport[] = [];
+
+  constructor(private readonly client: LanguageClient, private readonly token: ProgressToken) {
+    this.listener = client.onProgress(WorkDoneProgress.type, token, (v) => {
+      if (v.kind === 'begin') this.begin(v);
+      else if (v.kind === 'report') this.report(v);
+      else this.end();
+    });
+  }
+
+  private begin(b: WorkDoneProgressBegin): void {
+    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: b.title, cancellable: b.cancellable ?? false }, (progress, cancel) => {
+      this.progress = progress;
+      cancel.onCancellationRequested(() => void this.client.sendNotification(WorkDoneProgressCancelNotification.type, { token: this.token }));
+      this.report(b);
+      for (const p of this.pending.splice(0)) this.report(p);
+      return new Promise<void>((resolve) => {
+        this.finish = resolve;
+        if (this.ended) resolve();
+      });
+    });
+  }
+
+  private report(r: WorkDoneProgressReport | WorkDoneProgressBegin): void {
+    if (!this.progress) {
+      if (r.kind === 'report') this.pending.push(r);
+      return;
+    }
+    const increment = typeof r.percentage === 'number' ? Math.max(0, Math.min(100, r.percentage) - this.reported) : undefined;
+    if (increment) this.reported += increment;
+    this.progress.report({ message: r.message, increment });
+  }
+
+  private end(): void {
+    this.ended = true;
+    this.listener.dispose();
+    this.finish?.();
+  }
+}
