@@ -148,10 +148,11 @@ export function gradCamPaths(ctx: Pick<GalleryContext, 'evaluations' | 'evaluati
  * (after the patient filter, which is dropped when the patch belongs to another patient). Null
  * when the evaluation has no such labelled patch.
  */
-export function locateInGallery(ctx: Pick<GalleryContext, 'evaluations' | 'evaluation'>, id: string, threshold: number, patient?: string): { cell: ErrorKind; index: number; patient?: string } | null {
+export function locateInGallery(ctx: Pick<GalleryContext, 'evaluations' | 'evaluation'>, id: string, thresholdOrDefault: number | undefined, patient?: string): { cell: ErrorKind; index: number; patient?: string } | null {
   const picked = pickEvaluation(ctx.evaluations, ctx.evaluation);
   if (!picked) return null;
   const ev = loadEvaluation(picked.source);
+  const threshold = thresholdOrDefault ?? ev.report.threshold;
   const row = ev.predictions.find((p) => p.id === id);
   if (!row) return null;
   const pos = row.score >= threshold;
