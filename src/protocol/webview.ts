@@ -169,7 +169,8 @@ export type GalleryEvents = CommonEvents;
 
 export const slideMapRequests = {
   ...commonRequests,
-  load: request<SlideMapView>()(
+  /** One patient's slide (default: the worst at the threshold); null when the folder has no evaluation yet. */
+  load: request<SlideMapView | null>()(
     z.object({ evaluation: id.optional(), patient: id.optional(), threshold: threshold.optional() })),
 };
 export type SlideMapEvents = CommonEvents;

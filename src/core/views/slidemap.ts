@@ -143,6 +143,8 @@ export async function buildSlideMapView(src: SlideMapSources, req: SlideMapReque
     patients, patient, threshold, workingThreshold: working,
     width: layers.width, height: layers.height, scale: layers.scale,
     layers: { tissue: layers.files.tissue, truth: layers.files.truth, probability: layers.files.probability },
+    colours: { falseNegative: SLIDE_COLOURS.falseNegative, falsePositive: SLIDE_COLOURS.falsePositive, truth: SLIDE_COLOURS.truth, noTissue: SLIDE_COLOURS.noTissue },
+    layersVersion: Math.round(statSync(layers.files.meta).mtimeMs),
     pixelSource: layers.source, missingPixels: layers.missing,
     tiles, warnings: [...warnings, ...(report.warnings ?? [])],
   };

@@ -274,6 +274,10 @@ export interface SlideMapView {
    * the page sets their opacity).
    */
   layers: { tissue: string; truth: string; probability: string };
+  /** The static slide maps' colours (Okabe–Ito FN/FP, grey under overlays when the tissue is hidden), RGB. */
+  colours: { falseNegative: readonly number[]; falsePositive: readonly number[]; truth: readonly number[]; noTissue: readonly number[] };
+  /** When the layers were drawn (ms since 1970): changes when they are redrawn, so the page can bust its image cache. */
+  layersVersion: number;
   /** Where the tissue pixels came from: the patch cache, the patch PNGs, or partly missing. */
   pixelSource: 'cache' | 'files' | 'mixed';
   /** Patches drawn grey because their pixels could not be read. */

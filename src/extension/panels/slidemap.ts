@@ -1,16 +1,62 @@
 import type * as vscode from 'vscode';
 import type * as W from '../../protocol/webview';
-import type * as P from '../../protocol/protocol';
+import * as P from '../../protocol/protocol';
+import { loadConfig, resolveConfigPath } from '../../core/config';
+import { evaluationId } from '../../core/views/ids';
+import { buildSlideMapView, releaseSlideMapCache } from '../../core/views/slidemap';
+import type { JobEvent } from '../jobs';
 import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
 
-/** Placeholder until the slidemap panel is built. */
+/**
+ * Slide map: one patient's slide rebuilt from its patches with ground truth, predicted probability
+ * and FN/FP outlines (drawn by the page at its threshold). The layer PNGs are drawn here on demand
+ * (pure Node, no TF.js, no native module) into the evaluation's slidemaps/layers/ folder.
+ */
 export class SlideMapPanel extends IdcPanel<'slidemap'> {
   constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
     super('slidemap', panel, host, state, info);
+    this.onDidDispose(() => releaseSlideMapCache());
   }
 
   protected handlers(): PanelHandlers<'slidemap'> {
-    const notYet = () => { throw new Error('This panel is not built yet.'); };
-    return new Proxy({}, { get: () => notYet }) as PanelHandlers<'slidemap'>;
+    return {
+      load: async ({ evaluation, patient, threshold }) => {
+        const list = this.info.evaluations;
+        if (!list.length) return null;
+        const wanted = evaluation ?? this.state.evaluation;
+        const picked = list.find((e) => evaluationId(e) === wanted) ?? list.at(-1)!;
+        const id = evaluationId(picked);
+        const view = await buildSlideMapView({
+          evaluation: id, dir: picked.dir, evaluations: list.map(evaluationId),
+          outputDir: this.info.outputDir, archive: this.info.archive, cacheDir: await this.cacheDir(),
+        }, { patient, threshold });
+        if (wanted && wanted !== id) view.warnings.unshift(`Evaluation ${wanted} is gone; showing ${id}.`);
+        this.state = { ...this.state, evaluation: id };
+        return view;
+      },
+    };
+  }
+
+  /** data.cacheDir of the folder's config (default <output>/cache). */
+  private async cacheDir(): Promise<string | undefined> {
+    try {
+      const loaded = await loadConfig({ cwd: this.folder });
+      return loaded.config.data.cacheDir ? resolveConfigPath(loaded, loaded.config.data.cacheDir) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  override onJobEvent(event: JobEvent): void {
+    if (event.type === 'finished' && event.params.kind === 'evaluate') void this.reloadInfo();
+  }
+
+  private async reloadInfo(): Promise<void> {
+    try {
+      const info = await this.host.idc.request(P.workspaceInfo, { folder: this.folder });
+      this.update({ folder: this.folder }, info);
+    } catch (e) {
+      this.host.log.warn(`IDC slide map panel: could not reread the workspace: ${(e as Error)?.message ?? e}`);
+    }
   }
 }
