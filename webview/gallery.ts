@@ -47,6 +47,8 @@ let pendingFocus: { id: string; index: number } | null = null;
 // ------------------------------------------------------------------------------------- skeleton
 
 function skeleton(): void {
+  tiles.clear();
+  spare.length = 0;
   app.setAttribute('aria-busy', 'false');
   app.innerHTML = `
     <header class="g-head">
@@ -140,7 +142,7 @@ function reset(q: Query, keepSelection = false): void {
   if (!keepSelection) closeDetail(false);
   const scroll = document.getElementById('grid-scroll');
   if (scroll) scroll.scrollTop = 0;
-  for (const el of tiles.values()) el.remove();
+  for (const el of tiles.values()) { el.hidden = true; el.dataset.item = '-'; spare.push(el); }
   tiles.clear();
   rpc.saveUi({ cell: q.cell, threshold: q.threshold ?? null, patient: q.patient ?? null, focus: keepSelection ? rpc.ui.focus ?? null : null });
   void fetchPage(0).then(() => {
@@ -230,6 +232,7 @@ function empty(): void {
 // ------------------------------------------------------------------------------------- virtual grid
 
 const tiles = new Map<number, HTMLButtonElement>();
+const spare: HTMLButtonElement[] = [];
 let layoutFrame = 0;
 
 function requestLayout(): void {
@@ -260,16 +263,18 @@ function layout(): void {
   const r0 = Math.max(0, Math.floor(scroll.scrollTop / TILE_H) - OVERSCAN_ROWS);
   const r1 = Math.min(rows, Math.ceil((scroll.scrollTop + scroll.clientHeight) / TILE_H) + OVERSCAN_ROWS);
   const i0 = r0 * cols, i1 = Math.min(total, r1 * cols);
+  // Tiles that left the view are kept (hidden) and reused: scrolling moves elements, it does not create them.
   for (const [i, el] of tiles) {
-    if (i < i0 || i >= i1) { el.remove(); tiles.delete(i); }
+    if (i < i0 || i >= i1) { tiles.delete(i); el.hidden = true; spare.push(el); }
   }
   const missing = new Set<number>();
   for (let i = i0; i < i1; i++) {
     let el = tiles.get(i);
     if (!el) {
-      el = makeTile();
+      el = spare.pop();
+      if (el) el.hidden = false;
+      else sizer.appendChild((el = makeTile()));
       tiles.set(i, el);
-      sizer.appendChild(el);
     }
     const row = Math.floor(i / cols), col = i % cols;
     const tf = `translate(${col * TILE_W}px, ${row * TILE_H}px)`;
@@ -294,7 +299,6 @@ function makeTile(): HTMLButtonElement {
   el.type = 'button';
   el.className = 'tile';
   el.dataset.testid = 'tile';
-  el.setAttribute('data-testid', 'tile');
   const img = document.createElement('img');
   img.className = 'tile-img';
   img.alt = '';
@@ -375,7 +379,7 @@ function detail(index: number, it: GalleryItem): void {
       <tr><td>Patient</td><td>${esc(it.patient)}</td></tr>
       <tr><td>Coordinates</td><td>x ${it.x}, y ${it.y}</td></tr>
       <tr><td>Ground truth</td><td class="${it.label === 1 ? 'pos' : 'neg'}">${it.label === 1 ? 'IDC (class 1)' : 'non-IDC (class 0)'}</td></tr>
-      <tr><td>Score</td><td data-testid="detail-score">${esc(it.score)}</td></tr>
+      <tr><td>Score</td><td data-testid="detail-score">${esc(Number(it.score.toPrecision(9)))}</td></tr>
       <tr><td>Prediction at ${esc(t)}</td><td>${it.score >= t ? 'IDC' : 'non-IDC'} (${esc(CELL_NAMES[first.cell].toLowerCase().replace(/s$/, ''))})</td></tr>
       <tr><td>Margin</td><td>${fmt(it.score - t)} from the threshold</td></tr>
     </table>

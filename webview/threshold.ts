@@ -459,7 +459,18 @@ async function start(): Promise<void> {
 
 app.addEventListener('click', onAppClick);
 rpc.on('refresh', () => {
-  load().catch(showError);
+  // Opened again (maybe on another evaluation or at a threshold another panel chose), or new artifacts.
+  void (async () => {
+    try {
+      const r = await rpc.request('ready', {});
+      if (rpc.state) rpc.state = { ...rpc.state, evaluation: r.state.evaluation, ui: { ...rpc.state.ui, ...r.state.ui } };
+      const x = r.state.ui?.threshold;
+      if (typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 1) t = x;
+      await load();
+    } catch (e) {
+      showError(e);
+    }
+  })();
 });
 rpc.on('theme', () => {
   // VS Code swaps the theme's CSS variables around the event: read them a moment later.

@@ -215,7 +215,7 @@ export interface GalleryPage {
   evaluation: string;
   cell: 'fn' | 'fp' | 'tp' | 'tn';
   threshold: number;
-  /** evaluate.threshold the evaluation ran with (the default threshold of the gallery). */
+  /** evaluate.threshold now (the evaluation's own when the config cannot be read): the gallery's default threshold. */
   working: number;
   /** Items in the cell (after the patient filter), and per-cell totals for the tabs (after the patient filter). */
   total: number;
