@@ -88,6 +88,7 @@ function renderShell(v: SlideMapView): void {
       <section class="map">
         <div class="toolbar controls">
           <label class="field" for="threshold">Threshold</label>
+          <input type="range" id="threshold-slider" data-testid="threshold-slider" min="0" max="1" step="0.01" value="${threshold}" aria-label="Threshold">
           <vscode-textfield id="threshold" data-testid="threshold" type="number" min="0" max="1" step="0.01" value="${threshold}"></vscode-textfield>
           <vscode-button id="threshold-reset" data-testid="threshold-reset" secondary title="Back to the evaluation's working threshold">Working ${esc(fmt(v.workingThreshold, 2))}</vscode-button>
           <span class="sep"></span>
@@ -97,10 +98,6 @@ function renderShell(v: SlideMapView): void {
           <vscode-checkbox id="layer-probability" data-testid="layer-probability" ${show.probability ? 'checked' : ''}>Probability</vscode-checkbox>
           <input type="range" id="opacity-probability" data-testid="opacity-probability" min="0" max="1" step="0.05" value="${opacity.probability}" aria-label="Probability opacity">
           <vscode-checkbox id="layer-errors" data-testid="layer-errors" ${show.errors ? 'checked' : ''}>FN / FP</vscode-checkbox>
-          <span class="sep"></span>
-          <vscode-button id="zoom-in" data-testid="zoom-in" icon="zoom-in" secondary title="Zoom in (+)"></vscode-button>
-          <vscode-button id="zoom-out" data-testid="zoom-out" icon="zoom-out" secondary title="Zoom out (−)"></vscode-button>
-          <vscode-button id="zoom-fit" data-testid="zoom-fit" icon="screen-normal" secondary title="Fit (0)"></vscode-button>
         </div>
         <div class="legend" id="legend" data-testid="legend">
           <span class="legend-item"><span class="muted">P(IDC)</span> 0 <canvas id="viridis" width="120" height="10" aria-hidden="true"></canvas> 1</span>
@@ -111,6 +108,11 @@ function renderShell(v: SlideMapView): void {
         </div>
         <div class="viewport" id="viewport" data-testid="viewport">
           <canvas id="slide" data-testid="slide-canvas" tabindex="0" role="img" aria-label="Slide map"></canvas>
+          <div class="zoom-controls">
+            <vscode-button id="zoom-in" data-testid="zoom-in" icon="zoom-in" secondary title="Zoom in (+)" aria-label="Zoom in"></vscode-button>
+            <vscode-button id="zoom-out" data-testid="zoom-out" icon="zoom-out" secondary title="Zoom out (−)" aria-label="Zoom out"></vscode-button>
+            <vscode-button id="zoom-fit" data-testid="zoom-fit" icon="screen-normal" secondary title="Fit the slide (0)" aria-label="Fit the slide"></vscode-button>
+          </div>
           <div class="tooltip" id="tooltip" data-testid="tooltip" hidden></div>
         </div>
         <p class="muted small">Wheel or +/− to zoom, drag or arrow keys to pan, 0 to fit. Click a patch to open it in the error gallery.</p>
@@ -122,17 +124,27 @@ function renderShell(v: SlideMapView): void {
     if (sel.value && sel.value !== view?.evaluation) void load({ evaluation: sel.value, patient: undefined, keepThreshold: false });
   });
   const tf = document.getElementById('threshold') as HTMLInputElement;
+  const slider = document.getElementById('threshold-slider') as HTMLInputElement;
   const onThreshold = () => {
-    const t = Number(tf.value);
-    if (!(t >= 0 && t <= 1)) { tf.setAttribute('invalid', ''); return; }
+    const raw = String(tf.value ?? '').trim();
+    const t = Number(raw);
+    if (raw === '' || !(t >= 0 && t <= 1)) { tf.setAttribute('invalid', ''); tf.title = 'A threshold between 0 and 1'; return; }
     tf.removeAttribute('invalid');
+    tf.title = '';
+    slider.value = String(t);
     setThreshold(t);
   };
   tf.addEventListener('input', onThreshold);
   tf.addEventListener('change', onThreshold);
+  slider.addEventListener('input', () => {
+    tf.value = slider.value;
+    tf.removeAttribute('invalid');
+    setThreshold(Number(slider.value));
+  });
   document.getElementById('threshold-reset')!.addEventListener('click', () => {
     if (!view) return;
     tf.value = String(view.workingThreshold);
+    slider.value = String(view.workingThreshold);
     tf.removeAttribute('invalid');
     setThreshold(view.workingThreshold);
   });
@@ -166,9 +178,7 @@ function renderShell(v: SlideMapView): void {
 
 function renderWarnings(v: SlideMapView): void {
   const box = document.getElementById('warnings')!;
-  const lines = [...v.warnings];
-  if (v.pixelSource !== 'cache' && !v.missingPixels) lines.push(v.pixelSource === 'files' ? 'Tissue drawn from the patch PNGs (no patch cache for these patches).' : '');
-  box.innerHTML = lines.filter(Boolean).map((w) => `<div class="notice warn-notice">${esc(w)}</div>`).join('');
+  box.innerHTML = v.warnings.map((w) => `<div class="notice warn-notice">${esc(w)}</div>`).join('');
 }
 
 function renderPatients(): void {
@@ -212,7 +222,8 @@ function renderCounts(): void {
   document.getElementById('count-fp')!.textContent = int(fp);
   document.getElementById('title-patient')!.textContent = `patient ${view.patient}`;
   const pos = view.tiles.filter((t) => t.label === 1).length;
-  document.getElementById('slide-info')!.textContent = `${int(view.tiles.length)} patches, ${int(pos)} IDC(+) · ${view.evaluation}`;
+  const source = { cache: 'tissue from the patch cache', files: 'tissue from the patch PNGs', mixed: 'tissue from the patch cache and PNGs' }[view.pixelSource];
+  document.getElementById('slide-info')!.textContent = `${int(view.tiles.length)} patches, ${int(pos)} IDC(+) · ${source}`;
   const c = view.colours;
   (document.getElementById('swatch-fn') as HTMLElement).style.borderColor = rgb(c.falseNegative);
   (document.getElementById('swatch-fp') as HTMLElement).style.borderColor = rgb(c.falsePositive);
@@ -460,6 +471,8 @@ async function load(opts: { evaluation?: string; patient?: string; keepThreshold
     if (shellNeeded) renderShell(v);
     const tf = document.getElementById('threshold') as HTMLInputElement | null;
     if (tf && Number(tf.value) !== threshold) tf.value = String(threshold);
+    const slider = document.getElementById('threshold-slider') as HTMLInputElement | null;
+    if (slider) slider.value = String(threshold);
     renderWarnings(v);
     renderPatients();
     renderCounts();
