@@ -9,7 +9,7 @@ import type { RequestType, RequestType0 } from 'vscode-languageserver-protocol';
 import * as P from '../protocol/protocol';
 import { clientChannel } from './log';
 import { JobTracker } from './jobs';
-import { showProgressAsNotifications } from './progress';
+import { NotificationProgressFeature } from './progress';
 
 /** Starts dist/server.js and gives typed access to it; jobs never run in the extension host. */
 export class IdcClient implements vscode.Disposable {
@@ -17,7 +17,6 @@ export class IdcClient implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private crashed = false;
   private started: Promise<void> | undefined;
-  private progressHandler: vscode.Disposable | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel, readonly tracker: JobTracker) {
     const module = context.asAbsolutePath('dist/server.js');
@@ -54,11 +53,10 @@ export class IdcClient implements vscode.Disposable {
     };
     this.client = new LanguageClient('idc', 'IDC Inspector', serverOptions, clientOptions);
     defaultHandler = this.client.createDefaultErrorHandler();
+    this.client.registerFeature(new NotificationProgressFeature(this.client));
     this.disposables.push(...tracker.attach(this.client));
     this.disposables.push(this.client.onDidChangeState((e) => {
       if (e.newState === State.Running) {
-        this.progressHandler?.dispose();
-        this.progressHandler = showProgressAsNotifications(this.client);
         this.tracker.setServer('up');
         void this.client.sendRequest(P.getStatus).then((s) => this.tracker.setStatus(s), () => {});
         if (this.crashed) { this.crashed = false; void this.offerResume(); }

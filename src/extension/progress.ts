@@ -1,20 +1,41 @@
 import * as vscode from 'vscode';
-import type { LanguageClient } from 'vscode-languageclient/node';
+import type { FeatureState, LanguageClient, StaticFeature } from 'vscode-languageclient/node';
 import {
   WorkDoneProgress, WorkDoneProgressCancelNotification, WorkDoneProgressCreateRequest,
-  type WorkDoneProgressBegin, type WorkDoneProgressReport, type ProgressToken,
+  type ClientCapabilities, type WorkDoneProgressBegin, type WorkDoneProgressReport, type ProgressToken,
 } from 'vscode-languageserver-protocol';
 
 /**
  * Shows the server's LSP work-done progress as a notification with a Cancel button.
  * vscode-languageclient shows server-initiated progress in the status bar only, where it cannot
  * be cancelled; jobs take minutes and users expect VS Code's own cancellable notification.
- * Call after every (re)start: the client's built-in handler registers itself on each start.
+ * A static feature registered after the built-in ones: features initialize in registration order
+ * on every (re)start, so this handler replaces the built-in one each time.
  */
-export function showProgressAsNotifications(client: LanguageClient): vscode.Disposable {
-  return client.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
-    new NotificationProgress(client, token);
-  });
+export class NotificationProgressFeature implements StaticFeature {
+  private handler: vscode.Disposable | undefined;
+
+  constructor(private readonly client: LanguageClient) {}
+
+  getState(): FeatureState {
+    return { kind: 'static' };
+  }
+
+  fillClientCapabilities(capabilities: ClientCapabilities): void {
+    (capabilities.window ??= {}).workDoneProgress = true;
+  }
+
+  initialize(): void {
+    this.handler?.dispose();
+    this.handler = this.client.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
+      new NotificationProgress(this.client, token);
+    });
+  }
+
+  clear(): void {
+    this.handler?.dispose();
+    this.handler = undefined;
+  }
 }
 
 class NotificationProgress {
