@@ -7,6 +7,10 @@
  * `vscode` import here and only type imports from src/core: the webview bundles import this file.
  */
 import { z } from 'zod';
+
+// No compiled validators: they probe `navigator` (an error in VS Code's extension host) and eval
+// (refused by the webviews' CSP).
+z.config({ jitless: true });
 import type { DatasetView, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary } from '../core/views/types';
 
 export type { DatasetView, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary };
