@@ -76,6 +76,15 @@ test('train writes a run: config, history per epoch, checkpoint, a loadable TF.j
   await assert.rejects(train({ outputDir: out, config: cfg, runId: 'basic' }), /already finished/);
 });
 
+test('a run is reproducible: the same seed gives the same history, dropout included', async () => {
+  const cfg = tinyTrainConfig((c) => { c.model.dropout = 0.5; c.train.epochs = 2; });
+  const runs = [];
+  for (const id of ['same-a', 'same-b']) runs.push((await train({ outputDir: out, config: cfg, runId: id })).history.map(({ seconds, imagesPerSecond, ...h }) => h));
+  assert.deepEqual(runs[0], runs[1]);
+  const other = await train({ outputDir: out, config: tinyTrainConfig((c) => { c.model.dropout = 0.5; c.train.epochs = 2; c.train.seed = 7; }), runId: 'same-c' });
+  assert.notEqual(other.history[1].loss, runs[0][1].loss);
+});
+
 test('cancel leaves a resumable run that ends as if never interrupted', async () => {
   const cfg = tinyTrainConfig();
   const ac = new AbortController();
@@ -119,7 +128,9 @@ test('a short run on the synthetic archive learns on unseen patients (wasm)', as
   // Its own archive: validation patients have stains training never saw, as in the real data.
   const own = await preparedOutput(14, 8, [0.7, 0.3, 0]);
   const cfg = tinyTrainConfig((c) => {
-    c.model = { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.25, l2: 0.01 };
+    // bnMomentum 0.9: with Keras' 0.99 the moving statistics still hold ~37% of their initial
+    // (0, 1) after the first 100 steps, and epoch-1 validation AUC fell to 0.2-0.3.
+    c.model = { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.25, l2: 0.01, bnMomentum: 0.9 };
     c.train.epochs = 4;
     c.train.stepsPerEpoch = 100;
     c.train.batchSize = 32;
@@ -127,9 +138,10 @@ test('a short run on the synthetic archive learns on unseen patients (wasm)', as
   const r = await train({ outputDir: own.out, config: cfg, runId: 'learns' });
   const aucs = r.history.map((h) => h.val_auc);
   t.diagnostic(`val AUC per epoch: ${aucs.map((a) => a.toFixed(3)).join(' ')}`);
-  // Measured over runs here: best 0.87–0.90 after 400–640 steps (the issue asks 0.90; see README).
-  // Early inference-mode outputs swing (Keras' batch-norm momentum 0.99, unseeded dropout), so the
-  // validation check takes the best epoch and the learning check looks at the training side.
+  // Reproducible (seeded dropout masks per step): train.seed 42 gives 0.865 0.731 0.861 0.688 here;
+  // seeds 1, 2, 3 gave best 0.909, 0.857, 0.884. The issue asks 0.90; not reached reliably yet:
+  // between-patient score offsets (the first batch norm's statistics differ between the train and
+  // validation populations) still swing validation AUC from epoch to epoch. See README "train".
   const best = Math.max(...aucs);
   assert.ok(best >= 0.8, `best val AUC ${best.toFixed(3)}`);
   const first = r.history[0], last = r.history[r.history.length - 1];

@@ -16,7 +16,7 @@ export interface IdcConfig {
   synth: { patients: number; seed: number };
   engine: { backend: BackendName; threads: number };
   data: { edgePatches: 'resize' | 'pad' | 'skip'; cacheDir: string };
-  model: { filters: number[]; dense: number[]; dropout: number; l2: number };
+  model: { filters: number[]; dense: number[]; dropout: number; l2: number; /** Schema default 0.99; optional so older configs typed in code still fit. */ bnMomentum?: number };
   train: TrainConfig;
   evaluate: EvaluateConfig;
 }

@@ -11,7 +11,12 @@ export interface ModelOptions {
   dropout?: number;
   /** L2 factor on the hidden dense kernels (Keras semantics: loss += l2 · Σw²). */
   l2?: number;
-  /** Seed for the initializers, so cpu/wasm comparisons and reruns start identical. */
+  /**
+   * Momentum of the batch-norm moving mean/variance (Keras: 0.99). Lower values follow a fast-
+   * changing network more closely in short runs; it does not change the training steps themselves.
+   */
+  bnMomentum?: number;
+  /** Seed for the initializers and the per-step dropout masks, so cpu/wasm comparisons and reruns start identical. */
   seed?: number;
 }
 
@@ -20,6 +25,7 @@ export const DEFAULT_MODEL: Required<Omit<ModelOptions, 'seed'>> = {
   dense: [64, 64, 64],
   dropout: 0.5,
   l2: 0.01,
+  bnMomentum: 0.99,
 };
 
 export const INPUT_SHAPE: [number, number, number] = [50, 50, 3];
@@ -30,19 +36,22 @@ export function buildModel(opts: ModelOptions = {}): tfl.LayersModel {
   const dense = opts.dense ?? DEFAULT_MODEL.dense;
   const dropout = opts.dropout ?? DEFAULT_MODEL.dropout;
   const l2 = opts.l2 ?? DEFAULT_MODEL.l2;
+  const momentum = opts.bnMomentum ?? DEFAULT_MODEL.bnMomentum;
   if (filters.length === 0) throw new IdcError('The model needs at least one conv block.', 'Set model.filters to e.g. [32, 64, 128].', 'BAD_MODEL');
   if (![...filters, ...dense].every((n) => Number.isInteger(n) && n > 0)) {
     throw new IdcError('Layer widths must be positive integers.', 'Fix model.filters / model.dense.', 'BAD_MODEL');
   }
   if (!(dropout >= 0 && dropout < 1)) throw new IdcError(`Dropout ${dropout} is outside [0, 1).`, 'Use e.g. 0.5.', 'BAD_MODEL');
+  if (!(momentum >= 0 && momentum < 1)) throw new IdcError(`Batch-norm momentum ${momentum} is outside [0, 1).`, 'Use e.g. 0.99 (Keras) or 0.9.', 'BAD_MODEL');
   // Valid 3x3 convs + 2x2 pools shrink 50 → 25 → 11 → 4; refuse stacks that would reach zero.
   let side = INPUT_SHAPE[0];
   filters.forEach((_, i) => { side = Math.floor((i === 0 ? side : side - 2) / 2); });
   if (side < 1) throw new IdcError(`${filters.length} conv blocks shrink a 50x50 patch to nothing.`, 'Use at most 4 conv blocks.', 'BAD_MODEL');
 
   let seed = opts.seed;
+  let dropoutLayer = 0;
   const init = () => tfl.initializers.glorotUniform({ seed: seed === undefined ? undefined : seed++ });
-  const bn = () => new FastBatchNormalization({ axis: -1, momentum: 0.99, epsilon: 1e-3 });
+  const bn = () => new FastBatchNormalization({ axis: -1, momentum, epsilon: 1e-3 });
 
   const input = tfl.input({ shape: INPUT_SHAPE, name: 'patch' });
   let x: tfl.SymbolicTensor = input;
@@ -61,8 +70,12 @@ export function buildModel(opts: ModelOptions = {}): tfl.LayersModel {
     }).apply(x) as tfl.SymbolicTensor;
     x = bn().apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.reLU().apply(x) as tfl.SymbolicTensor;
-    // No seed: tfjs would then draw the same mask at every step, freezing one sub-network.
-    if (dropout > 0) x = tfl.layers.dropout({ rate: dropout }).apply(x) as tfl.SymbolicTensor;
+    // tfjs' own seeded Dropout would draw the same mask at every step, freezing one sub-network:
+    // StepDropout draws a fresh, reproducible mask per step from (seed, layer, stream, step).
+    if (dropout > 0) {
+      x = (opts.seed === undefined ? tfl.layers.dropout({ rate: dropout }) : new StepDropout({ rate: dropout }, opts.seed, dropoutLayer++))
+        .apply(x) as tfl.SymbolicTensor;
+    }
   }
   const out = tfl.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init() }).apply(x) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out, name: 'idc_cnn' });
@@ -76,6 +89,7 @@ type Kwargs = Parameters<tfl.layers.Layer['call']>[1];
 const one = (inputs: tf.Tensor | tf.Tensor[]) => (Array.isArray(inputs) ? inputs[0] : inputs);
 
 const Conv2DBase = tfl.layers.conv2d({ filters: 1, kernelSize: 1 }).constructor as new (args: LayerArgs<typeof tfl.layers.conv2d>) => tfl.layers.Layer;
+const DropoutBase = tfl.layers.dropout({ rate: 0.5 }).constructor as new (args: LayerArgs<typeof tfl.layers.dropout>) => tfl.layers.Layer;
 const BatchNormBase = tfl.layers.batchNormalization({}).constructor as new (args: LayerArgs<typeof tfl.layers.batchNormalization>) => tfl.layers.Layer;
 
 interface ConvFields { kernel: { read(): tf.Tensor4D }; bias: unknown; activation: { getClassName(): string }; strides: [number, number]; padding: 'same' | 'valid'; dataFormat: string; dilationRate: [number, number]; rank: number }
@@ -93,6 +107,46 @@ export class UnfusedConv2D extends Conv2DBase {
     const f = this as unknown as ConvFields;
     if (f.bias || f.rank !== 2 || f.dataFormat !== 'channelsLast' || f.activation.getClassName() !== 'linear') return super.call(inputs, kwargs);
     return tf.tidy(() => tf.conv2d(one(inputs) as tf.Tensor4D, f.kernel.read(), f.strides, f.padding, 'NHWC', f.dilationRate));
+  }
+}
+
+/** 32-bit mix of integers (murmur3's finaliser over a running hash): a seed per (seed, layer, stream, step). */
+function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}
+
+/**
+ * Dropout whose training-mode mask is seeded per step: seed(model seed, layer, stream, step), so
+ * a run is reproducible and every step still draws a new mask. `step` counts training calls unless
+ * the trainer sets it (the global step, so a resumed run draws the masks an uninterrupted one would);
+ * `stream` tells data-parallel replicas apart. Class name, config and inference are stock Dropout's.
+ */
+export class StepDropout extends DropoutBase {
+  step = 0;
+  stream = 0;
+  constructor(args: LayerArgs<typeof tfl.layers.dropout>, private readonly baseSeed: number, private readonly index: number) {
+    super(args);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
+    const rate = (this as unknown as { rate: number }).rate;
+    if (!kwargs?.['training'] || !(rate > 0 && rate < 1)) return super.call(inputs, kwargs);
+    const seed = mixSeed(this.baseSeed, this.index, this.stream, this.step++);
+    return tf.tidy(() => tf.dropout(one(inputs), rate, undefined, seed));
+  }
+}
+
+/** Sets where the per-step dropout masks of a model built with a seed continue (no-op without StepDropout layers). */
+export function setDropoutStep(model: tfl.LayersModel, step: number, stream?: number): void {
+  for (const l of model.layers) {
+    if (l instanceof StepDropout) { l.step = step; if (stream !== undefined) l.stream = stream; }
   }
 }
 

@@ -5,7 +5,7 @@ import { Worker, type MessagePort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { IdcError } from '../errors';
-import { buildModel, foldForInference } from '../engine/model';
+import { buildModel, foldForInference, setDropoutStep } from '../engine/model';
 import { architectureHash, type TensorSpec } from './checkpoint';
 import { batchLoss } from './losses';
 import { saveModel } from './model-io';
@@ -26,7 +26,8 @@ import { readAll, weightSpecsOf, adamState, restoreAdamState, setAdamLearningRat
  * step differs slightly from a one-thread step on the same batch. The moving mean/variance are
  * replaced by their shard-size-weighted mean after each step, which keeps replicas identical and
  * makes the moving mean exactly the full-batch one (the variance misses the between-shard spread of
- * the means, small next to it for shards of a random batch). Each replica draws its own dropout masks.
+ * the means, small next to it for shards of a random batch). Each replica draws its own dropout masks,
+ * seeded per (model seed, replica, step), so a run with the same thread count is reproducible.
  */
 
 const PIX = 50 * 50 * 3;
@@ -62,6 +63,8 @@ export class Replica {
 
   constructor(private readonly opts: TrainerOptions, readonly slot: number) {
     this.model = buildModel(opts.model);
+    // Each replica draws its own dropout masks (its own stream of seeds).
+    setDropoutStep(this.model, 0, slot);
     this.weightSpecs = weightSpecsOf(this.model);
     this.vars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     this.stats = this.model.nonTrainableWeights;
@@ -85,8 +88,9 @@ export class Replica {
   }
 
   /** Loss and gradient on rows [start, start+count); gradient and moving stats go to this replica's slot. */
-  grad(start: number, count: number): number {
+  grad(start: number, count: number, step?: number): number {
     const v = this.v!;
+    if (step !== undefined) setDropoutStep(this.model, step);
     const { value, grads, probs } = tf.tidy(() => {
       const x = this.input(start, count);
       const y = tf.tensor2d(Float32Array.from(v.y.subarray(start, start + count)), [count, 1]);
@@ -190,7 +194,8 @@ export interface WorkerInit {
 
 type Request =
   | { cmd: 'attach'; buffers: SharedBuffers }
-  | { cmd: 'grad' | 'predict'; start: number; count: number }
+  | { cmd: 'grad'; start: number; count: number; step?: number }
+  | { cmd: 'predict'; start: number; count: number }
   | { cmd: 'apply' | 'getWeights' | 'getOptimizerState' | 'regularizationLoss' }
   | { cmd: 'setWeights'; weights: Float32Array[] }
   | { cmd: 'setOptimizerState'; specs: TensorSpec[]; data: Float32Array[] }
@@ -236,7 +241,7 @@ export async function serveReplica(port: MessagePort, init: WorkerInit, startBac
 async function handle(r: Replica, req: Request): Promise<unknown> {
   switch (req.cmd) {
     case 'attach': return r.attach(req.buffers);
-    case 'grad': return r.grad(req.start, req.count);
+    case 'grad': return r.grad(req.start, req.count, req.step);
     case 'apply': return r.apply();
     case 'predict': return r.predict(req.start, req.count);
     case 'getWeights': return r.getWeights();
@@ -473,15 +478,15 @@ export class ParallelTrainer implements Trainer {
     return shardSizes(n, this.threads).map((count) => { const s = { start, count }; start += count; return s; });
   }
 
-  trainStep(x: Float32Array, y: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
+  trainStep(x: Float32Array, y: Uint8Array, n: number, step?: number): Promise<{ loss: number; probs: Float32Array }> {
     return this.serial(async () => {
       await this.ensureCapacity(n);
       const v = this.views;
       v.x.set(x.subarray(0, n * PIX));
       v.y.set(y.subarray(0, n));
       const shards = this.shards(n);
-      const requests = this.remotes.map((r) => (shards[r.slot].count ? r.call<number>({ cmd: 'grad', ...shards[r.slot] }) : Promise.resolve(0)));
-      const local = this.local && shards[0].count ? () => this.local!.grad(shards[0].start, shards[0].count) : undefined;
+      const requests = this.remotes.map((r) => (shards[r.slot].count ? r.call<number>({ cmd: 'grad', ...shards[r.slot], step }) : Promise.resolve(0)));
+      const local = this.local && shards[0].count ? () => this.local!.grad(shards[0].start, shards[0].count, step) : undefined;
       const res = await this.fanOut(requests, local);
       const losses = new Array<number>(this.threads).fill(0);
       this.remotes.forEach((r, i) => { losses[r.slot] = res.remote[i]; });

@@ -195,7 +195,7 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
         throwIfCancelled(opts.signal);
         const n = b.y.length;
         augmentToFloat(b.x, n, t.augment, aug, xf);
-        const { loss: lossValue, probs } = await trainer.trainStep(xf, b.y, n);
+        const { loss: lossValue, probs } = await trainer.trainStep(xf, b.y, n, epoch * batchesPerEpoch + batch);
         for (let i = 0; i < n; i++) { trainScores.push(probs[i]); trainLabels.push(b.y[i]); }
         lossSum += lossValue * n;
         seen += n;

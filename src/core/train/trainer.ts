@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { buildModel, type ModelOptions } from '../engine/model';
+import { buildModel, setDropoutStep, type ModelOptions } from '../engine/model';
 import { architectureHash, type TensorSpec } from './checkpoint';
 import { batchLoss, type LossOptions } from './losses';
 import { saveModel } from './model-io';
@@ -14,8 +14,12 @@ export interface Trainer {
   readonly weightSpecs: TensorSpec[];
   /** Hash of weight names and shapes, stable across processes. */
   readonly architecture: string;
-  /** One optimiser step on n patches (x: n×50×50×3 floats in [0, 1]); returns the batch loss and the training-mode outputs. */
-  trainStep(x: Float32Array, y: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
+  /**
+   * One optimiser step on n patches (x: n×50×50×3 floats in [0, 1]); returns the batch loss and the
+   * training-mode outputs. `step` (the run's global step) seeds the dropout masks; omitted, they
+   * continue from the previous step.
+   */
+  trainStep(x: Float32Array, y: Uint8Array, n: number, step?: number): Promise<{ loss: number; probs: Float32Array }>;
   /** Inference-mode probabilities. */
   predict(x: Float32Array, n: number): Promise<Float32Array>;
   /** Sum of the layers' regularisation losses (Keras adds it to val_loss too). */
@@ -74,7 +78,8 @@ export class LocalTrainer implements Trainer {
     this.optimizer = tf.train.adam(opts.learningRate, 0.9, 0.999, 1e-7);
   }
 
-  async trainStep(xData: Float32Array, yData: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
+  async trainStep(xData: Float32Array, yData: Uint8Array, n: number, step?: number): Promise<{ loss: number; probs: Float32Array }> {
+    if (step !== undefined) setDropoutStep(this.model, step);
     const { lossT, probsT } = tf.tidy(() => {
       const x = tf.tensor4d(xData.subarray(0, n * 7500), [n, 50, 50, 3]);
       const y = tf.tensor2d(Float32Array.from(yData.subarray(0, n)), [n, 1]);
