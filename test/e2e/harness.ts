@@ -122,10 +122,11 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ timeout: 10_000 });
     await input.fill(`>${title}`);
+    // Click the row holding the title: Enter would take the top row, and fuzzy ranking may put another first.
     const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
     try {
       await row.waitFor({ timeout: 4000 });
-      await page.keyboard.press('Enter');
+      await row.click();
       return;
     } catch {
       if (Date.now() > deadline) throw new Error(`"${title}" never showed up in the command palette.`);

@@ -40,11 +40,14 @@ function cli(...args: string[]): void {
   assert.equal(r.status, 0, `idc ${args.join(' ')}: ${r.stderr}`);
 }
 
-function setTheme(theme: keyof typeof THEMES): void {
-  const file = join(server.userDataDir, 'User', 'settings.json');
-  const s = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  s['workbench.colorTheme'] = THEMES[theme];
-  writeFileSync(file, JSON.stringify(s, null, 2));
+/** Switches the colour theme with the theme picker, as a user does, and waits until it applies. */
+async function setTheme(theme: keyof typeof THEMES): Promise<void> {
+  await runCommand(page, 'Preferences: Color Theme');
+  const label = THEMES[theme].replace(/^Default /, '');
+  await page.locator('.quick-input-widget input').fill(label);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().click();
+  // The class code-server gives the workbench for each built-in theme.
+  await page.locator(`.monaco-workbench.vscode-theme-defaults-themes-${theme}_modern-json`).waitFor({ state: 'attached', timeout: 30_000 });
 }
 
 before(async () => {
@@ -124,8 +127,8 @@ async function loadedImages(frame: FrameLocator, selector: string): Promise<{ to
 
 async function bothThemes(name: string): Promise<void> {
   for (const theme of ['light', 'dark'] as const) {
-    setTheme(theme);
-    await sleep(1500);
+    await setTheme(theme);
+    await sleep(1000);
     await screenshot(page, `panel-${name}-${theme}`);
   }
 }
