@@ -253,6 +253,17 @@ test('a forged request for a file outside the dataset and output folders is refu
   assert.match(log, /refused a request for \/etc\/passwd/);
 });
 
+test('a panel open when the window reloads comes back with its data (serializer, activation on restore)', async () => {
+  await openPanel('IDC: Show Training');
+  await sleep(1000); // the page saves its state with setState
+  await runCommand(page, 'Developer: Reload Window');
+  await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
+  const frame = webview();
+  await frame.locator('body[data-panel="training"][data-ready="true"]').waitFor({ timeout: 90_000 });
+  assert.equal((await frame.getByTestId('run-id').innerText()).trim(), runId);
+  await screenshot(page, 'panel-training-restored');
+});
+
 test('no errors in the extension host log', () => {
   assert.deepEqual(extensionHostErrors(server.userDataDir), []);
 });

@@ -25,7 +25,7 @@ const config = {
   split: { ratios: [0.5, 0.25, 0.25], seed: 3 },
   engine: { backend: 'wasm' },
   model: { filters: [8, 16], dense: [16] },
-  train: { epochs: 2, stepsPerEpoch: 60, batchSize: 32 },
+  train: { epochs: 3, stepsPerEpoch: 60, batchSize: 32 },
   evaluate: { gradCamExamples: 4 },
 };
 
@@ -95,10 +95,18 @@ test('Train Model shows a cancellable progress notification and the epoch in the
   let seen = '';
   while (Date.now() < deadline) {
     seen = (await statusItem.innerText()).trim();
-    if (/IDC: training( epoch \d+\/2)?/.test(seen) && /epoch \d+\/2/.test(seen)) break;
+    if (/IDC: training epoch \d+\/3/.test(seen)) break;
     await sleep(200);
   }
-  assert.match(seen, /IDC: training epoch \d+\/2/);
+  assert.match(seen, /IDC: training epoch \d+\/3/);
+  // The training panel, opened mid-run, follows it live: one table row per finished epoch.
+  await runCommand(page, 'IDC: Show Training');
+  const panel = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
+  await panel.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
+  await panel.locator('[data-testid="run-status"][data-status="running"]').waitFor({ timeout: 60_000 });
+  await screenshot(page, '02b-training-panel-live');
+  await panel.locator('[data-testid="epochs-table"] tr[data-epoch="2"]').waitFor({ state: 'attached', timeout: 300_000 });
+  await panel.locator('[data-testid="run-status"][data-status="finished"]').waitFor({ timeout: 60_000 });
   const runs = join(out, 'runs');
   await waitForFile(runs, 60_000, page);
   const deadline2 = Date.now() + 300_000;
@@ -113,7 +121,7 @@ test('Train Model shows a cancellable progress notification and the epoch in the
   await statusBarIdle(60_000);
   const runDir = join(model, '..', '..');
   const history = readFileSync(join(runDir, 'history.jsonl'), 'utf8').trim().split('\n');
-  assert.equal(history.length, 2);
+  assert.equal(history.length, 3);
   await screenshot(page, '03-trained');
 });
 
