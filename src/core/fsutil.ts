@@ -1,4 +1,4 @@
-import { promises as fsp, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync } from 'node:fs';
+import { promises as fsp, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IdcError } from './errors';
@@ -81,5 +81,18 @@ export async function readJsonIfExists<T>(file: string): Promise<T | undefined> 
     return JSON.parse(text) as T;
   } catch (e) {
     throw new IdcError(`${file} is not valid JSON: ${(e as Error).message}`, 'Delete it to have it rebuilt, or fix it by hand.', 'BAD_JSON');
+  }
+}
+
+/**
+ * A key that changes whenever the file is rewritten (mtime, size, inode: atomic writes replace
+ * the inode), for caches of parsed files; undefined when the file is missing.
+ */
+export function fileVersionKey(file: string): string | undefined {
+  try {
+    const s = statSync(file);
+    return `${s.mtimeMs}:${s.size}:${s.ino}`;
+  } catch {
+    return undefined;
   }
 }

@@ -190,6 +190,18 @@ test('Threshold explorer: the slider moves the confusion matrix to metrics.json 
     assert.deepEqual({ tp: await cell('tp'), fp: await cell('fp'), fn: await cell('fn'), tn: await cell('tn') }, expected, `counts at slider ${t}`);
     atLast = expected;
   }
+  // Pin writes the threshold (one selecting the same patches) into idc.config.json.
+  await frame.getByTestId('pin-button').click();
+  const configFile = join(workspace, 'idc.config.json');
+  const deadline = Date.now() + 20_000;
+  let pinned: number[] = [];
+  while (Date.now() < deadline && !pinned.length) {
+    pinned = (JSON.parse(readFileSync(configFile, 'utf8')) as { evaluate?: { pinnedThresholds?: number[] } }).evaluate?.pinnedThresholds ?? [];
+    if (!pinned.length) await sleep(250);
+  }
+  assert.equal(pinned.length, 1, `pinnedThresholds ${JSON.stringify(pinned)}`);
+  const positivesAt = (t: number) => preds.filter((p) => p.score >= Math.fround(t)).length;
+  assert.equal(positivesAt(pinned[0]), positivesAt(0.75));
   await bothThemes('threshold');
   // The false positives at the slider's last value, in the gallery.
   const last = atLast;

@@ -13,6 +13,7 @@ import { Rng } from '../rng';
 import { PATCH_SIZE } from '../naming';
 import { patchImagePaths } from './patch-images';
 import type { DatasetPatient, DatasetView, OrganizeBrief, PatchTile, SplitCounts, SplitSettings } from './types';
+import { fileVersionKey } from '../fsutil';
 
 export const MANIFEST_FILE = 'manifest.csv';
 export const SPLIT_FILE = 'split.json';
@@ -65,20 +66,11 @@ interface ScannedManifest {
 }
 let manifestCache: ScannedManifest | undefined;
 
-function fileKey(file: string): string | undefined {
-  try {
-    const s = statSync(file);
-    return `${s.mtimeMs}:${s.size}:${s.ino}`;
-  } catch {
-    return undefined;
-  }
-}
-
 const HEADER = MANIFEST_COLUMNS.join(',');
 
 /** The scanned manifest; rescanned only when the file changed. */
 function loadManifest(file: string): ScannedManifest {
-  const key = fileKey(file);
+  const key = fileVersionKey(file);
   if (manifestCache && key && manifestCache.file === file && manifestCache.key === key) return manifestCache;
   const text = readFileSync(file, 'utf8');
   const scanned = scanManifest(text, file);

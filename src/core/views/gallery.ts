@@ -5,13 +5,14 @@
  * (threshold, patient) and kept, and the manifest (for patch sources) is read once per change.
  * Pure file reading: no TF.js, no `vscode`.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cellOrder, type ErrorKind } from '../evaluate/predictions';
 import { parseManifest } from '../manifest';
 import { patchImagePaths } from './patch-images';
 import { loadEvaluation, pickEvaluation, type EvaluationSource } from './threshold';
 import type { GalleryItem, GalleryPage, GalleryPatientCounts } from './types';
+import { fileVersionKey } from '../fsutil';
 
 /** organize's MANIFEST_FILE (not imported: organize.ts would pull its worker pool into the extension bundle). */
 const MANIFEST_FILE = 'manifest.csv';
@@ -48,13 +49,8 @@ const manifests = new Map<string, { key: string; sources: Map<string, string> }>
 /** id -> archive source of every patch in the manifest (cached while manifest.csv is unchanged). */
 export function manifestSources(outputDir: string): Map<string, string> {
   const file = join(outputDir, MANIFEST_FILE);
-  let key: string;
-  try {
-    const s = statSync(file);
-    key = `${s.mtimeMs}:${s.size}`;
-  } catch {
-    return new Map();
-  }
+  const key = fileVersionKey(file);
+  if (!key) return new Map();
   const hit = manifests.get(file);
   if (hit && hit.key === key) return hit.sources;
   const sources = new Map<string, string>();

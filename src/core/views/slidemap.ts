@@ -13,7 +13,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { IdcError } from '../errors';
-import { writeFileAtomic } from '../fsutil';
+import { writeFileAtomic, fileVersionKey } from '../fsutil';
 import { readPredictions } from '../evaluate/predictions';
 import type { EvalReport, Prediction } from '../evaluate/types';
 import { perPatient } from '../metrics/patients';
@@ -62,17 +62,8 @@ export function slideLayerFiles(dir: string, patient: string): { tissue: string;
 interface LoadedPredictions { key: string; rows: Prediction[]; byPatient: Map<string, Prediction[]> }
 const predictionCache = new Map<string, LoadedPredictions>();
 
-function fileKey(file: string): string | undefined {
-  try {
-    const s = statSync(file);
-    return `${s.mtimeMs}:${s.size}:${s.ino}`;
-  } catch {
-    return undefined;
-  }
-}
-
 function loadPredictions(file: string): LoadedPredictions {
-  const key = fileKey(file);
+  const key = fileVersionKey(file);
   const hit = predictionCache.get(file);
   if (hit && key && hit.key === key) return hit;
   const rows = readPredictions(file);
@@ -293,7 +284,7 @@ let manifestRows: { key: string; file: string; byId: Map<string, string> } | und
 
 /** id -> source of the manifest, for the file fallback (kept until the file changes). */
 async function manifestSources(file: string): Promise<Map<string, string>> {
-  const key = fileKey(file) ?? '';
+  const key = fileVersionKey(file) ?? '';
   if (manifestRows && manifestRows.file === file && manifestRows.key === key) return manifestRows.byId;
   const byId = new Map((await readManifest(file)).map((r) => [r.id, r.source]));
   manifestRows = { key, file, byId };

@@ -4,7 +4,7 @@
  * matrix and every metric at any threshold without a round trip. Pure file reading (no TF.js, no
  * `vscode`); parsed evaluations are cached and reread only when their files change.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EvaluationInfo } from '../../protocol/protocol';
 import { loadConfig } from '../config';
@@ -14,6 +14,7 @@ import type { EvalReport, Prediction } from '../evaluate/types';
 import { thresholdTable, type ThresholdTable } from '../metrics/table';
 import { evaluationId } from './ids';
 import type { EvaluationSummary, ThresholdView } from './types';
+import { fileVersionKey } from '../fsutil';
 
 /** What the builders need to know about an evaluation (WorkspaceInfo.evaluations gives it). */
 export type EvaluationSource = Pick<EvaluationInfo, 'model' | 'split' | 'dir'>;
@@ -34,15 +35,6 @@ interface CacheEntry { key: string; value: LoadedEvaluation }
 const evaluations = new Map<string, CacheEntry>();
 const summaries = new Map<string, { key: string; value: EvaluationSummary | null }>();
 
-function fileKey(file: string): string {
-  try {
-    const s = statSync(file);
-    return `${s.mtimeMs}:${s.size}`;
-  } catch {
-    return 'missing';
-  }
-}
-
 /**
  * Reads an evaluation folder (cached: predictions.csv is parsed once per change of either file's
  * mtime or size, since a 45k-row file takes ~100 ms).
@@ -50,7 +42,7 @@ function fileKey(file: string): string {
 export function loadEvaluation(src: EvaluationSource): LoadedEvaluation {
   const metricsFile = join(src.dir, 'metrics.json');
   const predictionsFile = join(src.dir, 'predictions.csv');
-  const key = `${fileKey(metricsFile)}|${fileKey(predictionsFile)}`;
+  const key = `${versionOr(metricsFile)}|${versionOr(predictionsFile)}`;
   const hit = evaluations.get(src.dir);
   if (hit && hit.key === key) return hit.value;
   const report = readReport(metricsFile);
@@ -94,7 +86,7 @@ export function evaluationSummaries(list: readonly EvaluationSource[]): Evaluati
   const out: EvaluationSummary[] = [];
   for (const src of list) {
     const file = join(src.dir, 'metrics.json');
-    const key = fileKey(file);
+    const key = versionOr(file);
     let hit = summaries.get(src.dir);
     if (!hit || hit.key !== key) {
       let value: EvaluationSummary | null = null;
@@ -170,3 +162,5 @@ export function buildThresholdView(list: readonly EvaluationSource[], opts: { ev
     warnings,
   };
 }
+
+const versionOr = (file: string): string => fileVersionKey(file) ?? 'missing';

@@ -2,7 +2,6 @@ import type * as vscode from 'vscode';
 import type * as W from '../../protocol/webview';
 import * as P from '../../protocol/protocol';
 import { buildDatasetView, releaseDatasetCache, samplePatches, SAMPLE_SIZE, type DatasetSources } from '../../core/views/dataset';
-import type { JobEvent } from '../jobs';
 import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
 
 /**
@@ -11,6 +10,8 @@ import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
  * Reloads when organize or split finishes.
  */
 export class DatasetPanel extends IdcPanel<'dataset'> {
+  protected override readonly reloadAfter: readonly P.JobKind[] = ['organize', 'split', 'synth'];
+
   constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
     super('dataset', panel, host, state, info);
     this.onDidDispose(() => releaseDatasetCache());
@@ -31,19 +32,5 @@ export class DatasetPanel extends IdcPanel<'dataset'> {
       },
       sample: ({ count, seed, split }) => samplePatches(this.sources(), { count, seed, split }),
     };
-  }
-
-  override onJobEvent(event: JobEvent): void {
-    if (event.type === 'finished' && (event.params.kind === 'organize' || event.params.kind === 'split' || event.params.kind === 'synth')) void this.reloadInfo(event.params.kind);
-  }
-
-  private async reloadInfo(reason: string): Promise<void> {
-    try {
-      const info = await this.host.idc.request(P.workspaceInfo, { folder: this.folder });
-      this.update({ folder: this.folder }, info);
-    } catch (e) {
-      this.host.log.warn(`IDC dataset panel: could not reread the workspace after ${reason}: ${(e as Error)?.message ?? e}`);
-      this.post('refresh', { reason });
-    }
   }
 }

@@ -3,7 +3,6 @@ import type * as W from '../../protocol/webview';
 import * as P from '../../protocol/protocol';
 import { buildGalleryPage, gradCamPaths, locateInGallery, type GalleryContext } from '../../core/views/gallery';
 import { readEvaluateSettings } from '../../core/views/threshold';
-import type { JobEvent } from '../jobs';
 import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
 
 /**
@@ -12,6 +11,8 @@ import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
  * folders by imageUri()).
  */
 export class GalleryPanel extends IdcPanel<'gallery'> {
+  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate'];
+
   constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
     super('gallery', panel, host, state, info);
   }
@@ -43,18 +44,5 @@ export class GalleryPanel extends IdcPanel<'gallery'> {
         return locateInGallery(ctx, id, t, patient);
       },
     };
-  }
-
-  override onJobEvent(event: JobEvent): void {
-    if (event.type === 'finished' && event.params.kind === 'evaluate') void this.reloadInfo();
-  }
-
-  private async reloadInfo(): Promise<void> {
-    try {
-      const info = await this.host.idc.request(P.workspaceInfo, { folder: this.folder });
-      this.update({ folder: this.folder }, info);
-    } catch (e) {
-      this.host.log.warn(`IDC gallery panel: could not reread the workspace: ${(e as Error)?.message ?? e}`);
-    }
   }
 }

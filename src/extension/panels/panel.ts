@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { isAbsolute, resolve, sep } from 'node:path';
 import * as W from '../../protocol/webview';
-import type * as P from '../../protocol/protocol';
+import * as P from '../../protocol/protocol';
 import type { IdcClient } from '../client';
 import type { JobEvent } from '../jobs';
 
@@ -56,9 +56,22 @@ export abstract class IdcPanel<K extends W.PanelKind> implements vscode.Disposab
   /** Request handlers for this panel's own methods. */
   protected abstract handlers(): PanelHandlers<K>;
 
+  /** Job kinds whose end changes what this panel shows: the panel then rereads the workspace and reloads. */
+  protected readonly reloadAfter: readonly P.JobKind[] = [];
+
   /** A job notification from the language server (training progress, a job that wrote new artifacts …). */
-  onJobEvent(_event: JobEvent): void {
-    // Panels that follow jobs override this.
+  onJobEvent(event: JobEvent): void {
+    if (event.type === 'finished' && this.reloadAfter.includes(event.params.kind)) void this.reloadInfo(event.params.kind);
+  }
+
+  protected async reloadInfo(reason: string): Promise<void> {
+    try {
+      const info = await this.host.idc.request(P.workspaceInfo, { folder: this.folder });
+      this.update({ folder: this.folder }, info);
+    } catch (e) {
+      this.host.log.warn(`IDC ${this.kind} panel: could not reread the workspace after ${reason}: ${(e as Error)?.message ?? e}`);
+      this.post('refresh', { reason } as never);
+    }
   }
 
   /** The state's folder, run and evaluation changed (e.g. a command asked for another run). */

@@ -4,7 +4,6 @@ import * as P from '../../protocol/protocol';
 import { loadConfig, resolveConfigPath } from '../../core/config';
 import { evaluationId } from '../../core/views/ids';
 import { buildSlideMapView, releaseSlideMapCache } from '../../core/views/slidemap';
-import type { JobEvent } from '../jobs';
 import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
 
 /**
@@ -13,6 +12,8 @@ import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
  * (pure Node, no TF.js, no native module) into the evaluation's slidemaps/layers/ folder.
  */
 export class SlideMapPanel extends IdcPanel<'slidemap'> {
+  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate'];
+
   constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
     super('slidemap', panel, host, state, info);
     this.onDidDispose(() => releaseSlideMapCache());
@@ -44,19 +45,6 @@ export class SlideMapPanel extends IdcPanel<'slidemap'> {
       return loaded.config.data.cacheDir ? resolveConfigPath(loaded, loaded.config.data.cacheDir) : undefined;
     } catch {
       return undefined;
-    }
-  }
-
-  override onJobEvent(event: JobEvent): void {
-    if (event.type === 'finished' && event.params.kind === 'evaluate') void this.reloadInfo();
-  }
-
-  private async reloadInfo(): Promise<void> {
-    try {
-      const info = await this.host.idc.request(P.workspaceInfo, { folder: this.folder });
-      this.update({ folder: this.folder }, info);
-    } catch (e) {
-      this.host.log.warn(`IDC slide map panel: could not reread the workspace: ${(e as Error)?.message ?? e}`);
     }
   }
 }

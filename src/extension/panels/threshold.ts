@@ -5,7 +5,6 @@ import * as P from '../../protocol/protocol';
 import { CONFIG_FILE_NAME, defaultConfigText, parseJsonc } from '../../core/config';
 import { buildThresholdView, readEvaluateSettings } from '../../core/views/threshold';
 import type { IdcClient } from '../client';
-import type { JobEvent } from '../jobs';
 import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
 
 /**
@@ -14,6 +13,8 @@ import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
  * threshold and making it the working one (idc.config.json edits that keep comments).
  */
 export class ThresholdPanel extends IdcPanel<'threshold'> {
+  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate'];
+
   constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
     super('threshold', panel, host, state, info);
   }
@@ -37,20 +38,6 @@ export class ThresholdPanel extends IdcPanel<'threshold'> {
         await editConfig(this.host.idc, this.folder, ['evaluate', 'threshold'], threshold);
       },
     };
-  }
-
-  override onJobEvent(event: JobEvent): void {
-    // A new or redone evaluation: reread the workspace (new evaluation folders) and reload the page.
-    if (event.type === 'finished' && event.params.kind === 'evaluate') void this.reloadInfo();
-  }
-
-  private async reloadInfo(): Promise<void> {
-    try {
-      const info = await this.host.idc.request(P.workspaceInfo, { folder: this.folder });
-      this.update({ folder: this.folder }, info);
-    } catch (e) {
-      this.host.log.warn(`IDC threshold panel: could not reread the workspace: ${(e as Error)?.message ?? e}`);
-    }
   }
 }
 
