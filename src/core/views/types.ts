@@ -6,7 +6,7 @@
  */
 import type { EpochLog } from '../train/checkpoint';
 import type { RunInfo } from '../train/train';
-import type { OperatingPointRow } from '../evaluate/types';
+import type { EvalReport, OperatingPointRow } from '../evaluate/types';
 import type { SplitName } from '../split';
 
 // ------------------------------------------------------------------------------------- dataset
@@ -152,17 +152,9 @@ export interface TrainingView {
 
 // ------------------------------------------------------------------------------------- threshold explorer
 
-export interface EvaluationSummary {
+export interface EvaluationSummary extends Pick<EvalReport, 'model' | 'split' | 'n' | 'positives' | 'negatives' | 'auc' | 'averagePrecision' | 'createdAt'> {
   /** `<model>/<split>` (see ids.ts evaluationId): the run id or outside model's folder name, and the split. */
   id: string;
-  model: string;
-  split: 'test' | 'val' | 'train';
-  n: number;
-  positives: number;
-  negatives: number;
-  auc: number | null;
-  averagePrecision: number | null;
-  createdAt: string;
 }
 
 export interface ThresholdView {
