@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../src/core/engine/backends';
@@ -108,3 +108,31 @@ test('the report gathers dataset, training and evaluation into one offline HTML 
 });
 
 const report = (input: { evaluation?: EvalReport }) => input.evaluation!;
+
+test('Grad-CAM on demand: overlays for any evaluated patches, the existing ones left alone, a cancel honoured', async () => {
+  const r = await evaluateModel({ outputDir: out, config: cfg });
+  const { writeGradCamsFor, gradCamFile } = await import('../src/core/evaluate/gradcam-on-demand');
+  const { decode } = await import('fast-png');
+  const preds = readPredictions(r.predictionsFile);
+  // Patches evaluate did not draw: correct predictions (it draws the worst errors only).
+  const drawn = new Set(preds.filter((p) => existsSync(gradCamFile(r.dir, p.id))).map((p) => p.id));
+  const fresh = preds.filter((p) => !drawn.has(p.id)).slice(0, 3).map((p) => p.id);
+  assert.equal(fresh.length, 3);
+  const already = [...drawn].slice(0, 1);
+  const before = already.map((id) => statSync(gradCamFile(r.dir, id)).mtimeMs);
+  const res = await writeGradCamsFor({ outputDir: out, config: cfg, evalDir: r.dir, ids: [...fresh, ...already, 'not-a-patch'] });
+  assert.deepEqual(res, { written: 3, skipped: 1 });
+  for (const id of fresh) {
+    const png = decode(readFileSync(gradCamFile(r.dir, id)));
+    assert.equal(png.width, 200);
+    assert.equal(png.height, 200);
+  }
+  assert.deepEqual(already.map((id) => statSync(gradCamFile(r.dir, id)).mtimeMs), before, 'existing overlays are not redrawn');
+  assert.deepEqual(await writeGradCamsFor({ outputDir: out, config: cfg, evalDir: r.dir, ids: fresh }), { written: 0, skipped: 0 });
+  const ac = new AbortController();
+  ac.abort();
+  const other = preds.filter((p) => !existsSync(gradCamFile(r.dir, p.id))).slice(0, 2).map((p) => p.id);
+  await assert.rejects(writeGradCamsFor({ outputDir: out, config: cfg, evalDir: r.dir, ids: other, signal: ac.signal }), /cancel/i);
+  r.model.dispose();
+  r.reader.close();
+});

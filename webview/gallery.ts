@@ -101,6 +101,8 @@ function skeleton(): void {
     for (const el of tiles.values()) el.dataset.item = '';
     layout();
     if (selected) detail(selected.index, selected.item);
+    // Overlays for what is on screen (at most a page); the rest as the user opens them.
+    if (showCam) void computeGradCams(visibleItems().slice(0, 150)).then(() => { if (selected) detail(selected.index, selected.item); }).catch(showError);
   });
   const tabs = document.getElementById('cell-tabs')!;
   tabs.addEventListener('vsc-tabs-select', (e) => {
@@ -354,6 +356,21 @@ function select_(index: number, item: GalleryItem): void {
   detail(index, item);
 }
 
+/** Asks the host for overlays (the language server computes missing ones) and redraws those tiles. */
+async function computeGradCams(items: GalleryItem[]): Promise<void> {
+  const want = items.filter((i) => !i.gradcamUri);
+  if (!want.length || !first) return;
+  const uris = await rpc.request('gradcam', { evaluation: first.evaluation, ids: want.map((i) => i.id) });
+  for (const i of want) i.gradcamUri = uris[i.id] ?? null;
+  for (const el of tiles.values()) el.dataset.item = '';
+  layout();
+}
+
+/** Items of the tiles on screen now. */
+function visibleItems(): GalleryItem[] {
+  return [...tiles.keys()].map((i) => itemAt(i)).filter((i): i is GalleryItem => !!i);
+}
+
 function closeDetail(save = true): void {
   selected = null;
   const aside = document.getElementById('detail');
@@ -372,7 +389,7 @@ function detail(index: number, it: GalleryItem): void {
       <vscode-button id="detail-close" data-testid="detail-close" secondary icon="close" aria-label="Close" title="Close (Esc)"></vscode-button></div>
     <div class="d-images">
       <figure>${it.imageUri ? `<img class="d-img" id="detail-image" data-testid="detail-image" src="${esc(it.imageUri)}" alt="Patch ${esc(it.id)}">` : '<div class="d-img d-missing">image missing</div>'}<figcaption>Patch (50 × 50 px, shown 250 px)</figcaption></figure>
-      <figure>${it.gradcamUri ? `<img class="d-img" data-testid="detail-gradcam" src="${esc(it.gradcamUri)}" alt="Grad-CAM of ${esc(it.id)}"><figcaption>Grad-CAM (last convolutional block)</figcaption>` : '<div class="d-img d-missing" data-testid="detail-no-gradcam">No Grad-CAM overlay for this patch: evaluate writes them for the worst errors only.</div>'}</figure>
+      <figure>${it.gradcamUri ? `<img class="d-img" data-testid="detail-gradcam" src="${esc(it.gradcamUri)}" alt="Grad-CAM of ${esc(it.id)}"><figcaption>Grad-CAM (last convolutional block)</figcaption>` : '<div class="d-img d-missing" data-testid="detail-no-gradcam"><p>No Grad-CAM overlay yet: evaluate draws them for the worst errors only.</p><vscode-button id="detail-compute-gradcam" data-testid="detail-compute-gradcam" icon="flame">Compute Grad-CAM</vscode-button></div>'}</figure>
     </div>
     <table class="data d-table">
       <tr><td>Patch</td><td class="mono" data-testid="detail-id">${esc(it.id)}</td></tr>
@@ -388,6 +405,18 @@ function detail(index: number, it: GalleryItem): void {
       ${query.patient === it.patient ? '' : `<vscode-button id="filter-patient" data-testid="filter-patient" secondary icon="filter">Only ${esc(it.patient)}</vscode-button>`}
     </div>`;
   document.getElementById('detail-close')!.addEventListener('click', () => closeDetail());
+  document.getElementById('detail-compute-gradcam')?.addEventListener('click', (e) => {
+    const button = e.currentTarget as HTMLElement & { disabled: boolean };
+    button.disabled = true;
+    button.textContent = 'Computing…';
+    void computeGradCams([it]).then(() => {
+      if (selected?.item === it) detail(index, it);
+    }).catch((err: unknown) => {
+      button.disabled = false;
+      button.textContent = 'Compute Grad-CAM';
+      showError(err);
+    });
+  });
   document.getElementById('show-slidemap')!.addEventListener('click', () => {
     rpc.request('openPanel', { panel: 'slidemap', evaluation: first?.evaluation, ui: { patient: it.patient, focus: it.id, threshold: t } }).catch(showError);
   });

@@ -4,7 +4,7 @@ import * as P from '../protocol/protocol';
 
 const VERB: Record<P.JobKind, string> = {
   organize: 'organizing', split: 'splitting', train: 'training', resume: 'training', evaluate: 'evaluating',
-  report: 'exporting the report', synth: 'generating', predict: 'scoring',
+  report: 'exporting the report', synth: 'generating', predict: 'scoring', gradcam: 'drawing Grad-CAM',
 };
 
 /** Next steps offered when a job ends: button label -> command (with its argument). */
@@ -127,7 +127,10 @@ export class JobTracker implements vscode.Disposable {
       report: [cmd('Open Report', 'idc.showEvaluation')],
       synth: [cmd('Organize Raw Archive', 'idc.organize', output('Archive'))],
       predict: open('Open Predictions', output('Predictions')),
+      gradcam: [],
     };
+    // The gallery that asked shows the overlays; a message per page of tiles would be noise.
+    if (j.kind === 'gradcam') return;
     await this.offer('info', `IDC: ${j.title} done in ${j.seconds.toFixed(1)} s. ${first}`, next[j.kind]);
   }
 

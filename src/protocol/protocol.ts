@@ -14,7 +14,7 @@ export type { ProgressEvent, EpochLog, BackendName, BackendProbe, RunInfo };
 
 // ------------------------------------------------------------------------------------- jobs
 
-export type JobKind = 'organize' | 'split' | 'train' | 'resume' | 'evaluate' | 'report' | 'synth' | 'predict';
+export type JobKind = 'organize' | 'split' | 'train' | 'resume' | 'evaluate' | 'report' | 'synth' | 'predict' | 'gradcam';
 export type EvalSplit = 'test' | 'val' | 'train';
 
 interface JobTarget {
@@ -34,6 +34,8 @@ export type JobRequest = JobTarget & (
   | { kind: 'synth'; out: string; patients?: number; seed?: number; zip?: boolean }
   /** `patches`: the folder of unlabelled patches to score. */
   | { kind: 'predict'; patches: string; runId?: string; modelPath?: string }
+  /** Grad-CAM overlays for patches of an evaluation (`evalDir`, inside the output folder) that lack one. */
+  | { kind: 'gradcam'; evalDir: string; ids: string[] }
 );
 
 export interface JobRef {
@@ -212,6 +214,7 @@ export const JOB_TITLES: Record<JobKind, string> = {
   report: 'Export report',
   synth: 'Generate synthetic dataset',
   predict: 'Score patches',
+  gradcam: 'Grad-CAM overlays',
 };
 
 /** Diagnostic codes of idc.config.json (the `code` of each published diagnostic). */

@@ -97,7 +97,7 @@ export interface MeterReading {
  */
 const MAIN_PHASE: Record<JobKind, string> = {
   organize: 'organize.check', split: 'split', train: 'train.', resume: 'train.', evaluate: 'evaluate.predict',
-  report: 'report', synth: 'synth', predict: 'predict.score',
+  report: 'report', synth: 'synth', predict: 'predict.score', gradcam: 'gradcam',
 };
 
 /**

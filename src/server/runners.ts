@@ -3,7 +3,8 @@
  * modules are imported on first use so the server starts (and checks configs) without them.
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { IdcError } from '../core/errors';
 import { loadConfig, parseJsonc, resolveConfigPath, type DeepPartial, type IdcConfig, type LoadedConfig } from '../core/config';
 import { organize, MANIFEST_FILE } from '../core/organize/organize';
 import { formatOrganizeSummary } from '../core/organize/summary';
@@ -144,6 +145,18 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       for (const p of r.patients) lines.push(`patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive, mean score ${p.meanScore.toFixed(3)}`);
       for (const i of r.skipped.slice(0, 10)) lines.push(`skipped ${i.path}: ${i.reason}`);
       return { summary: lines.join('\n'), outputs: [{ label: 'Predictions', path: r.predictionsFile }, ...(r.slideMaps ?? []).map((p) => ({ label: 'Slide map', path: p }))] };
+    },
+  },
+  gradcam: {
+    async run(req, ctx) {
+      const evalDir = resolve(ctx.folder, req.evalDir);
+      const rel = relative(ctx.outputDir, evalDir);
+      if (!rel || rel.startsWith('..') || isAbsolute(rel)) throw new IdcError(`${evalDir} is not an evaluation in ${ctx.outputDir}.`, 'Ask for patches of an evaluation of this workspace.', 'BAD_ARGUMENT');
+      const { initBackend } = await import('../core/engine/backends');
+      const { writeGradCamsFor } = await import('../core/evaluate/gradcam-on-demand');
+      await useBackend(ctx, initBackend);
+      const r = await writeGradCamsFor({ outputDir: ctx.outputDir, config: ctx.config, evalDir, ids: req.ids, cacheDir: cacheDir(ctx), signal: ctx.signal, onProgress: ctx.onProgress });
+      return { summary: `Grad-CAM overlays written: ${r.written}${r.skipped ? ` (${r.skipped} patches not in the evaluated split)` : ''}.`, outputs: [{ label: 'Grad-CAM', path: join(evalDir, 'gradcam') }] };
     },
   },
 };

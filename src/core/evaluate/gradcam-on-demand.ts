@@ -1,0 +1,72 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IdcError, throwIfCancelled } from '../errors';
+import type { IdcConfig } from '../config';
+import type { ProgressSink } from '../progress';
+import { prepareData } from '../train/data';
+import { loadModel } from '../train/model-io';
+import { preprocessor, resolveModelSource } from './evaluate';
+import { readPredictions } from './predictions';
+import { writeGradCams } from './visuals';
+import type { ErrorItem, EvalReport } from './types';
+
+/** Where evaluate and this module put a patch's Grad-CAM overlay. */
+export function gradCamFile(evalDir: string, id: string): string {
+  return join(evalDir, 'gradcam', `${id}.png`);
+}
+
+export interface GradCamRequest {
+  outputDir: string;
+  config: IdcConfig;
+  /** The evaluation's folder (metrics.json, predictions.csv). */
+  evalDir: string;
+  /** Patches of that evaluation; those with an overlay already are skipped. */
+  ids: readonly string[];
+  cacheDir?: string;
+  signal?: AbortSignal;
+  onProgress?: ProgressSink;
+}
+
+/**
+ * Grad-CAM overlays for any patches of an evaluation (evaluate writes them only for the worst
+ * errors): the gallery asks for the tiles a user is looking at. Same model, preprocessing and
+ * drawing as evaluate. Returns how many were written.
+ */
+export async function writeGradCamsFor(req: GradCamRequest): Promise<{ written: number; skipped: number }> {
+  const metricsFile = join(req.evalDir, 'metrics.json');
+  if (!existsSync(metricsFile)) throw new IdcError(`No evaluation in ${req.evalDir}.`, 'Evaluate the model first.', 'NO_PREDICTIONS');
+  const report = JSON.parse(readFileSync(metricsFile, 'utf8')) as EvalReport;
+  const wanted = [...new Set(req.ids)].filter((id) => !existsSync(gradCamFile(req.evalDir, id)));
+  if (!wanted.length) return { written: 0, skipped: 0 };
+  const byId = new Map(readPredictions(join(req.evalDir, 'predictions.csv')).map((p) => [p.id, p]));
+  const items: ErrorItem[] = [];
+  for (const id of wanted) {
+    const p = byId.get(id);
+    if (p && p.label !== undefined) items.push({ id, patient: p.patient, x: p.x, y: p.y, label: p.label, score: p.score });
+  }
+  const source = resolveModelSource(req.outputDir, report.runId ? { runId: report.runId } : { modelPath: report.model });
+  const data = await prepareData(req.outputDir, req.config, { cacheDir: req.cacheDir, onProgress: req.onProgress, signal: req.signal });
+  const reader = data.open(report.split);
+  try {
+    const rowOf = new Map(reader.ids.map((id, i) => [id, i]));
+    const present = items.filter((i) => rowOf.has(i.id));
+    throwIfCancelled(req.signal);
+    const model = await loadModel(source.modelDir);
+    try {
+      const scale = preprocessor(report.runId ? 'divide255' : req.config.evaluate.preprocess);
+      const pixels = (ids: readonly string[]) => reader.readBatch(ids.map((id) => rowOf.get(id)!));
+      let written = 0;
+      // Batches keep memory flat and let a cancel land between them.
+      for (let i = 0; i < present.length; i += 32) {
+        throwIfCancelled(req.signal);
+        written += await writeGradCams(model, present.slice(i, i + 32), pixels, req.evalDir, { scale: (x) => x.map(scale) });
+        req.onProgress?.({ phase: 'gradcam', label: 'Grad-CAM', done: Math.min(present.length, i + 32), total: present.length, unit: 'images' });
+      }
+      return { written, skipped: wanted.length - written };
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    reader.close();
+  }
+}
