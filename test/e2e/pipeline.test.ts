@@ -63,6 +63,20 @@ async function statusBarIdle(timeoutMs: number): Promise<string> {
   }
 }
 
+/** A notification toast holding `text`, with a button labelled `button`. */
+async function toastWithButton(text: string | RegExp, button: string): Promise<void> {
+  const toast = page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
+  await toast.waitFor({ timeout: 30_000 });
+  assert.ok(await toast.getByRole('button', { name: button }).count() > 0, `no "${button}" on: ${await toast.innerText()}`);
+}
+
+test('a command that needs a dataset says so and offers the fix', async () => {
+  await runCommand(page, 'IDC: Train Model');
+  await toastWithButton('no dataset yet', 'Organize Raw Archive');
+  await screenshot(page, '00-no-dataset');
+  await runCommand(page, 'Notifications: Clear All Notifications');
+});
+
 test('Organize Raw Archive writes the manifest and reports it', async () => {
   await runCommand(page, 'IDC: Organize Raw Archive');
   await waitForFile(join(out, 'manifest.csv'), 120_000, page);
@@ -147,6 +161,10 @@ test('a broken idc.config.json shows a problem', async () => {
   const problem = page.locator('.markers-panel .monaco-list-row', { hasText: /sum/i }).first();
   await problem.waitFor({ timeout: 60_000 });
   await screenshot(page, '05-broken-config');
+  // A command run on the broken config names the problem and offers to open the file.
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  await runCommand(page, 'IDC: Train Model');
+  await toastWithButton(/idc\.config\.json has a problem/, 'Open Config');
   writeFileSync(join(workspace, 'idc.config.json'), JSON.stringify(config, null, 2) + '\n');
 });
 
