@@ -273,7 +273,7 @@ class Commands {
   private async needs(info: P.WorkspaceInfo, what: ('manifest' | 'split')[]): Promise<void> {
     const pending = this.idc.tracker.pendingKinds();
     if (what.includes('manifest') && !info.manifest && !pending.has('organize')) {
-      await this.missing(`no dataset yet: organize the raw archive first (it writes ${rel(undefined, join(info.outputDir, 'manifest.csv'))}).`, 'Organize Raw Archive', 'idc.organize');
+      await this.missing(`no dataset yet: organize the raw archive first (it writes ${vscode.workspace.asRelativePath(join(info.outputDir, 'manifest.csv'), false)}).`, 'Organize Raw Archive', 'idc.organize');
       throw new Dismissed();
     }
     if (what.includes('split') && !info.split && !pending.has('split')) {
