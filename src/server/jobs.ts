@@ -1,6 +1,6 @@
 import type { ProgressEvent } from '../core/progress';
 import type { TrainEvent } from '../core/train/train';
-import { JOB_TITLES, type JobKind, type JobRef, type JobRequest } from '../protocol/protocol';
+import { JOB_TITLES, type JobKind, type JobProgressParams, type JobRef, type JobRequest } from '../protocol/protocol';
 
 export interface Job extends JobRef {
   request: JobRequest;
@@ -76,19 +76,8 @@ export class JobQueue {
   }
 }
 
-export interface MeterReading {
-  event: ProgressEvent;
-  percentage?: number;
-  etaSeconds?: number;
-  epoch?: number;
-  epochs?: number;
-  /** Training: the run and its last batch (1-based step of steps, mean loss so far this epoch, images per second). */
-  runId?: string;
-  step?: number;
-  steps?: number;
-  loss?: number;
-  imagesPerSecond?: number;
-}
+/** What the meter adds to a progress event: the job-level fields of a progress notification. */
+export type MeterReading = { event: ProgressEvent } & Omit<JobProgressParams, keyof ProgressEvent | keyof JobRef>;
 
 /**
  * The phase that stands for the whole job: its share done is the job's percentage. Other phases
