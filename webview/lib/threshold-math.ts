@@ -5,43 +5,20 @@
  * the curves. Pure, DOM-free, O(log n) per lookup.
  */
 
-export interface CountTable {
-  /** Distinct scores, strictly decreasing. */
-  thresholds: ArrayLike<number>;
-  /** Cumulative positives / negatives with score >= thresholds[i]. */
-  tp: ArrayLike<number>;
-  fp: ArrayLike<number>;
-  positives: number;
-  negatives: number;
-}
+import { metricsFromCounts } from '../../src/core/metrics/operating';
+import { tableCountsAt, tableCountsAtIndex, tableIndexAt, type Counts, type ThresholdTable } from '../../src/core/metrics/table';
 
-export interface Counts { tp: number; fp: number; tn: number; fn: number }
+export type { Counts };
+/** The host's count table (src/core/metrics/table.ts), as typed arrays. */
+export type CountTable = ThresholdTable;
+/** Index of the last (lowest) table threshold >= t; -1 when every score is below t. */
+export const indexAt = tableIndexAt;
+export const countsAtIndex = tableCountsAtIndex;
+export const countsAt = tableCountsAt;
 
 /** Typed copies of the view's table, for fast lookups. */
 export function typedTable(t: { thresholds: number[]; tp: number[]; fp: number[]; positives: number; negatives: number }): CountTable {
   return { thresholds: Float64Array.from(t.thresholds), tp: Uint32Array.from(t.tp), fp: Uint32Array.from(t.fp), positives: t.positives, negatives: t.negatives };
-}
-
-/** Index of the last (lowest) table threshold >= t; -1 when every score is below t. */
-export function indexAt(table: CountTable, t: number): number {
-  const thr = table.thresholds;
-  let lo = 0, hi = thr.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (thr[mid] >= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo - 1;
-}
-
-export function countsAtIndex(table: CountTable, i: number): Counts {
-  const tp = i < 0 ? 0 : table.tp[i];
-  const fp = i < 0 ? 0 : table.fp[i];
-  return { tp, fp, tn: table.negatives - fp, fn: table.positives - tp };
-}
-
-export function countsAt(table: CountTable, t: number): Counts {
-  return countsAtIndex(table, indexAt(table, t));
 }
 
 export interface Metrics {
@@ -68,19 +45,13 @@ export interface Metrics {
 
 /** Same conventions as src/core/metrics metricsFromCounts (0 for 0/0 ratios, NaN accuracy on an empty set). */
 export function metricsOf(c: Counts): Metrics {
+  // The metrics metrics.json has, by the same definitions; the rest only the page shows.
+  const { accuracy, balancedAccuracy, precision, recall, specificity, f1 } = metricsFromCounts(c, NaN);
   const { tp, fp, tn, fn } = c;
   const P = tp + fn, N = tn + fp, n = P + N;
-  const recall = P ? tp / P : 0;
-  const specificity = N ? tn / N : 0;
-  const f1d = 2 * tp + fp + fn;
   const mccDen = Math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn));
   return {
-    accuracy: n ? (tp + tn) / n : NaN,
-    balancedAccuracy: P && N ? (recall + specificity) / 2 : P ? recall : N ? specificity : NaN,
-    precision: tp + fp ? tp / (tp + fp) : 0,
-    recall,
-    specificity,
-    f1: f1d ? (2 * tp) / f1d : 0,
+    accuracy, balancedAccuracy, precision, recall, specificity, f1,
     fpr: N ? fp / N : 0,
     fnr: P ? fn / P : 0,
     npv: tn + fn ? tn / (tn + fn) : 0,

@@ -75,7 +75,11 @@ export function tableIndexAt(table: ThresholdTable, t: number): number {
 
 /** Confusion counts at any threshold from the table (score >= t ⇒ positive). O(log n). */
 export function tableCountsAt(table: ThresholdTable, t: number): Counts {
-  const i = tableIndexAt(table, t);
+  return tableCountsAtIndex(table, tableIndexAt(table, t));
+}
+
+/** Confusion counts at row i of the table (-1: nothing predicted positive). */
+export function tableCountsAtIndex(table: ThresholdTable, i: number): Counts {
   const tp = i < 0 ? 0 : table.tp[i];
   const fp = i < 0 ? 0 : table.fp[i];
   return { tp, fp, tn: table.negatives - fp, fn: table.positives - tp };
