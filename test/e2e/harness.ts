@@ -189,4 +189,16 @@ export function keepLogs(userDataDir: string): void {
   for (const f of extensionHostLogs(userDataDir)) copyFileSync(f, join(ARTIFACTS, f.replace(/.*logs\//, '').replace(/[/]/g, '__')));
 }
 
+/** idc.config.json for a workspace under test: a small model on wasm that trains in seconds on 2 cores. */
+export function tinyConfig(train: { epochs: number; stepsPerEpoch: number }, gradCamExamples: number) {
+  return {
+    paths: { archive: 'data/archive', output: 'idc-output' },
+    split: { ratios: [0.5, 0.25, 0.25], seed: 3 },
+    engine: { backend: 'wasm' },
+    model: { filters: [8, 16], dense: [16] },
+    train: { ...train, batchSize: 32 },
+    evaluate: { gradCamExamples },
+  };
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,20 +13,13 @@ import { join } from 'node:path';
 import type { Browser, Frame, FrameLocator, Page } from 'playwright-core';
 import {
   ROOT, VSIX, e2eEnv, extensionHostErrors, extensionHostLogs, keepLogs, launchBrowser, openWorkbench, runCommand,
-  screenshot, startCodeServer, sleep, type CodeServer,
+  screenshot, startCodeServer, sleep, tinyConfig, type CodeServer,
 } from './harness';
 
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-panels-'));
 const workspace = join(home, 'workspace');
 const out = join(workspace, 'idc-output');
-const config = {
-  paths: { archive: 'data/archive', output: 'idc-output' },
-  split: { ratios: [0.5, 0.25, 0.25], seed: 3 },
-  engine: { backend: 'wasm' },
-  model: { filters: [8, 16], dense: [16] },
-  train: { epochs: 2, stepsPerEpoch: 20, batchSize: 32 },
-  evaluate: { gradCamExamples: 2 },
-};
+const config = tinyConfig({ epochs: 2, stepsPerEpoch: 20 }, 2);
 const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' } as const;
 
 let server: CodeServer;

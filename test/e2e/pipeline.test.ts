@@ -12,22 +12,14 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import {
   ROOT, VSIX, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
-  startCodeServer, waitForFile, sleep, type CodeServer,
+  startCodeServer, tinyConfig, waitForFile, sleep, type CodeServer,
 } from './harness';
 
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-'));
 const workspace = join(home, 'workspace');
 const out = join(workspace, 'idc-output');
 
-/** A config small enough to train in a minute on 2 cores. */
-const config = {
-  paths: { archive: 'data/archive', output: 'idc-output' },
-  split: { ratios: [0.5, 0.25, 0.25], seed: 3 },
-  engine: { backend: 'wasm' },
-  model: { filters: [8, 16], dense: [16] },
-  train: { epochs: 3, stepsPerEpoch: 60, batchSize: 32 },
-  evaluate: { gradCamExamples: 4 },
-};
+const config = tinyConfig({ epochs: 3, stepsPerEpoch: 60 }, 4);
 
 let server: CodeServer;
 let browser: Browser;
