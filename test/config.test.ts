@@ -55,7 +55,7 @@ describe('schema and defaults', () => {
       model: { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.5, l2: 0.01, bnMomentum: 0.99 },
       train: {
         epochs: 20, batchSize: 64, learningRate: 0.001, loss: 'focal', focalGamma: 2, classWeights: 'balanced',
-        augment: { flipHorizontal: true, flipVertical: true, rotate: 0.3 },
+        augment: { flipHorizontal: true, flipVertical: true, rotate: 0.3, stainJitter: { scale: 0, shift: 0 } },
         earlyStopping: { enabled: true, monitor: 'val_loss', minDelta: 0.0001, patience: 5, restoreBestWeights: true, startFromEpoch: 0 },
         reduceLrOnPlateau: { enabled: true, monitor: 'val_loss', factor: 0.5, patience: 2, minDelta: 0.0001, cooldown: 0, minLr: 1e-6 },
         stepsPerEpoch: 0, seed: 42,

@@ -41,7 +41,7 @@ export interface TrainConfig {
   loss: 'focal' | 'bce';
   focalGamma: number;
   classWeights: 'balanced' | 'none' | { '0': number; '1': number };
-  augment: { flipHorizontal: boolean; flipVertical: boolean; rotate: number };
+  augment: { flipHorizontal: boolean; flipVertical: boolean; rotate: number; stainJitter: { scale: number; shift: number } };
   earlyStopping: { enabled: boolean; monitor: MonitorName; minDelta: number; patience: number; restoreBestWeights: boolean; startFromEpoch: number };
   reduceLrOnPlateau: { enabled: boolean; monitor: MonitorName; factor: number; patience: number; minDelta: number; cooldown: number; minLr: number };
   stepsPerEpoch: number;

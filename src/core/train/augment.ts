@@ -1,7 +1,14 @@
 import { PATCH_SIZE } from '../naming';
 import type { Rng } from '../rng';
+import { stainJitterPatch, type StainJitterOptions } from './stain';
 
-export interface AugmentOptions { flipHorizontal: boolean; flipVertical: boolean; rotate: number }
+export interface AugmentOptions {
+  flipHorizontal: boolean;
+  flipVertical: boolean;
+  rotate: number;
+  /** HED stain jitter; off when absent or both amounts are 0. */
+  stainJitter?: StainJitterOptions;
+}
 
 const S = PATCH_SIZE;
 const PIXELS = S * S;
@@ -15,13 +22,20 @@ function reflect(i: number, n: number): number {
 }
 
 /**
- * Geometry-only augmentation of a uint8 NHWC batch into float32 in [0, 1]: random flips and a
- * rotation by up to ±rotate turns (Keras RandomRotation: bilinear, reflect fill), one draw per
- * patch from `rng`, so a replayed epoch augments the same way.
+ * Augmentation of a uint8 NHWC batch into float32 in [0, 1]: random flips and a rotation by up to
+ * ±rotate turns (Keras RandomRotation: bilinear, reflect fill), then optional HED stain jitter.
+ * Draws per patch from `rng`, so a replayed epoch augments the same way.
  */
 export function augmentToFloat(x: Uint8Array, n: number, opts: AugmentOptions, rng: Rng, out = new Float32Array(n * PIXELS * 3)): Float32Array {
   const c = (S - 1) / 2;
+  const stain = opts.stainJitter && (opts.stainJitter.scale > 0 || opts.stainJitter.shift > 0) ? opts.stainJitter : undefined;
   for (let b = 0; b < n; b++) {
+    geometry(b);
+    if (stain) stainJitterPatch(out, b * PIXELS * 3, PIXELS, stain, rng);
+  }
+  return out;
+
+  function geometry(b: number): void {
     const base = b * PIXELS * 3;
     const fh = opts.flipHorizontal && rng.next() < 0.5;
     const fv = opts.flipVertical && rng.next() < 0.5;
@@ -38,7 +52,7 @@ export function augmentToFloat(x: Uint8Array, n: number, opts: AugmentOptions, r
           out[dst + 2] = x[src + 2] / 255;
         }
       }
-      continue;
+      return;
     }
     const cos = Math.cos(angle), sin = Math.sin(angle);
     for (let yy = 0; yy < S; yy++) {
@@ -62,7 +76,6 @@ export function augmentToFloat(x: Uint8Array, n: number, opts: AugmentOptions, r
       }
     }
   }
-  return out;
 }
 
 export function toFloat(x: Uint8Array, n: number, out = new Float32Array(n * PIXELS * 3)): Float32Array {
