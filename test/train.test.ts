@@ -124,27 +124,24 @@ test('kill -9 mid-epoch, then resume: same epoch count, history without gaps', a
   assert.ok(existsSync(join(runDir, 'model', 'model.json')));
 });
 
-test('a short run on the synthetic archive learns on unseen patients (wasm)', async (t) => {
-  // Its own archive: validation patients have stains training never saw, as in the real data.
-  const own = await preparedOutput(14, 8, [0.7, 0.3, 0]);
-  const cfg = tinyTrainConfig((c) => {
-    // bnMomentum 0.9: with Keras' 0.99 the moving statistics still hold ~37% of their initial
-    // (0, 1) after the first 100 steps, and epoch-1 validation AUC fell to 0.2-0.3.
-    c.model = { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.25, l2: 0.01, bnMomentum: 0.9 };
-    c.train.epochs = 4;
-    c.train.stepsPerEpoch = 100;
-    c.train.batchSize = 32;
-  });
-  const r = await train({ outputDir: own.out, config: cfg, runId: 'learns' });
-  const aucs = r.history.map((h) => h.val_auc);
-  t.diagnostic(`val AUC per epoch: ${aucs.map((a) => a.toFixed(3)).join(' ')}`);
-  // Reproducible (seeded dropout masks per step): train.seed 42 gives 0.865 0.731 0.861 0.688 here;
-  // seeds 1, 2, 3 gave best 0.909, 0.857, 0.884. The issue asks 0.90; not reached reliably yet:
-  // between-patient score offsets (the first batch norm's statistics differ between the train and
-  // validation populations) still swing validation AUC from epoch to epoch. See README "train".
-  const best = Math.max(...aucs);
-  assert.ok(best >= 0.8, `best val AUC ${best.toFixed(3)}`);
-  const first = r.history[0], last = r.history[r.history.length - 1];
-  assert.ok(last.loss < first.loss, `train loss ${first.loss.toFixed(3)} → ${last.loss.toFixed(3)}`);
-  assert.ok(last.auc >= 0.85, `train AUC ${last.auc.toFixed(3)}`);
+test('a short run on the synthetic archive learns on unseen patients (wasm)', (t) => {
+  // The shipped path: the bundled CLI's demo (synth → organize → split → train → evaluate) on the
+  // default-size archive, wasm with two data-parallel replicas (fixed, so every machine shards the
+  // same way), the default model and config, 3 epochs. Validation and test patients have stains and
+  // tumour grades that training never saw. With only 8-10 training patients validation AUC peaked
+  // at 0.86-0.91 and then fell as the model learned patient-specific cues; 15 generalise.
+  const cwd = tempDir('idc-learn-');
+  writeFileSync(join(cwd, 'idc.config.json'), JSON.stringify({ engine: { backend: 'wasm', threads: 2 }, synth: { seed: 1 }, train: { epochs: 3, seed: 42 } }));
+  execFileSync(process.execPath, [CLI, 'demo', '--dir', 'demo', '--patients', '24', '-q'], { cwd, stdio: 'pipe', timeout: 15 * 60_000 });
+  const runs = join(cwd, 'demo', 'output', 'runs');
+  const [runId] = readdirSync(runs);
+  const h = history(join(runs, runId));
+  t.diagnostic(`val AUC per epoch: ${h.map((e) => e.val_auc.toFixed(3)).join(' ')}`);
+  assert.equal(h.length, 3);
+  assert.ok(Math.max(...h.map((e) => e.val_auc)) >= 0.9, `best val AUC ${Math.max(...h.map((e) => e.val_auc)).toFixed(3)}`);
+  assert.ok(h[2].val_auc >= 0.9, `last val AUC ${h[2].val_auc.toFixed(3)}`);
+  assert.ok(h[2].loss < h[0].loss, `train loss ${h[0].loss.toFixed(3)} → ${h[2].loss.toFixed(3)}`);
+  const metrics = JSON.parse(readFileSync(join(runs, runId, 'eval', 'test', 'metrics.json'), 'utf8'));
+  t.diagnostic(`test ROC AUC ${metrics.auc.toFixed(3)}`);
+  assert.ok(metrics.auc >= 0.9, `test ROC AUC ${metrics.auc.toFixed(3)}`);
 });
