@@ -107,14 +107,19 @@ test('kill -9 mid-epoch, then resume: same epoch count, history without gaps', a
   const work = tempDir();
   const cfg = tinyTrainConfig((c) => { c.train.epochs = 4; c.train.stepsPerEpoch = 12; c.paths.output = out; });
   writeFileSync(join(work, 'idc.config.json'), JSON.stringify(cfg));
-  const child = spawn(process.execPath, [CLI, 'train', '--run', 'killed', '-q'], { cwd: work, stdio: 'ignore' });
+  const child = spawn(process.execPath, [CLI, 'train', '--run', 'killed', '-q'], { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  let exitCode: number | null | undefined;
+  const exited = new Promise((r) => child.once('exit', (code) => { exitCode = code; r(code); }));
   const runDir = join(out, 'runs', 'killed');
   // Wait until epoch 1 is checkpointed and epoch 2 is under way, then kill without warning.
   const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline && !(existsSync(join(runDir, 'history.jsonl')) && history(runDir).length >= 1)) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < deadline && exitCode === undefined && !(existsSync(join(runDir, 'history.jsonl')) && history(runDir).length >= 1)) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 300));
+  assert.equal(exitCode, undefined, `the training process ended before it could be killed (exit ${exitCode}): ${stderr}`);
   child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
+  await exited;
   const before = history(runDir).length;
   assert.ok(before >= 1 && before < 4, `killed after ${before} epochs`);
   const res = await new Promise<number>((r) => spawn(process.execPath, [CLI, 'train', '--resume', '-q'], { cwd: work, stdio: 'ignore' }).once('exit', (code) => r(code ?? -1)));
