@@ -15,7 +15,7 @@ export interface IdcConfig {
   split: { ratios: [number, number, number]; seed: number; stratify: boolean };
   synth: { patients: number; seed: number };
   engine: { backend: BackendName; threads: number };
-  data: { edgePatches: 'resize' | 'pad' | 'skip'; cacheDir: string };
+  data: { edgePatches: 'resize' | 'pad' | 'skip'; cacheDir: string; stainNormalization: 'none' | 'macenko' };
   model: { filters: number[]; dense: number[]; dropout: number; l2: number; /** Schema default 0.99; optional so older configs typed in code still fit. */ bnMomentum?: number };
   train: TrainConfig;
   evaluate: EvaluateConfig;

@@ -9,6 +9,8 @@ export const CACHE_FILE = 'cache.json';
 export const dataFile = (split: SplitName): string => `${split}.u8`;
 export const labelsFile = (split: SplitName): string => `${split}.labels.u8`;
 export const idsFile = (split: SplitName): string => `${split}.ids.json`;
+/** Per-patient stain normalization of a split (only when data.stainNormalization asks for it). */
+export const stainsFile = (split: SplitName): string => `${split}.stains.json`;
 /** Written after a split's data files: marks the split complete, so a later build can keep it. */
 export const splitMetaFile = (split: SplitName): string => `${split}.json`;
 

@@ -5,6 +5,8 @@ import { Rng } from '../rng';
 import { SPLIT_NAMES, type SplitFile, type SplitName } from '../split';
 import { PATCH_BYTES, type EdgeMode } from './pixels';
 import { CACHE_FILE, CACHE_VERSION, dataFile, idsFile, labelsFile, splitHash, type CacheManifest, type SplitCacheMeta } from './format';
+import { applyOdMatrix } from './stain-norm';
+import { patientOfId, type StainTable } from './stains';
 
 export interface OpenCacheOptions {
   /** Throws STALE_CACHE when the cache was built from another manifest, split or edge mode. */
@@ -15,6 +17,8 @@ export interface OpenCacheOptions {
    * the OS page cache, so a 1.45 GB train split costs no heap.
    */
   memory?: boolean | 'auto';
+  /** Normalize every row with its patient's stain map as it is read (readRawBatch reads as cached). */
+  stains?: Pick<StainTable, 'patients'>;
 }
 
 export interface BatchOptions {
@@ -56,8 +60,12 @@ export interface CacheReader {
   readonly ids: readonly string[];
   readonly inMemory: boolean;
   readonly meta: SplitCacheMeta;
-  /** Gathers rows into `out` (or a new array): indices.length x 7500 bytes. */
+  /** Rows are stain-normalized as they are read (OpenCacheOptions.stains). */
+  readonly stainNormalized: boolean;
+  /** Gathers rows into `out` (or a new array): indices.length x 7500 bytes, normalized when the reader is. */
   readBatch(indices: ArrayLike<number>, out?: Uint8Array): Uint8Array;
+  /** The rows as decoded from the archive, never normalized: what a person looks at. */
+  readRawBatch(indices: ArrayLike<number>, out?: Uint8Array): Uint8Array;
   /** Same, with the reads on libuv's threads: overlaps I/O with work on this thread. */
   readBatchAsync(indices: ArrayLike<number>, out?: Uint8Array): Promise<Uint8Array>;
   batchCount(opts: Pick<BatchOptions, 'batchSize' | 'dropRemainder'>): number;
@@ -99,7 +107,7 @@ export function openCache(cacheDir: string, split: SplitName, opts: OpenCacheOpt
   if (opts.expect?.manifestHash !== undefined && m.manifestHash !== opts.expect.manifestHash) throw stale(`another manifest (${m.manifestHash}, current ${opts.expect.manifestHash})`);
   if (opts.expect?.split && m.splitHash !== splitHash(opts.expect.split)) throw stale('another split');
   if (opts.expect?.edgePatches !== undefined && m.edgePatches !== opts.expect.edgePatches) throw stale(`edgePatches "${m.edgePatches}" (now "${opts.expect.edgePatches}")`);
-  return new Reader(dir, split, m.splits[split], opts.memory ?? 'auto');
+  return new Reader(dir, split, m.splits[split], opts.memory ?? 'auto', opts.stains);
 }
 
 /** The seeded order of an epoch: the same (seed, epoch) always gives the same permutation. */
@@ -127,7 +135,10 @@ class Reader implements CacheReader {
   /** ids.json as it was at open: read lazily, so a rebuild in between must be noticed. */
   private idsStamp = '';
 
-  constructor(readonly cacheDir: string, readonly split: SplitName, readonly meta: SplitCacheMeta, memory: boolean | 'auto') {
+  /** Per row: its patient's OD matrix (undefined: used as it is). Built on first read. */
+  private rowMatrix?: (number[] | undefined)[];
+
+  constructor(readonly cacheDir: string, readonly split: SplitName, readonly meta: SplitCacheMeta, memory: boolean | 'auto', private readonly stains?: Pick<StainTable, 'patients'>) {
     this.size = meta.count;
     this.positives = meta.positives;
     const corrupt = (why: string) => new IdcError(`The patch cache's ${split} files in ${cacheDir} are damaged: ${why}.`, 'Delete the cache folder and build the cache again.', 'CORRUPT_CACHE');
@@ -168,7 +179,15 @@ class Reader implements CacheReader {
     return this.idList;
   }
 
+  get stainNormalized(): boolean {
+    return this.stains !== undefined;
+  }
+
   readBatch(indices: ArrayLike<number>, out?: Uint8Array): Uint8Array {
+    return this.normalize(indices, this.readRawBatch(indices, out));
+  }
+
+  readRawBatch(indices: ArrayLike<number>, out?: Uint8Array): Uint8Array {
     const dst = this.target(indices, out);
     if (this.buf) {
       for (let k = 0; k < indices.length; k++) {
@@ -188,6 +207,20 @@ class Reader implements CacheReader {
     this.open();
     const fd = this.fd;
     await Promise.all(Array.from(runs(indices), ([k, row, n]) => readFullyAsync(fd, dst, k * PATCH_BYTES, n * PATCH_BYTES, row * PATCH_BYTES)));
+    return this.normalize(indices, dst);
+  }
+
+  private normalize(indices: ArrayLike<number>, dst: Uint8Array): Uint8Array {
+    if (!this.stains) return dst;
+    if (!this.rowMatrix) {
+      const table = this.stains.patients;
+      this.rowMatrix = this.ids.map((id) => { const e = table[patientOfId(id)]; return e && 'matrix' in e ? e.matrix : undefined; });
+    }
+    const px = PATCH_BYTES / 3;
+    for (let k = 0; k < indices.length; k++) {
+      const m = this.rowMatrix[indices[k]];
+      if (m) applyOdMatrix(dst, m, k * px, px);
+    }
     return dst;
   }
 

@@ -9,7 +9,7 @@ import { validateConfig, type IdcConfig, type EvaluateConfig } from '../config';
 import { readManifest, type ManifestRow } from '../manifest';
 import { EvalContext, downsampleCurve, perPatient } from '../metrics';
 import { MANIFEST_FILE } from '../organize/organize';
-import { prepareData, type PreparedData } from '../train/data';
+import { configForRun, prepareData, type PreparedData } from '../train/data';
 import { listRuns, runsDir, predictSplit } from '../train/train';
 import { createTrainer, type Trainer } from '../train/trainer-factory';
 import { loadModel } from '../train/model-io';
@@ -134,7 +134,10 @@ export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedDa
   const split = opts.split ?? ev.split;
   const progress = opts.onProgress ?? noProgress;
   const source = resolveModelSource(outputDir, opts);
-  const data = prepared ?? await prepareData(outputDir, config, { cacheDir: opts.cacheDir, onProgress: progress, signal: opts.signal });
+  // A run's inputs are prepared as it was trained (its stain normalization), whatever the config says now.
+  const dataConfig = source.runId ? configForRun(config, join(dirname(source.modelDir), 'config.json')) : config;
+  const data = prepared && prepared.stainNormalization === dataConfig.data.stainNormalization ? prepared
+    : await prepareData(outputDir, dataConfig, { cacheDir: opts.cacheDir, onProgress: progress, signal: opts.signal });
   const reader = data.open(split);
   if (reader.size === 0) throw new IdcError(`The ${split} split is empty.`, 'Evaluate another split (--split) or give it a non-zero share in split.ratios.', 'EMPTY_SPLIT');
   const loaded = await loadModel(source.modelDir);
@@ -182,14 +185,16 @@ export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedDa
 
   // What the report and the gallery show beside the numbers: Grad-CAMs of the worst errors, slide maps of the worst patients.
   const rowOf = new Map(ids.map((id, i) => [id, i]));
-  const pixels = (want: readonly string[]) => reader.readBatch(want.map((id) => rowOf.get(id)!));
+  // People see patches as scanned; the model gets them as it was trained (normalized or not).
+  const pixels = (want: readonly string[]) => reader.readRawBatch(want.map((id) => rowOf.get(id)!));
+  const input = (want: readonly string[]) => reader.readBatch(want.map((id) => rowOf.get(id)!));
   const k = ev.gradCamExamples;
   const worst = [...report.errors.falseNegatives.slice(0, k), ...report.errors.falsePositives.slice(0, k)];
   tick({ phase: 'evaluate.visuals', label: 'Grad-CAM and slide maps', done: 0, total: worst.length + SLIDE_MAPS, unit: 'images' });
   const scale = preprocessor(opts.modelPath ? ev.preprocess : 'divide255');
   let gradCams = 0;
   try {
-    gradCams = await writeGradCams(loaded, worst, pixels, dir, { scale: (x) => x.map(scale) });
+    gradCams = await writeGradCams(loaded, worst, pixels, dir, { scale: (x) => x.map(scale), input });
   } catch (e) {
     report.warnings.push(`Grad-CAM unavailable for this model: ${(e as Error).message}`);
     await writeJsonAtomic(metricsFile, report);

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import type { IdcConfig } from '../config';
 import type { ProgressSink } from '../progress';
-import { prepareData } from '../train/data';
+import { configForRun, prepareData } from '../train/data';
 import { loadModel } from '../train/model-io';
 import { preprocessor, resolveModelSource } from './evaluate';
 import { readPredictions } from './predictions';
@@ -45,7 +45,8 @@ export async function writeGradCamsFor(req: GradCamRequest): Promise<{ written: 
     if (p && p.label !== undefined) items.push({ id, patient: p.patient, x: p.x, y: p.y, label: p.label, score: p.score });
   }
   const source = resolveModelSource(req.outputDir, report.runId ? { runId: report.runId } : { modelPath: report.model });
-  const data = await prepareData(req.outputDir, req.config, { cacheDir: req.cacheDir, onProgress: req.onProgress, signal: req.signal });
+  const dataConfig = source.runId ? configForRun(req.config, join(dirname(source.modelDir), 'config.json')) : req.config;
+  const data = await prepareData(req.outputDir, dataConfig, { cacheDir: req.cacheDir, onProgress: req.onProgress, signal: req.signal });
   const reader = data.open(report.split);
   try {
     const rowOf = new Map(reader.ids.map((id, i) => [id, i]));
@@ -54,12 +55,13 @@ export async function writeGradCamsFor(req: GradCamRequest): Promise<{ written: 
     const model = await loadModel(source.modelDir);
     try {
       const scale = preprocessor(report.runId ? 'divide255' : req.config.evaluate.preprocess);
-      const pixels = (ids: readonly string[]) => reader.readBatch(ids.map((id) => rowOf.get(id)!));
+      const pixels = (ids: readonly string[]) => reader.readRawBatch(ids.map((id) => rowOf.get(id)!));
+      const input = (ids: readonly string[]) => reader.readBatch(ids.map((id) => rowOf.get(id)!));
       let written = 0;
       // Batches keep memory flat and let a cancel land between them.
       for (let i = 0; i < present.length; i += 32) {
         throwIfCancelled(req.signal);
-        written += await writeGradCams(model, present.slice(i, i + 32), pixels, req.evalDir, { scale: (x) => x.map(scale) });
+        written += await writeGradCams(model, present.slice(i, i + 32), pixels, req.evalDir, { scale: (x) => x.map(scale), input });
         req.onProgress?.({ phase: 'gradcam', label: 'Grad-CAM', done: Math.min(present.length, i + 32), total: present.length, unit: 'images' });
       }
       return { written, skipped: wanted.length - written };

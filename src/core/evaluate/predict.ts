@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync, statSync } from 'node:fs';
-import { join, resolve, basename } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import { writeJsonAtomic } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
@@ -9,6 +9,8 @@ import { parseUnlabelledName } from '../naming';
 import { listDirectory } from '../organize/listing';
 import type { Issue } from '../organize/layout';
 import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
+import { applyStainTable, stainTableOf } from '../cache/stains';
+import { configForRun } from '../train/data';
 import { loadModel } from '../train/model-io';
 import { foldForInference } from '../engine/model';
 import { resolveModelSource, checkModelShape, preprocessor } from './evaluate';
@@ -82,13 +84,24 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
   let model = loaded;
   if (!opts.modelPath) { try { model = foldForInference(loaded); } catch { model = loaded; } }
   const scale = preprocessor(opts.modelPath ? opts.config.evaluate.preprocess : 'divide255');
+  // Normalized as the run was trained; the slide maps keep the patches as scanned.
+  const stainMode = (source.runId ? configForRun(opts.config, join(dirname(source.modelDir), 'config.json')) : opts.config).data.stainNormalization;
+  const keptPixels = pixels.subarray(0, kept.length * PATCH_BYTES);
+  let input = keptPixels;
+  let stains: ReturnType<typeof stainTableOf> | undefined;
+  if (stainMode === 'macenko') {
+    const patientsOfRows = kept.map((f) => f.name.patient);
+    stains = stainTableOf(keptPixels, patientsOfRows);
+    input = keptPixels.slice();
+    applyStainTable(input, patientsOfRows, stains);
+  }
   const bs = opts.config.evaluate.batchSize;
   const xf = new Float32Array(bs * 7500);
   const predictions: Prediction[] = [];
   for (let start = 0; start < kept.length; start += bs) {
     throwIfCancelled(opts.signal);
     const n = Math.min(bs, kept.length - start);
-    for (let i = 0; i < n * 7500; i++) xf[i] = scale(pixels[start * PATCH_BYTES + i]);
+    for (let i = 0; i < n * 7500; i++) xf[i] = scale(input[start * PATCH_BYTES + i]);
     const out = tf.tidy(() => model.predict(tf.tensor4d(xf.subarray(0, n * 7500), [n, 50, 50, 3]), { batchSize: n }) as tf.Tensor);
     const p = await out.data();
     out.dispose();
@@ -114,7 +127,7 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
   const dir = join(opts.outputDir, 'predictions', basename(folder).replace(/[^\w.-]/g, '_') || 'folder');
   const predictionsFile = join(dir, 'predictions.csv');
   await writePredictions(predictionsFile, predictions);
-  await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: source.label, threshold, createdAt: new Date().toISOString(), patients, skipped });
+  await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: source.label, threshold, createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stains: stains?.patients });
   const rowOf = new Map(predictions.map((p, i) => [p.id, i]));
   const gather = (ids: readonly string[]): Uint8Array => {
     const out = new Uint8Array(ids.length * PATCH_BYTES);

@@ -8,11 +8,15 @@ import type { ErrorItem, Prediction } from './types';
 /** Pixels for any patch of the evaluated set, by id (cache rows or decoded files). */
 export type PixelSource = (ids: readonly string[]) => Uint8Array;
 
-/** Grad-CAM overlays (PNG, 200 px) for the given error patches: `<dir>/gradcam/<id>.png`. */
-export async function writeGradCams(model: tfl.LayersModel, items: readonly ErrorItem[], pixels: PixelSource, dir: string, opts: { scale?: (x: Float32Array) => Float32Array } = {}): Promise<number> {
+/**
+ * Grad-CAM overlays (PNG, 200 px) for the given error patches: `<dir>/gradcam/<id>.png`, drawn over
+ * `pixels`; the model reads `opts.input` (stain-normalized patches) when given, else `pixels`.
+ */
+export async function writeGradCams(model: tfl.LayersModel, items: readonly ErrorItem[], pixels: PixelSource, dir: string, opts: { scale?: (x: Float32Array) => Float32Array; input?: PixelSource } = {}): Promise<number> {
   if (items.length === 0) return 0;
-  const px = pixels(items.map((i) => i.id));
-  const maps = await gradCam(model, px, items.length, { scale: opts.scale });
+  const ids = items.map((i) => i.id);
+  const px = pixels(ids);
+  const maps = await gradCam(model, opts.input ? opts.input(ids) : px, items.length, { scale: opts.scale });
   for (let k = 0; k < items.length; k++) {
     const png = await gradCamOverlayPng(px.subarray(k * PATCH_BYTES, (k + 1) * PATCH_BYTES), maps[k]);
     await writeFileAtomic(join(dir, 'gradcam', `${items[k].id}.png`), png);

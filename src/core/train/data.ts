@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdcError } from '../errors';
 import { readManifestWithHash } from '../manifest';
-import { readSplit, type SplitFile, type SplitName } from '../split';
+import { readSplit, SPLIT_NAMES, type SplitFile, type SplitName } from '../split';
 import { MANIFEST_FILE, MANIFEST_META_FILE, type ManifestMeta } from '../organize/organize';
-import { buildCache, openCache, type CacheInfo, type CacheReader } from '../cache';
+import { buildCache, openCache, readCacheManifest, type CacheInfo, type CacheReader } from '../cache';
+import { ensureStainTable, type StainNormalization, type StainTable } from '../cache/stains';
 import type { IdcConfig } from '../config';
 import type { ProgressSink } from '../progress';
 
@@ -14,6 +15,11 @@ export interface PreparedData {
   split: SplitFile;
   cache: CacheInfo;
   manifestHash: string;
+  /** data.stainNormalization this data was prepared with. */
+  stainNormalization: StainNormalization;
+  /** Per split (when normalizing): each patient's stain estimate, or why it has none. */
+  stains: Partial<Record<SplitName, StainTable>>;
+  /** Rows normalized as config.data.stainNormalization says; readRawBatch for what people look at. */
   open(name: SplitName): CacheReader;
 }
 
@@ -42,8 +48,36 @@ export async function prepareData(outputDir: string, config: IdcConfig, opts: { 
     outputDir, split, rows, manifestHash: hash, archive: meta.archive, archiveKind: meta.kind, edgePatches: config.data.edgePatches,
     cacheDir, onProgress: opts.onProgress, signal: opts.signal,
   });
+  const expect = { manifestHash: hash, split, edgePatches: config.data.edgePatches };
+  const mode: StainNormalization = config.data.stainNormalization ?? 'none';
+  const stains: Partial<Record<SplitName, StainTable>> = {};
+  if (mode === 'macenko') {
+    const m = readCacheManifest(cache.cacheDir);
+    for (const name of SPLIT_NAMES) {
+      if (!m.splits[name] || m.splits[name].count === 0) continue;
+      let raw: CacheReader | undefined;
+      try {
+        stains[name] = await ensureStainTable(cache.cacheDir, name, m.splits[name], () => (raw = openCache(cache.cacheDir, name, { expect })), opts);
+      } finally {
+        raw?.close();
+      }
+    }
+  }
   return {
-    split, cache, manifestHash: hash,
-    open: (name) => openCache(cache.cacheDir, name, { expect: { manifestHash: hash, split, edgePatches: config.data.edgePatches } }),
+    split, cache, manifestHash: hash, stainNormalization: mode, stains,
+    open: (name) => openCache(cache.cacheDir, name, { expect, stains: stains[name] }),
   };
+}
+
+/**
+ * The config a run's data must be read with: its own stain normalization (from its config.json),
+ * whatever the workspace config says now, so a model always sees inputs like those it learned on.
+ */
+export function configForRun(config: IdcConfig, runConfigFile: string): IdcConfig {
+  let mode: StainNormalization = 'none';
+  try {
+    const run = JSON.parse(readFileSync(runConfigFile, 'utf8')) as { data?: { stainNormalization?: StainNormalization } };
+    mode = run.data?.stainNormalization ?? 'none';
+  } catch { /* a run without its config.json predates the setting */ }
+  return mode === config.data.stainNormalization ? config : { ...config, data: { ...config.data, stainNormalization: mode } };
 }

@@ -12,7 +12,7 @@ import { sampleLoss, balancedClassWeights, type LossOptions } from './losses';
 import { augmentToFloat, toFloat } from './augment';
 import { saveCheckpoint, loadCheckpoint, type CheckpointState, type EpochLog } from './checkpoint';
 import { createTrainer, type Trainer } from './trainer-factory';
-import { prepareData, type PreparedData } from './data';
+import { configForRun, prepareData, type PreparedData } from './data';
 
 export type TrainEvent =
   | { type: 'start'; runId: string; runDir: string; epochs: number; startEpoch: number; backend: string; trainSize: number; valSize: number; warning?: string }
@@ -126,14 +126,22 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
   const progress = opts.onProgress ?? noProgress;
   const emit = opts.onEvent ?? (() => {});
   const t = config.train;
-  const data = prepared ?? await prepareData(outputDir, config, { cacheDir: opts.cacheDir, onProgress: progress, signal: opts.signal });
+  const { id: runId, existing } = pickRun(outputDir, opts);
+  const runDir = join(runsDir(outputDir), runId);
+  if (existing) {
+    // Resumed on other inputs it would end as neither run: refuse, as for another architecture.
+    const was = configForRun(config, join(runDir, 'config.json')).data.stainNormalization;
+    if (was !== config.data.stainNormalization) {
+      throw new IdcError(`Run ${runId} was trained with data.stainNormalization "${was}"; idc.config.json now says "${config.data.stainNormalization}".`, `Set data.stainNormalization back to "${was}" to resume it, or start a new run.`, 'CHECKPOINT_MISMATCH');
+    }
+  }
+  const data = prepared && prepared.stainNormalization === config.data.stainNormalization ? prepared
+    : await prepareData(outputDir, config, { cacheDir: opts.cacheDir, onProgress: progress, signal: opts.signal });
   const trainReader = data.open('train');
   const valReader = data.open('val');
   if (trainReader.size === 0) throw new IdcError('The train split is empty.', 'Check the split ratios and run "idc split" again.', 'EMPTY_SPLIT');
   if (valReader.size === 0) throw new IdcError('The validation split is empty: early stopping and learning-rate reduction need it.', 'Give split.ratios a non-zero validation share and run "idc split" again.', 'EMPTY_SPLIT');
 
-  const { id: runId, existing } = pickRun(outputDir, opts);
-  const runDir = join(runsDir(outputDir), runId);
   mkdirSync(runDir, { recursive: true });
 
   const lossOpts = lossOptions(config, trainReader.labels);
@@ -174,6 +182,11 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
   if (!existing || !existsSync(join(runDir, 'config.json'))) await writeJsonAtomic(join(runDir, 'config.json'), config);
   const createdAt = existing ? (listRuns(outputDir).find((r) => r.id === runId)?.createdAt ?? new Date().toISOString()) : new Date().toISOString();
   await writeJsonAtomic(join(runDir, 'run.json'), { id: runId, createdAt, status: 'running', backend, epochs: t.epochs } satisfies RunInfo);
+  const unnormalized = Object.values(data.stains).flatMap((tab) => Object.entries(tab?.patients ?? {}).filter(([, e]) => 'skipped' in e).map(([p]) => p));
+  if (unnormalized.length) {
+    const note = `no stain estimate for patient${unnormalized.length > 1 ? 's' : ''} ${unnormalized.slice(0, 10).join(', ')}${unnormalized.length > 10 ? ' …' : ''} (too little tissue); their patches are used as scanned.`;
+    warning = warning ? `${warning} ${note}` : note;
+  }
   emit({ type: 'start', runId, runDir, epochs: t.epochs, startEpoch, backend, trainSize: trainReader.size, valSize: valReader.size, warning });
 
   const batchesPerEpoch = Math.min(trainReader.batchCount({ batchSize: t.batchSize }), t.stepsPerEpoch > 0 ? t.stepsPerEpoch : Infinity);
