@@ -8,7 +8,9 @@ import type { SplitFile } from '../src/core/split';
 import { patchScratchDir } from '../src/core/views/patch-images';
 import { generateSyntheticArchive } from '../src/core/synth/synth';
 import { organize } from '../src/core/organize/organize';
-import { preparedOutput } from './helpers/pipeline';
+import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
+import { prepareData } from '../src/core/train/data';
+import type { StainTable } from '../src/core/cache/stains';
 import { tempDir } from './helpers/fixtures';
 
 let root = '';
@@ -66,6 +68,32 @@ test('totals, per-split counts and patients agree with manifest.csv and split.js
   assert.match(v.leakage!.message, /No patient is in more than one split: 7 patients/);
   assert.deepEqual(v.problems, []);
   assert.ok(v.organize && v.organize.kind === 'dir' && v.organize.files >= rows.length);
+});
+
+test('each slide\'s stain estimate, once stain normalization has run; none before', async () => {
+  const plain = await buildDatasetView(src, { count: 0 });
+  assert.ok(plain.patients.every((p) => p.stain === undefined), 'no estimates before any normalized run');
+  const cfg = tinyTrainConfig((c) => { c.data.stainNormalization = 'macenko'; });
+  const data = await prepareData(out, cfg);
+  const v = await buildDatasetView(src, { count: 0 });
+  const tables = Object.values(data.stains) as StainTable[];
+  assert.equal(tables.length, 3);
+  for (const p of v.patients) {
+    const entry = tables.map((t) => t.patients[p.patient]).find(Boolean)!;
+    assert.ok(entry && p.stain, p.patient);
+    if ('estimate' in entry) {
+      assert.ok(p.stain && 'h' in p.stain);
+      assert.deepEqual([p.stain.h, p.stain.e, p.stain.hAmount, p.stain.eAmount], [entry.estimate.he[0], entry.estimate.he[1], entry.estimate.maxC[0], entry.estimate.maxC[1]]);
+    } else {
+      assert.deepEqual(p.stain, { skipped: entry.skipped });
+    }
+  }
+  // A cache elsewhere (data.cacheDir) is where the panel looks; a damaged table shows as none.
+  const moved = tempDir('idc-cache-elsewhere-');
+  assert.ok((await buildDatasetView({ ...src, cacheDir: moved }, { count: 0 })).patients.every((p) => p.stain === undefined));
+  for (const s of ['train', 'val', 'test']) writeFileSync(join(moved, `${s}.stains.json`), s === 'train' ? '{"patients": {"' : readFileSync(join(data.cache.cacheDir, `${s}.stains.json`)));
+  const partial = await buildDatasetView({ ...src, cacheDir: moved }, { count: 0 });
+  for (const p of partial.patients) assert.equal(p.stain !== undefined, p.split !== 'train', p.patient);
 });
 
 test('the random patch grid: real PNG files, labels from the manifest, reproducible with a seed, filtered by split', async () => {

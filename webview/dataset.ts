@@ -11,7 +11,7 @@ import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import { Chart, DoughnutController, ArcElement, BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip } from 'chart.js';
 import { PanelRpc, cssVar, esc, pct, showError } from './lib/rpc';
-import type { DatasetView } from '../src/protocol/webview';
+import type { DatasetPatient, DatasetView, PatientStain } from '../src/protocol/webview';
 
 type PatchTile = DatasetView['sample'][number];
 
@@ -20,7 +20,7 @@ Chart.register(DoughnutController, ArcElement, BarController, BarElement, Catego
 const rpc = new PanelRpc('dataset');
 const app = document.getElementById('app')!;
 
-type SortKey = 'patient' | 'patches' | 'positives' | 'positiveRate' | 'edgePatches' | 'split';
+type SortKey = 'patient' | 'patches' | 'positives' | 'positiveRate' | 'edgePatches' | 'split' | 'stain';
 type SampleSplit = 'all' | 'train' | 'val' | 'test';
 const SAMPLE_COUNT = 48;
 
@@ -112,13 +112,14 @@ function render(v: DatasetView): void {
     </section>
     <section>
       <h2>Patients <span class="muted count" id="patient-count"></span></h2>
+      ${hasStains(v) ? `<p class="muted note" data-testid="stain-note">Stain: each slide's Macenko estimate (data.stainNormalization) — haematoxylin and eosin in the colour they take at the slide's 99th-percentile amount, and those amounts. Normalization maps every slide onto H 1.97 · E 1.03; a slide far from the others is worth a look.</p>` : ''}
       <div class="toolbar">
         <vscode-textfield id="patient-filter" data-testid="patient-filter" placeholder="Filter: patient id or split" value="${esc(filter)}"></vscode-textfield>
       </div>
       <div class="scroll patients-scroll">
         <table class="data" id="patients" data-testid="patient-table">
           <thead><tr>
-            ${th('patient', 'Patient')}${th('patches', 'Patches')}${th('positives', 'IDC(+)')}${th('positiveRate', 'Positive rate')}${th('edgePatches', 'Edge patches')}${th('split', 'Split')}
+            ${th('patient', 'Patient')}${th('patches', 'Patches')}${th('positives', 'IDC(+)')}${th('positiveRate', 'Positive rate')}${th('edgePatches', 'Edge patches')}${th('split', 'Split')}${hasStains(v) ? th('stain', 'Stain (H · E)') : ''}
           </tr></thead>
           <tbody></tbody>
         </table>
@@ -171,6 +172,27 @@ function render(v: DatasetView): void {
 
 function card(label: string, value: string, testid: string, sub = '', cls = ''): string {
   return `<div class="card ${cls}" data-testid="total-${testid}"><div class="value">${value}</div><div class="label">${esc(label)}</div>${sub ? `<div class="sub muted">${esc(sub)}</div>` : ''}</div>`;
+}
+
+function hasStains(v: DatasetView): boolean {
+  return v.patients.some((p) => p.stain);
+}
+
+function sortValue(p: DatasetPatient): number | string {
+  if (sortKey !== 'stain') return p[sortKey];
+  return p.stain && 'hAmount' in p.stain ? p.stain.hAmount : -1;
+}
+
+/** Beer–Lambert: the colour of a stain vector at an amount. */
+function stainRgb(v: readonly number[], amount: number): string {
+  return v.map((x) => Math.round(255 * Math.exp(-x * amount))).join(',');
+}
+
+function stainCell(s: PatientStain | undefined): string {
+  if (!s) return '<td class="muted">—</td>';
+  if ('skipped' in s) return `<td class="muted" title="${esc(s.skipped)}">none (as scanned)</td>`;
+  const title = `H vector ${s.h.map((x) => x.toFixed(3)).join(', ')} · E vector ${s.e.map((x) => x.toFixed(3)).join(', ')}`;
+  return `<td class="stain" title="${esc(title)}" data-testid="stain-cell"><span class="swatch stain-swatch" data-rgb="${stainRgb(s.h, s.hAmount)}"></span><span class="swatch stain-swatch" data-rgb="${stainRgb(s.e, s.eAmount)}"></span> ${s.hAmount.toFixed(2)} · ${s.eAmount.toFixed(2)}</td>`;
 }
 
 function th(key: SortKey, label: string): string {
@@ -240,12 +262,13 @@ function renderPatients(): void {
   if (!view) return;
   const body = document.querySelector('#patients tbody');
   if (!body) return;
+  const stains = hasStains(view);
   const q = filter.trim().toLowerCase();
   const terms = q ? q.split(/[\s,]+/).filter(Boolean) : [];
   const rows = view.patients.filter((p) => !terms.length || terms.some((t) => p.patient.toLowerCase().includes(t) || p.split === t));
   const dir = sortDesc ? -1 : 1;
   rows.sort((a, b) => {
-    const x = a[sortKey], y = b[sortKey];
+    const x = sortValue(a), y = sortValue(b);
     const c = typeof x === 'number' && typeof y === 'number' ? x - y
       : sortKey === 'patient' ? comparePatient(String(x), String(y)) : String(x).localeCompare(String(y));
     return c * dir || comparePatient(a.patient, b.patient);
@@ -253,8 +276,10 @@ function renderPatients(): void {
   body.innerHTML = rows.map((p) => `<tr data-patient="${esc(p.patient)}">
       <td>${esc(p.patient)}</td><td>${int(p.patches)}</td><td class="pos">${int(p.positives)}</td><td>${pct(p.positiveRate)}</td>
       <td>${p.edgePatches ? int(p.edgePatches) : '<span class="muted">0</span>'}</td>
-      <td><span class="split-tag split-${esc(p.split)}">${esc(p.split)}</span></td></tr>`).join('')
-    || `<tr><td colspan="6" class="muted empty-row">No patient matches “${esc(filter)}”.</td></tr>`;
+      <td><span class="split-tag split-${esc(p.split)}">${esc(p.split)}</span></td>${stains ? stainCell(p.stain) : ''}</tr>`).join('')
+    || `<tr><td colspan="${stains ? 7 : 6}" class="muted empty-row">No patient matches “${esc(filter)}”.</td></tr>`;
+  // Colours through the CSSOM: the page's CSP allows no inline style attributes.
+  for (const el of Array.from(body.querySelectorAll<HTMLElement>('.stain-swatch[data-rgb]'))) el.style.backgroundColor = `rgb(${el.dataset.rgb})`;
   document.getElementById('patient-count')!.textContent = rows.length === view.patients.length ? `(${int(rows.length)})` : `(${int(rows.length)} of ${int(view.patients.length)})`;
   for (const h of Array.from(document.querySelectorAll<HTMLElement>('#patients th[data-sort]'))) {
     const active = h.dataset.sort === sortKey;
@@ -415,7 +440,7 @@ void (async () => {
   try {
     await rpc.ready();
     const ui = rpc.ui;
-    if (typeof ui.sortKey === 'string' && ['patient', 'patches', 'positives', 'positiveRate', 'edgePatches', 'split'].includes(ui.sortKey)) sortKey = ui.sortKey as SortKey;
+    if (typeof ui.sortKey === 'string' && ['patient', 'patches', 'positives', 'positiveRate', 'edgePatches', 'split', 'stain'].includes(ui.sortKey)) sortKey = ui.sortKey as SortKey;
     if (typeof ui.sortDesc === 'boolean') sortDesc = ui.sortDesc;
     if (typeof ui.filter === 'string') filter = ui.filter.slice(0, 200);
     if (ui.sampleSplit === 'train' || ui.sampleSplit === 'val' || ui.sampleSplit === 'test') sampleSplit = ui.sampleSplit;

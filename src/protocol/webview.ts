@@ -11,9 +11,9 @@ import { z } from 'zod';
 // No compiled validators: they probe `navigator` (an error in VS Code's extension host) and eval
 // (refused by the webviews' CSP).
 z.config({ jitless: true });
-import type { DatasetView, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary } from '../core/views/types';
+import type { DatasetView, DatasetPatient, PatientStain, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary } from '../core/views/types';
 
-export type { DatasetView, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary };
+export type { DatasetView, DatasetPatient, PatientStain, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary };
 
 // ------------------------------------------------------------------------------------- envelope
 

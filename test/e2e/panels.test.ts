@@ -19,7 +19,9 @@ import {
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-panels-'));
 const workspace = join(home, 'workspace');
 const out = join(workspace, 'idc-output');
-const config = tinyConfig({ epochs: 2, stepsPerEpoch: 20 }, 2);
+// Stain normalization on: the run is trained, evaluated and Grad-CAM'd on normalized inputs, and
+// the dataset panel shows each slide's estimate.
+const config = { ...tinyConfig({ epochs: 2, stepsPerEpoch: 20 }, 2), data: { stainNormalization: 'macenko' } };
 const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' } as const;
 
 let server: CodeServer;
@@ -135,6 +137,15 @@ test('Dataset panel: totals, class-balance charts, leakage check, patch grid', a
   assert.ok(await canvasDrawn(frame, 'split-bars'), 'stacked bars drawn');
   const patients = await frame.locator('[data-testid="patient-table"] tr[data-patient]').count();
   assert.equal(patients, 8);
+  // Every slide's stain estimate, with its two colours set (from script, under the CSP).
+  assert.equal(await frame.locator('[data-testid="stain-cell"]').count(), 8);
+  await frame.getByTestId('stain-note').waitFor();
+  const swatches = await frame.locator('[data-testid="stain-cell"] .stain-swatch').evaluateAll((els) => els.map((e) => getComputedStyle(e).backgroundColor));
+  assert.equal(swatches.length, 16);
+  assert.ok(swatches.every((c) => /^rgb\(\d+, \d+, \d+\)$/.test(c)), swatches.join(' '));
+  assert.ok(new Set(swatches).size > 2, 'haematoxylin and eosin differ, and slides differ');
+  await frame.getByTestId('patient-table').scrollIntoViewIfNeeded();
+  await screenshot(page, 'panel-dataset-stains');
   const imgs = await loadedImages(frame, '[data-testid="patch"] img');
   assert.ok(imgs.total > 0 && imgs.loaded === imgs.total, `${imgs.loaded}/${imgs.total} patch images loaded`);
   await bothThemes('dataset');

@@ -12,8 +12,9 @@ import { SPLIT_NAMES, checkNoOverlap, type SplitFile, type SplitName } from '../
 import { Rng } from '../rng';
 import { PATCH_SIZE } from '../naming';
 import { patchImagePaths } from './patch-images';
-import type { DatasetPatient, DatasetView, OrganizeBrief, PatchTile, SplitCounts, SplitSettings } from './types';
+import type { DatasetPatient, DatasetView, OrganizeBrief, PatchTile, PatientStain, SplitCounts, SplitSettings } from './types';
 import { fileVersionKey } from '../fsutil';
+import { stainsFile } from '../cache/format';
 
 export const MANIFEST_FILE = 'manifest.csv';
 export const SPLIT_FILE = 'split.json';
@@ -30,6 +31,8 @@ export interface DatasetSources {
   manifest?: string;
   split?: string;
   organizeReport?: string;
+  /** The patch cache (data.cacheDir), where stain estimates live; default <outputDir>/cache. */
+  cacheDir?: string;
 }
 
 export interface SampleOptions {
@@ -288,8 +291,14 @@ export async function buildDatasetView(src: DatasetSources, sample: SampleOption
   const split = readSplitLenient(src.split ?? join(src.outputDir, SPLIT_FILE), m.hash, problems);
   const splitOf = splitMap(split);
 
+  const stains = readStains(src.cacheDir ?? join(src.outputDir, 'cache'));
   const patients: DatasetPatient[] = m.patients
-    .map((a) => ({ ...a, split: splitOf.get(a.patient) ?? ('unassigned' as const), positiveRate: a.patches ? a.positives / a.patches : 0 }))
+    .map((a) => {
+      const p: DatasetPatient = { ...a, split: splitOf.get(a.patient) ?? ('unassigned' as const), positiveRate: a.patches ? a.positives / a.patches : 0 };
+      const stain = stains.get(a.patient);
+      if (stain) p.stain = stain;
+      return p;
+    })
     .sort((a, b) => comparePatientIds(a.patient, b.patient));
   const totals = { patients: patients.length, patches: m.rows, positives: 0, negatives: 0, edgePatches: 0 };
   const counts = new Map<SplitName, SplitCounts>(SPLIT_NAMES.map((s) => [s, { split: s, patients: 0, patches: 0, positives: 0, negatives: 0, positiveRate: 0 }]));
@@ -323,6 +332,26 @@ export async function buildDatasetView(src: DatasetSources, sample: SampleOption
     sample: sample.count > 0 ? sampleFrom(m, splitOf, src, sample) : [],
     problems,
   };
+}
+
+/**
+ * Per patient, the stain estimate from `<cache>/<split>.stains.json` (written when training or
+ * evaluation ran with data.stainNormalization "macenko"); empty when there is none. A damaged file
+ * shows as no estimate: the panel is a view, training re-estimates.
+ */
+function readStains(cacheDir: string): Map<string, PatientStain> {
+  const out = new Map<string, PatientStain>();
+  for (const split of SPLIT_NAMES) {
+    const file = join(cacheDir, stainsFile(split));
+    if (!existsSync(file)) continue;
+    let table: { patients?: Record<string, { estimate?: { he: [number, number, number][]; maxC: [number, number] }; skipped?: string }> };
+    try { table = JSON.parse(readFileSync(file, 'utf8')); } catch { continue; }
+    for (const [patient, e] of Object.entries(table.patients ?? {})) {
+      if (e.estimate) out.set(patient, { h: e.estimate.he[0], e: e.estimate.he[1], hAmount: e.estimate.maxC[0], eAmount: e.estimate.maxC[1] });
+      else if (e.skipped) out.set(patient, { skipped: e.skipped });
+    }
+  }
+  return out;
 }
 
 /** A random grid of patches (the panel's Reshuffle). */

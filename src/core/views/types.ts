@@ -30,7 +30,15 @@ export interface DatasetPatient {
   positiveRate: number;
   /** Patches smaller than 50x50 (slide border). */
   edgePatches: number;
+  /** The slide's Macenko stain estimate, once stain normalization has run (data.stainNormalization). */
+  stain?: PatientStain;
 }
+
+/**
+ * A slide's stains: unit optical-density vectors of haematoxylin and eosin (RGB) and their
+ * 99th-percentile amounts; or why there is no estimate.
+ */
+export type PatientStain = { h: [number, number, number]; e: [number, number, number]; hAmount: number; eAmount: number } | { skipped: string };
 
 export interface PatchTile {
   id: string;

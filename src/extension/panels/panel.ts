@@ -4,6 +4,7 @@ import { realpathSync } from 'node:fs';
 import { isAbsolute, resolve, sep } from 'node:path';
 import * as W from '../../protocol/webview';
 import * as P from '../../protocol/protocol';
+import { loadConfig, resolveConfigPath } from '../../core/config';
 import type { IdcClient } from '../client';
 import type { JobEvent } from '../jobs';
 
@@ -84,6 +85,16 @@ export abstract class IdcPanel<K extends W.PanelKind> implements vscode.Disposab
 
   get folder(): string {
     return this.state.folder;
+  }
+
+  /** data.cacheDir of the folder's config, resolved; undefined for the default <output>/cache. */
+  protected async cacheDir(): Promise<string | undefined> {
+    try {
+      const loaded = await loadConfig({ cwd: this.folder });
+      return loaded.config.data.cacheDir ? resolveConfigPath(loaded, loaded.config.data.cacheDir) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Sends an event to the page. */

@@ -1,7 +1,6 @@
 import type * as vscode from 'vscode';
 import type * as W from '../../protocol/webview';
 import * as P from '../../protocol/protocol';
-import { loadConfig, resolveConfigPath } from '../../core/config';
 import { evaluationId } from '../../core/views/ids';
 import { buildSlideMapView, releaseSlideMapCache } from '../../core/views/slidemap';
 import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
@@ -36,15 +35,5 @@ export class SlideMapPanel extends IdcPanel<'slidemap'> {
         return view;
       },
     };
-  }
-
-  /** data.cacheDir of the folder's config (default <output>/cache). */
-  private async cacheDir(): Promise<string | undefined> {
-    try {
-      const loaded = await loadConfig({ cwd: this.folder });
-      return loaded.config.data.cacheDir ? resolveConfigPath(loaded, loaded.config.data.cacheDir) : undefined;
-    } catch {
-      return undefined;
-    }
   }
 }
