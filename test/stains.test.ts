@@ -89,6 +89,7 @@ test('a run trained with macenko is evaluated, scored and resumed with it whatev
   assert.equal(JSON.parse(readFileSync(join(out, 'runs', 'm', 'config.json'), 'utf8')).data.stainNormalization, 'macenko');
   // Evaluated under a config that says "none": the scores are those of normalized inputs.
   const r = await evaluateModel({ outputDir: out, config: none, runId: 'm', split: 'val' });
+  assert.equal(r.report.stainNormalization, 'macenko', 'metrics.json records how inputs were prepared');
   r.model.dispose();
   r.reader.close();
   const preds = readPredictions(r.predictionsFile);
@@ -119,6 +120,7 @@ test('a run trained with macenko is evaluated, scored and resumed with it whatev
     const p = await predictFolder({ folder, outputDir: out, config: none, runId: 'm' });
     const summary = JSON.parse(readFileSync(join(p.dir, 'summary.json'), 'utf8'));
     assert.equal(summary.stainNormalization, 'macenko');
+    assert.equal(p.stainNormalization, 'macenko');
     assert.ok('matrix' in summary.stains[patient], 'the folder\'s own estimate is recorded');
     // The same patient's whole slide in the cache gives the same estimate, hence the same scores.
     const fromEval = new Map(preds.map((q) => [q.id, q.score]));

@@ -161,6 +161,7 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       await startBackend(ctx);
       const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), config: ctx.config, runId: v.run as string | undefined, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
       ctx.bar.finish();
+      if (r.stainNormalization === 'macenko') ctx.out('Inputs stain-normalized per slide (Macenko), each patient from its own patches in the folder, as the run was trained.');
       ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);
       for (const p of r.patients) ctx.out(`  patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive (${((100 * p.predictedPositive) / p.n).toFixed(1)}%), mean score ${p.meanScore.toFixed(3)}`);
       for (const i of r.skipped.slice(0, 10)) ctx.out(`  skipped ${i.path}: ${i.reason}`);
@@ -212,6 +213,7 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; m
   const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
   ctx.out(`Evaluated ${m.model} on ${m.split}: ${m.n} patches (${m.positives} positive) in ${formatDuration(m.seconds)} (${Math.round(m.imagesPerSecond)} img/s)`);
   ctx.out(`  ROC AUC ${f(m.auc, 4)}   average precision ${f(m.averagePrecision, 4)}`);
+  if (m.stainNormalization === 'macenko') ctx.out(`  inputs stain-normalized per slide (Macenko), as ${m.runId ? `run ${m.runId} was trained` : 'the config says'}`);
   for (const w of m.warnings) ctx.out(`  warning: ${w}`);
   ctx.out('  operating point         threshold   TP     FP     TN     FN    precision recall  specificity F1     bal.acc');
   for (const o of m.operatingPoints) {

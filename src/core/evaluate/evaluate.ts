@@ -176,6 +176,7 @@ export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedDa
     predictions[i] = { id: ids[i], patient: row.patient, x: row.x, y: row.y, label: labels[i] as 0 | 1, score: scores[i] };
   }
   const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: backendLabel });
+  report.stainNormalization = data.stainNormalization;
   const dir = join(source.evalRoot, split);
   const predictionsFile = join(dir, 'predictions.csv');
   const metricsFile = join(dir, 'metrics.json');

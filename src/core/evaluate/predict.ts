@@ -40,6 +40,8 @@ export interface PredictResult {
   patients: PatientPrediction[];
   /** Slide-map PNG files written, one per patient. */
   slideMaps?: string[];
+  /** How the model's inputs were prepared (the run's data.stainNormalization). */
+  stainNormalization: 'none' | 'macenko';
 }
 
 /**
@@ -135,5 +137,5 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
     return out;
   };
   const slideMaps = await writeSlideMaps(predictions, patients.map((p) => p.patient), gather, dir, threshold);
-  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, patients, slideMaps };
+  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, patients, slideMaps, stainNormalization: stainMode };
 }

@@ -52,4 +52,6 @@ export interface EvalReport {
   seconds: number;
   imagesPerSecond: number;
   backend: string;
+  /** How the model's inputs were prepared (the run's data.stainNormalization); absent in older files. */
+  stainNormalization?: 'none' | 'macenko';
 }
