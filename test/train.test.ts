@@ -132,8 +132,8 @@ test('kill -9 mid-epoch, then resume: same epoch count, history without gaps', a
 test('a short run on the synthetic archive learns on unseen patients (wasm)', (t) => {
   // The shipped path: the bundled CLI's demo (synth → organize → split → train → evaluate) on the
   // default-size archive, wasm with two data-parallel replicas (fixed, so every machine shards the
-  // same way), the default model and config, 3 epochs. Validation and test patients have stains and
-  // tumour grades that training never saw. With only 8-10 training patients validation AUC peaked
+  // same way), the default model with the demo's settings (3 epochs, batch-norm momentum 0.9).
+  // Validation and test patients have stains and tumour grades that training never saw. With only 8-10 training patients validation AUC peaked
   // at 0.86-0.91 and then fell as the model learned patient-specific cues; 15 generalise.
   const cwd = tempDir('idc-learn-');
   writeFileSync(join(cwd, 'idc.config.json'), JSON.stringify({ engine: { backend: 'wasm', threads: 2 }, synth: { seed: 1 }, train: { epochs: 3, seed: 42 } }));
