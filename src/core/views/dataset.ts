@@ -15,6 +15,7 @@ import { patchImagePaths } from './patch-images';
 import type { DatasetPatient, DatasetView, OrganizeBrief, PatchTile, PatientStain, SplitCounts, SplitSettings } from './types';
 import { fileVersionKey } from '../fsutil';
 import { stainsFile } from '../cache/format';
+import type { StainTable } from '../cache/stains';
 
 export const MANIFEST_FILE = 'manifest.csv';
 export const SPLIT_FILE = 'split.json';
@@ -344,10 +345,11 @@ function readStains(cacheDir: string): Map<string, PatientStain> {
   for (const split of SPLIT_NAMES) {
     const file = join(cacheDir, stainsFile(split));
     if (!existsSync(file)) continue;
-    let table: { patients?: Record<string, { estimate?: { he: [number, number, number][]; maxC: [number, number] }; skipped?: string }> };
-    try { table = JSON.parse(readFileSync(file, 'utf8')); } catch { continue; }
+    let table: Partial<StainTable>;
+    try { table = JSON.parse(readFileSync(file, 'utf8')) as Partial<StainTable>; } catch { continue; }
     for (const [patient, e] of Object.entries(table.patients ?? {})) {
-      if (e.estimate) out.set(patient, { h: e.estimate.he[0], e: e.estimate.he[1], hAmount: e.estimate.maxC[0], eAmount: e.estimate.maxC[1] });
+      if (!e || typeof e !== 'object') continue; // hand-edited: nothing to show
+      if ('estimate' in e) out.set(patient, { h: e.estimate.he[0], e: e.estimate.he[1], hAmount: e.estimate.maxC[0], eAmount: e.estimate.maxC[1] });
       else if (e.skipped) out.set(patient, { skipped: e.skipped });
     }
   }
