@@ -63,6 +63,14 @@ export function resolveModelSource(outputDir: string, opts: { runId?: string; mo
 }
 
 /**
+ * The config a model's inputs are prepared with: a run's own stain normalization (its config.json
+ * wins over the workspace config), the workspace config for any other model.
+ */
+export function inputConfig(config: IdcConfig, source: { modelDir: string; runId?: string }): IdcConfig {
+  return source.runId ? configForRun(config, join(dirname(source.modelDir), 'config.json')) : config;
+}
+
+/**
  * A trainer holding a run's final weights, built from the config the run trained with; undefined
  * when that config is missing or does not match the saved model (then the loaded model scores).
  */
@@ -135,7 +143,7 @@ export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedDa
   const progress = opts.onProgress ?? noProgress;
   const source = resolveModelSource(outputDir, opts);
   // A run's inputs are prepared as it was trained (its stain normalization), whatever the config says now.
-  const dataConfig = source.runId ? configForRun(config, join(dirname(source.modelDir), 'config.json')) : config;
+  const dataConfig = inputConfig(config, source);
   const data = prepared && prepared.stainNormalization === dataConfig.data.stainNormalization ? prepared
     : await prepareData(outputDir, dataConfig, { cacheDir: opts.cacheDir, onProgress: progress, signal: opts.signal });
   const reader = data.open(split);

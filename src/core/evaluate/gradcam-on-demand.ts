@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import type { IdcConfig } from '../config';
 import type { ProgressSink } from '../progress';
-import { configForRun, prepareData } from '../train/data';
+import { prepareData } from '../train/data';
 import { loadModel } from '../train/model-io';
-import { preprocessor, resolveModelSource } from './evaluate';
+import { inputConfig, preprocessor, resolveModelSource } from './evaluate';
 import { readPredictions } from './predictions';
 import { writeGradCams } from './visuals';
 import type { ErrorItem, EvalReport } from './types';
@@ -45,8 +45,7 @@ export async function writeGradCamsFor(req: GradCamRequest): Promise<{ written: 
     if (p && p.label !== undefined) items.push({ id, patient: p.patient, x: p.x, y: p.y, label: p.label, score: p.score });
   }
   const source = resolveModelSource(req.outputDir, report.runId ? { runId: report.runId } : { modelPath: report.model });
-  const dataConfig = source.runId ? configForRun(req.config, join(dirname(source.modelDir), 'config.json')) : req.config;
-  const data = await prepareData(req.outputDir, dataConfig, { cacheDir: req.cacheDir, onProgress: req.onProgress, signal: req.signal });
+  const data = await prepareData(req.outputDir, inputConfig(req.config, source), { cacheDir: req.cacheDir, onProgress: req.onProgress, signal: req.signal });
   const reader = data.open(report.split);
   try {
     const rowOf = new Map(reader.ids.map((id, i) => [id, i]));

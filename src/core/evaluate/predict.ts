@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import { writeJsonAtomic } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
@@ -10,10 +10,9 @@ import { listDirectory } from '../organize/listing';
 import type { Issue } from '../organize/layout';
 import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
 import { applyStainTable, stainTableOf } from '../cache/stains';
-import { configForRun } from '../train/data';
 import { loadModel } from '../train/model-io';
 import { foldForInference } from '../engine/model';
-import { resolveModelSource, checkModelShape, preprocessor } from './evaluate';
+import { resolveModelSource, checkModelShape, inputConfig, preprocessor } from './evaluate';
 import { writePredictions } from './predictions';
 import { writeSlideMaps } from './visuals';
 import type { Prediction } from './types';
@@ -87,7 +86,7 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
   if (!opts.modelPath) { try { model = foldForInference(loaded); } catch { model = loaded; } }
   const scale = preprocessor(opts.modelPath ? opts.config.evaluate.preprocess : 'divide255');
   // Normalized as the run was trained; the slide maps keep the patches as scanned.
-  const stainMode = (source.runId ? configForRun(opts.config, join(dirname(source.modelDir), 'config.json')) : opts.config).data.stainNormalization;
+  const stainMode = inputConfig(opts.config, source).data.stainNormalization;
   const keptPixels = pixels.subarray(0, kept.length * PATCH_BYTES);
   let input = keptPixels;
   let stains: ReturnType<typeof stainTableOf> | undefined;
