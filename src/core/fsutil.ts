@@ -1,4 +1,4 @@
-import { promises as fsp, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync } from 'node:fs';
+import { promises as fsp, appendFileSync, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IdcError } from './errors';
@@ -12,7 +12,7 @@ function tempPathFor(target: string): string {
  * temp file in the same folder, fsync, rename. A failed write (disk full …) leaves the old file.
  */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  await fsp.mkdir(dirname(target), { recursive: true });
+  await fsp.mkdir(dirname(target), { recursive: true }).catch((e: unknown) => { throw wrapWriteError(e, dirname(target)); });
   const tmp = tempPathFor(target);
   try {
     const fh = await fsp.open(tmp, 'w');
@@ -30,7 +30,7 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
 }
 
 export function writeFileAtomicSync(target: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(target), { recursive: true });
+  mkdirpOrExplain(dirname(target));
   const tmp = tempPathFor(target);
   try {
     writeFileSync(tmp, data);
@@ -51,7 +51,26 @@ export async function writeJsonAtomic(target: string, value: unknown): Promise<v
   await writeFileAtomic(target, JSON.stringify(value, null, 2) + '\n');
 }
 
-function wrapWriteError(e: unknown, target: string): Error {
+/** mkdir -p whose failure (read-only file system, no permission, disk full) is an IdcError naming the folder. */
+export function mkdirpOrExplain(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw wrapWriteError(e, dir);
+  }
+}
+
+/** appendFileSync whose failure is explained as the atomic writes' is. */
+export function appendFileSyncExplained(file: string, data: string): void {
+  try {
+    appendFileSync(file, data);
+  } catch (e) {
+    throw wrapWriteError(e, file);
+  }
+}
+
+/** A failed write as the user should see it (read-only, no permission, disk full); anything else unchanged. */
+export function wrapWriteError(e: unknown, target: string): Error {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC') return new IdcError(`Disk full while writing ${target}; the previous version is intact.`, 'Free some space and run the command again.', 'ENOSPC');
   if (code === 'EACCES' || code === 'EPERM') return new IdcError(`No permission to write ${target}.`, 'Choose an output folder you can write to (paths.output in idc.config.json or --out).', code);
