@@ -11,6 +11,7 @@ import { readManifestWithHash } from '../core/manifest';
 import { splitByPatient, writeSplit, formatSplitSummary } from '../core/split';
 import { generateSyntheticArchive } from '../core/synth/synth';
 import { writeFileAtomic } from '../core/fsutil';
+import { runIdProblem } from '../core/run-id';
 import { ProgressBar, formatDuration } from './progress-bar';
 
 const SPLIT_FILE = 'split.json';
@@ -138,21 +139,21 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       train: { epochs: intFlag(v.epochs, 'epochs'), batchSize: intFlag(v['batch-size'], 'batch-size') },
     }),
     run: async (v, _pos, ctx) => {
-      await runTrain(outputDir(ctx, v), ctx, { runId: v.run as string | undefined, resume: Boolean(v.resume) });
+      await runTrain(outputDir(ctx, v), ctx, { runId: runFlag(v.run), resume: Boolean(v.resume) });
     },
   },
   evaluate: {
     options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, split: { type: 'string' }, backend: { type: 'string' } },
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
     run: async (v, _pos, ctx) => {
-      await runEvaluate(outputDir(ctx, v), ctx, { runId: v.run as string | undefined, modelPath: v.model as string | undefined });
+      await runEvaluate(outputDir(ctx, v), ctx, { runId: runFlag(v.run), modelPath: v.model as string | undefined });
     },
   },
   report: {
     options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, split: { type: 'string' }, file: { type: 'string' } },
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
     run: async (v, _pos, ctx) => {
-      await runReport(outputDir(ctx, v), ctx, { runId: v.run as string | undefined, file: v.file as string | undefined });
+      await runReport(outputDir(ctx, v), ctx, { runId: runFlag(v.run), file: v.file as string | undefined });
     },
   },
   predict: {
@@ -160,9 +161,10 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined } }),
     run: async (v, pos, ctx) => {
       const folder = pos[0] ?? usage('idc predict needs the folder of patches to score, e.g. "idc predict new-patient/".');
+      const runId = runFlag(v.run);
       const { predictFolder } = await import('../core/evaluate/predict');
       await startBackend(ctx);
-      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), config: ctx.config, runId: v.run as string | undefined, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
+      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), config: ctx.config, runId, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
       ctx.bar.finish();
       if (r.stainNormalization === 'macenko') ctx.out('Inputs stain-normalized per slide (Macenko), each patient from its own patches in the folder, as the run was trained.');
       ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);
@@ -269,6 +271,14 @@ function pct(a: number, b: number): string {
 
 function usage(message: string): never {
   throw new IdcError(message, 'Run "idc --help" for the list of commands and flags.', 'USAGE');
+}
+
+/** --run names a folder under runs/: a plain name only (never ".", ".." or a path). */
+function runFlag(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  const problem = runIdProblem(v);
+  if (problem) usage(`--run: the run id ${problem}.`);
+  return v as string;
 }
 
 function intFlag(v: unknown, name: string): number | undefined {

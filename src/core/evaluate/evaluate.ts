@@ -4,6 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, basename, dirname } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import { writeJsonAtomic } from '../fsutil';
+import { withDirLock } from '../run-lock';
+import { runIdProblem } from '../run-id';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import { validateConfig, type IdcConfig, type EvaluateConfig } from '../config';
 import { readManifest, type ManifestRow } from '../manifest';
@@ -49,6 +51,7 @@ export function resolveModelSource(outputDir: string, opts: { runId?: string; mo
     const name = basename(dirname(file)).replace(/[^\w.-]/g, '_') || 'model';
     return { modelDir: file, evalRoot: join(outputDir, 'evals', name), label: file };
   }
+  if (opts.runId !== undefined && runIdProblem(opts.runId)) throw new IdcError(`Run id ${runIdProblem(opts.runId)}.`, 'Give the id of a run in runs/.', 'BAD_RUN_ID');
   const runs = listRuns(outputDir);
   const run = opts.runId ? runs.find((r) => r.id === opts.runId) : [...runs].reverse().find((r) => r.status === 'finished');
   if (!run) {
@@ -137,6 +140,13 @@ export async function scoreSplit(model: tfl.LayersModel, reader: CacheReader, op
  * metrics.json: curves with scikit-learn's semantics, the operating points, patients and errors.
  */
 export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedData): Promise<EvaluateResult> {
+  const source = resolveModelSource(opts.outputDir, opts);
+  const split = opts.split ?? opts.config.evaluate.split;
+  // One job per evaluation folder: two would mix predictions, metrics and Grad-CAMs.
+  return withDirLock(join(source.evalRoot, split), `evaluation ${source.runId ?? basename(source.evalRoot)}/${split}`, () => evaluateLocked(opts, prepared));
+}
+
+async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): Promise<EvaluateResult> {
   const { config, outputDir } = opts;
   const ev = config.evaluate;
   const split = opts.split ?? ev.split;

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import type { IdcConfig } from '../config';
+import { withDirLock } from '../run-lock';
 import type { ProgressSink } from '../progress';
 import { prepareData } from '../train/data';
 import { loadModel } from '../train/model-io';
@@ -33,6 +34,11 @@ export interface GradCamRequest {
  * drawing as evaluate. Returns how many were written.
  */
 export async function writeGradCamsFor(req: GradCamRequest): Promise<{ written: number; skipped: number }> {
+  // It writes into the evaluation's folder: not while evaluate (re)writes it.
+  return withDirLock(req.evalDir, `evaluation ${relative(req.outputDir, req.evalDir)}`, () => writeGradCamsLocked(req));
+}
+
+async function writeGradCamsLocked(req: GradCamRequest): Promise<{ written: number; skipped: number }> {
   const metricsFile = join(req.evalDir, 'metrics.json');
   if (!existsSync(metricsFile)) throw new IdcError(`No evaluation in ${req.evalDir}.`, 'Evaluate the model first.', 'NO_PREDICTIONS');
   const report = JSON.parse(readFileSync(metricsFile, 'utf8')) as EvalReport;

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import { writeJsonAtomic } from '../fsutil';
+import { withDirLock } from '../run-lock';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { IdcConfig } from '../config';
 import { parseUnlabelledName } from '../naming';
@@ -48,6 +49,17 @@ export interface PredictResult {
  * or without the `_class<C>` suffix. A class in the name is kept as the label but not required.
  */
 export async function predictFolder(opts: PredictOptions): Promise<PredictResult> {
+  const dir = predictionsDir(opts.outputDir, resolve(opts.folder));
+  // One job per predictions folder: two would mix their predictions and slide maps.
+  return withDirLock(dir, `predictions folder ${relative(opts.outputDir, dir)}`, () => predictLocked(opts));
+}
+
+/** Where the predictions for `folder` go: predictions/<the folder's name>/. */
+function predictionsDir(outputDir: string, folder: string): string {
+  return join(outputDir, 'predictions', basename(folder).replace(/[^\w.-]/g, '_') || 'folder');
+}
+
+async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const progress = opts.onProgress ?? noProgress;
   const folder = resolve(opts.folder);
   let isDir = false;
@@ -125,7 +137,7 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
     s.maxScore = Math.max(s.maxScore, p.score);
   }
   const patients = [...per.values()].map((s) => ({ ...s, meanScore: s.meanScore / s.n }));
-  const dir = join(opts.outputDir, 'predictions', basename(folder).replace(/[^\w.-]/g, '_') || 'folder');
+  const dir = predictionsDir(opts.outputDir, folder);
   const predictionsFile = join(dir, 'predictions.csv');
   await writePredictions(predictionsFile, predictions);
   await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: source.label, threshold, createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stains: stains?.patients });

@@ -2,6 +2,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeRgbPng, resizeNearest } from '../visual/png-encode';
 import { IdcError } from '../errors';
+import { assertNotLocked } from '../run-lock';
+import { runIdProblem } from '../run-id';
 import type { OrganizeReport } from '../organize/organize';
 import { REPORT_FILE } from '../organize/organize';
 import type { SplitFile } from '../split';
@@ -29,6 +31,7 @@ export async function assembleReport(outputDir: string, opts: { runId?: string; 
   input.organize = readJson<OrganizeReport>(join(outputDir, REPORT_FILE));
   input.split = readJson<SplitFile>(join(outputDir, 'split.json'));
   if (!input.organize && !input.split) throw new IdcError(`Nothing to report in ${outputDir}.`, 'Run "idc organize" (and the later steps) first, or point --out at the output folder.', 'NOTHING_TO_REPORT');
+  if (opts.runId !== undefined && runIdProblem(opts.runId)) throw new IdcError(`Run id ${runIdProblem(opts.runId)}.`, 'Give the id of a run in runs/.', 'BAD_RUN_ID');
   const runs = listRuns(outputDir);
   const run = opts.runId ? runs.find((r) => r.id === opts.runId) : [...runs].reverse().find((r) => r.status === 'finished') ?? runs[runs.length - 1];
   if (opts.runId && !run) throw new IdcError(`No run "${opts.runId}" in ${runsDir(outputDir)}.`, `Runs there: ${runs.map((r) => r.id).join(', ') || 'none'}.`, 'NO_RUN');
@@ -41,6 +44,8 @@ export async function assembleReport(outputDir: string, opts: { runId?: string; 
   }
   const split = opts.split ?? 'test';
   const evalDir = join(runDir, 'eval', split);
+  // Read while evaluate rewrites it, the report could mix two evaluations.
+  assertNotLocked(evalDir, `evaluation ${run.id}/${split}`);
   input.evaluation = readJson<EvalReport>(join(evalDir, 'metrics.json'));
   if (!input.evaluation) return input;
   const ids = [...input.evaluation.errors.falseNegatives.slice(0, 48), ...input.evaluation.errors.falsePositives.slice(0, 48)].map((e) => e.id);

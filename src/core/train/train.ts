@@ -1,7 +1,9 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
 import { writeJsonAtomic, writeFileAtomicSync } from '../fsutil';
+import { lockDir, type DirLock } from '../run-lock';
+import { runIdProblem } from '../run-id';
 import { Rng } from '../rng';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { IdcConfig } from '../config';
@@ -61,9 +63,30 @@ function newRunId(): string {
   return `run-${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
 }
 
-function pickRun(outputDir: string, opts: TrainOptions): { id: string; existing: boolean } {
-  if (opts.runId) {
-    if (!/^[\w.-]+$/.test(opts.runId)) throw new IdcError(`Run id "${opts.runId}" may only contain letters, digits, ".", "_" and "-".`, 'Choose another run id.', 'BAD_RUN_ID');
+/**
+ * Claims a new run folder. mkdir without `recursive` fails on EEXIST, so two jobs started in the
+ * same second never share one: the second gets a suffix.
+ */
+export function claimNewRun(outputDir: string, makeId: () => string = newRunId): string {
+  mkdirSync(runsDir(outputDir), { recursive: true });
+  const base = makeId();
+  for (let k = 1; ; k++) {
+    const id = k === 1 ? base : `${base}-${k}`;
+    try {
+      mkdirSync(join(runsDir(outputDir), id));
+      return id;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+interface PickedRun { id: string; existing: boolean; created?: boolean }
+
+function pickRun(outputDir: string, opts: TrainOptions): PickedRun {
+  if (opts.runId !== undefined) {
+    const problem = runIdProblem(opts.runId);
+    if (problem) throw new IdcError(`Run id ${problem}.`, 'Choose a plain name, e.g. "baseline-2".', 'BAD_RUN_ID');
     const existing = existsSync(join(runsDir(outputDir), opts.runId, 'run.json'));
     if (existing && listRuns(outputDir).find((r) => r.id === opts.runId)?.status === 'finished') {
       throw new IdcError(`Run ${opts.runId} has already finished.`, 'Start a new run (omit --run) or pick another id.', 'RUN_FINISHED');
@@ -75,9 +98,7 @@ function pickRun(outputDir: string, opts: TrainOptions): { id: string; existing:
     if (open.length === 0) throw new IdcError(`No unfinished run to resume in ${runsDir(outputDir)}.`, 'Start a new run with "idc train".', 'NO_RUN');
     return { id: open[open.length - 1].id, existing: true };
   }
-  let id = newRunId();
-  for (let k = 2; existsSync(join(runsDir(outputDir), id)); k++) id = `${newRunId()}-${k}`;
-  return { id, existing: false };
+  return { id: claimNewRun(outputDir), existing: false, created: true };
 }
 
 function lossOptions(config: IdcConfig, trainLabels: Uint8Array): LossOptions {
@@ -122,11 +143,29 @@ export async function predictSplit(trainer: Pick<Trainer, 'predict' | 'regulariz
  * next epoch and ends as if it had never stopped.
  */
 export async function train(opts: TrainOptions, prepared?: PreparedData): Promise<TrainResult> {
+  const picked = pickRun(opts.outputDir, opts);
+  const runDir = join(runsDir(opts.outputDir), picked.id);
+  const created = picked.created || !existsSync(runDir);
+  let lock: DirLock | undefined;
+  try {
+    // One job per run: a second one would interleave history and overwrite config and model.
+    lock = lockDir(runDir, `run ${picked.id}`);
+    // Another job may have finished or started the run while it held it: look again.
+    const run = picked.created ? picked : pickRun(opts.outputDir, { ...opts, runId: picked.id });
+    return await trainRun(opts, prepared, run, lock.note);
+  } finally {
+    // A new run that never reached run.json (empty split, cancelled while caching) leaves no folder.
+    if (created && lock && !existsSync(join(runDir, 'run.json'))) rmSync(runDir, { recursive: true, force: true });
+    lock?.release();
+  }
+}
+
+async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, run: PickedRun, lockNote: string | undefined): Promise<TrainResult> {
   const { config, outputDir } = opts;
   const progress = opts.onProgress ?? noProgress;
   const emit = opts.onEvent ?? (() => {});
   const t = config.train;
-  const { id: runId, existing } = pickRun(outputDir, opts);
+  const { id: runId, existing } = run;
   const runDir = join(runsDir(outputDir), runId);
   if (existing) {
     // Resumed on other inputs it would end as neither run: refuse, as for another architecture.
@@ -187,6 +226,7 @@ export async function train(opts: TrainOptions, prepared?: PreparedData): Promis
     const note = `no stain estimate for patient${unnormalized.length > 1 ? 's' : ''} ${unnormalized.slice(0, 10).join(', ')}${unnormalized.length > 10 ? ' …' : ''} (too little tissue); their patches are used as scanned.`;
     warning = warning ? `${warning} ${note}` : note;
   }
+  if (lockNote) warning = warning ? `${warning} ${lockNote}` : lockNote;
   emit({ type: 'start', runId, runDir, epochs: t.epochs, startEpoch, backend, trainSize: trainReader.size, valSize: valReader.size, warning });
 
   const batchesPerEpoch = Math.min(trainReader.batchCount({ batchSize: t.batchSize }), t.stepsPerEpoch > 0 ? t.stepsPerEpoch : Infinity);
