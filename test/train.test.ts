@@ -103,31 +103,81 @@ test('resuming with another architecture is refused with a clear message', async
   await assert.rejects(train({ outputDir: out, config: tinyTrainConfig((c) => { c.model.filters = [8, 32]; }), runId: 'arch' }), /another model architecture/);
 });
 
-test('kill -9 mid-epoch, then resume: same epoch count, history without gaps', async () => {
-  const work = tempDir();
-  const cfg = tinyTrainConfig((c) => { c.train.epochs = 4; c.train.stepsPerEpoch = 12; c.paths.output = out; });
-  writeFileSync(join(work, 'idc.config.json'), JSON.stringify(cfg));
-  const child = spawn(process.execPath, [CLI, 'train', '--run', 'killed', '-q'], { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
+/** Spawns the CLI's train in `work`; resolves with its exit code and stderr. */
+function spawnTrain(work: string, args: string[]) {
+  const child = spawn(process.execPath, [CLI, 'train', ...args, '-q'], { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   let exitCode: number | null | undefined;
-  const exited = new Promise((r) => child.once('exit', (code) => { exitCode = code; r(code); }));
-  const runDir = join(out, 'runs', 'killed');
-  // Wait until epoch 1 is checkpointed and epoch 2 is under way, then kill without warning.
+  const exited = new Promise<number | null>((r) => child.once('exit', (code, sig) => { exitCode = code ?? (sig ? -1 : null); r(exitCode); }));
+  return { child, exited, stderr: () => stderr, running: () => exitCode === undefined };
+}
+
+/** Waits until the run has checkpointed `epochs` epochs and the next one is under way. */
+async function waitForEpochs(runDir: string, epochs: number, p: ReturnType<typeof spawnTrain>): Promise<void> {
   const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline && exitCode === undefined && !(existsSync(join(runDir, 'history.jsonl')) && history(runDir).length >= 1)) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < deadline && p.running() && !(existsSync(join(runDir, 'history.jsonl')) && history(runDir).length >= epochs)) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 300));
-  assert.equal(exitCode, undefined, `the training process ended before it could be killed (exit ${exitCode}): ${stderr}`);
-  child.kill('SIGKILL');
-  await exited;
-  const before = history(runDir).length;
-  assert.ok(before >= 1 && before < 4, `killed after ${before} epochs`);
-  const res = await new Promise<number>((r) => spawn(process.execPath, [CLI, 'train', '--resume', '-q'], { cwd: work, stdio: 'ignore' }).once('exit', (code) => r(code ?? -1)));
-  assert.equal(res, 0);
-  assert.deepEqual(history(runDir).map((h) => h.epoch), [0, 1, 2, 3]);
-  assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'finished');
-  assert.ok(existsSync(join(runDir, 'model', 'model.json')));
-});
+  assert.ok(p.running(), `the training process ended before it could be interrupted: ${p.stderr()}`);
+}
+
+/** The newest checkpoint's bytes: weights, Adam state (slots, step count, β powers) and state. */
+function lastCheckpoint(runDir: string) {
+  const c = loadCheckpoint(runDir)!;
+  const bytes = (a: Float32Array[]) => Buffer.concat(a.map((x) => Buffer.from(x.buffer, x.byteOffset, x.byteLength)));
+  return { epoch: c.state.epoch, weights: bytes(c.weights), optimizer: bytes(c.optimizer), lr: c.state.lr, es: c.state.earlyStopping, rlr: c.state.reduceLr };
+}
+
+const withoutTimes = (h: Record<string, unknown>[]) => h.map(({ seconds, imagesPerSecond, ...rest }) => rest);
+
+// Both trainers: one replica on the main thread, and data-parallel worker replicas.
+for (const threads of [1, 2]) {
+  test(`kill -9 mid-epoch, then resume, ends exactly as the uninterrupted run (${threads} thread${threads > 1 ? 's' : ''})`, async () => {
+    const work = tempDir();
+    // ~60 steps an epoch: enough Adam steps for a resume that rounds its state differently to show.
+    const cfg = tinyTrainConfig((c) => { c.engine.threads = threads; c.model.dropout = 0.5; c.train.epochs = 3; c.train.stepsPerEpoch = 60; c.paths.output = out; });
+    writeFileSync(join(work, 'idc.config.json'), JSON.stringify(cfg));
+    const whole = spawnTrain(work, ['--run', `whole-${threads}`]);
+    assert.equal(await whole.exited, 0, whole.stderr());
+    const killed = spawnTrain(work, ['--run', `killed-${threads}`]);
+    const runDir = join(out, 'runs', `killed-${threads}`);
+    await waitForEpochs(runDir, 1, killed);
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    const before = history(runDir).length;
+    assert.ok(before >= 1 && before < 3, `killed after ${before} epochs`);
+    const resumed = spawnTrain(work, ['--resume']); // the newest unfinished run
+    assert.equal(await resumed.exited, 0, resumed.stderr());
+    const wholeDir = join(out, 'runs', `whole-${threads}`);
+    assert.deepEqual(history(runDir).map((h) => h.epoch), [0, 1, 2]);
+    assert.deepEqual(withoutTimes(history(runDir)), withoutTimes(history(wholeDir)), 'same history, every metric');
+    const a = lastCheckpoint(wholeDir), b = lastCheckpoint(runDir);
+    assert.equal(b.epoch, 3);
+    assert.ok(a.weights.equals(b.weights), 'same weights, bit for bit');
+    assert.ok(a.optimizer.equals(b.optimizer), 'same Adam state, bit for bit');
+    assert.deepEqual([b.lr, b.es, b.rlr], [a.lr, a.es, a.rlr]);
+    assert.ok(readFileSync(join(runDir, 'model', 'weights.bin')).equals(readFileSync(join(wholeDir, 'model', 'weights.bin'))), 'same final model');
+    assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'finished');
+  });
+
+  test(`Ctrl+C stops within a batch, exits 130 and leaves a resumable run (${threads} thread${threads > 1 ? 's' : ''})`, async () => {
+    const work = tempDir();
+    const cfg = tinyTrainConfig((c) => { c.engine.threads = threads; c.train.epochs = 3; c.train.stepsPerEpoch = 0; c.paths.output = out; });
+    writeFileSync(join(work, 'idc.config.json'), JSON.stringify(cfg));
+    const p = spawnTrain(work, ['--run', `sigint-${threads}`]);
+    const runDir = join(out, 'runs', `sigint-${threads}`);
+    await waitForEpochs(runDir, 1, p);
+    p.child.kill('SIGINT');
+    assert.equal(await p.exited, 130, p.stderr());
+    assert.match(p.stderr(), /Cancelled/);
+    assert.ok(history(runDir).length < 3, 'stopped before the last epoch');
+    assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'running');
+    assert.ok(!existsSync(join(runDir, 'model', 'model.json')), 'no final model from a stopped run');
+    const resumed = spawnTrain(work, ['--run', `sigint-${threads}`]);
+    assert.equal(await resumed.exited, 0, resumed.stderr());
+    assert.deepEqual(history(runDir).map((h) => h.epoch), [0, 1, 2]);
+  });
+}
 
 test('a short run on the synthetic archive learns on unseen patients (wasm)', (t) => {
   // The shipped path: the bundled CLI's demo (synth → organize → split → train → evaluate) on the

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { throwIfCancelled } from '../errors';
+import { cancellationPoint } from '../errors';
 import { writeJsonAtomic } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { SplitName } from '../split';
@@ -80,7 +80,7 @@ export async function ensureStainTable(cacheDir: string, split: SplitName, meta:
   const table: StainTable = { version: 1, method: 'macenko', key: meta.key, reference: MACENKO_REFERENCE, patients: {} };
   let done = 0;
   for (const [p, idx] of groups) {
-    throwIfCancelled(opts.signal);
+    await cancellationPoint(opts.signal);
     tick({ phase: 'cache.stains', label, done, total: groups.size, unit: 'patients' });
     table.patients[p] = stainEntry(src.readBatch(idx));
     done++;

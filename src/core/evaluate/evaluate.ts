@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, basename, dirname } from 'node:path';
-import { IdcError, throwIfCancelled } from '../errors';
+import { IdcError, cancellationPoint } from '../errors';
 import { writeJsonAtomic } from '../fsutil';
 import { withDirLock } from '../run-lock';
 import { runIdProblem } from '../run-id';
@@ -121,7 +121,7 @@ export async function scoreSplit(model: tfl.LayersModel, reader: CacheReader, op
   const xf = new Float32Array(opts.batchSize * 7500);
   let done = 0;
   for await (const b of reader.batches({ batchSize: opts.batchSize, shuffle: false })) {
-    throwIfCancelled(opts.signal);
+    await cancellationPoint(opts.signal);
     const n = b.y.length;
     for (let i = 0; i < n * 7500; i++) xf[i] = scale(b.x[i]);
     const out = tf.tidy(() => model.predict(tf.tensor4d(xf.subarray(0, n * 7500), [n, 50, 50, 3]), { batchSize: n }) as tf.Tensor);

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { IdcError, throwIfCancelled } from '../errors';
+import { IdcError, throwIfCancelled, cancellationPoint } from '../errors';
 import type { IdcConfig } from '../config';
 import { withDirLock } from '../run-lock';
 import type { ProgressSink } from '../progress';
@@ -65,7 +65,7 @@ async function writeGradCamsLocked(req: GradCamRequest): Promise<{ written: numb
       let written = 0;
       // Batches keep memory flat and let a cancel land between them.
       for (let i = 0; i < present.length; i += 32) {
-        throwIfCancelled(req.signal);
+        await cancellationPoint(req.signal);
         written += await writeGradCams(model, present.slice(i, i + 32), pixels, req.evalDir, { scale: (x) => x.map(scale), input });
         req.onProgress?.({ phase: 'gradcam', label: 'Grad-CAM', done: Math.min(present.length, i + 32), total: present.length, unit: 'images' });
       }

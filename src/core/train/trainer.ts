@@ -46,15 +46,30 @@ export async function readAll(tensors: readonly tf.Tensor[]): Promise<Float32Arr
   return Promise.all(tensors.map(async (t) => Float32Array.from(await t.data())));
 }
 
-/** Adam's slots (and iteration count) as named host arrays, for checkpoints and replicas. */
+/** tfjs keeps β1^t and β2^t as running products; its setWeights recomputes them with pow, which rounds differently. */
+interface AdamPowers { accBeta1: tf.Variable; accBeta2: tf.Variable }
+const POWERS = ['adam/accBeta1', 'adam/accBeta2'] as const;
+
+/**
+ * Adam's slots, iteration count and running β powers as named host arrays, for checkpoints and
+ * replicas. The powers are saved as they are, so a resumed run continues bit for bit.
+ */
 export async function adamState(optimizer: tf.AdamOptimizer): Promise<{ specs: TensorSpec[]; data: Float32Array[] }> {
-  const named = await optimizer.getWeights();
+  const { accBeta1, accBeta2 } = optimizer as unknown as AdamPowers;
+  const named = [...await optimizer.getWeights(), { name: POWERS[0], tensor: accBeta1 }, { name: POWERS[1], tensor: accBeta2 }];
   return { specs: named.map((w) => ({ name: w.name, shape: [...w.tensor.shape] })), data: await readAll(named.map((w) => w.tensor)) };
 }
 
 /** Adam's slots are created on the first step; setWeights creates them from the saved values. */
 export async function restoreAdamState(optimizer: tf.AdamOptimizer, specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void> {
-  if (specs.length) await optimizer.setWeights(data.map((a, i) => ({ name: specs[i].name, tensor: tf.tensor(a, specs[i].shape) })));
+  const slots = specs.map((s, i) => ({ s, a: data[i] })).filter(({ s }) => !(POWERS as readonly string[]).includes(s.name));
+  if (slots.length) await optimizer.setWeights(slots.map(({ s, a }) => ({ name: s.name, tensor: tf.tensor(a, s.shape) })));
+  // Checkpoints written before the powers were saved keep setWeights' pow().
+  const powers = optimizer as unknown as AdamPowers;
+  POWERS.forEach((name, k) => {
+    const i = specs.findIndex((s) => s.name === name);
+    if (i >= 0) tf.tidy(() => (k === 0 ? powers.accBeta1 : powers.accBeta2).assign(tf.scalar(data[i][0])));
+  });
 }
 
 /** tfjs reads learningRate at every step but does not expose a setter. */
