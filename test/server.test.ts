@@ -275,3 +275,38 @@ test('evaluate and report run on the trained model; workspaceInfo lists their fi
   assert.equal(info.report, join(ws, 'out', 'report.html'));
   assert.ok(info.evaluations.some((e) => e.metrics === metrics && e.split === 'test' && e.slideMaps.length > 0));
 });
+
+test('a second training while one runs is refused, naming the run; run ids must be plain names', async () => {
+  const tr = await lsp.conn.sendRequest(P.runJob, { kind: 'train', epochs: 3 });
+  assert.equal(tr.refused, undefined);
+  // Refused even before it has started or named its run.
+  const early = await lsp.conn.sendRequest(P.runJob, { kind: 'train' });
+  assert.equal(early.refused?.running.jobId, tr.jobId);
+  assert.match(early.refused!.message, /^Training is already (running|queued)/);
+  const p = await lsp.next(P.jobProgress, (x) => x.jobId === tr.jobId && x.runId !== undefined, 120_000);
+  for (const req of [{ kind: 'train' }, { kind: 'resume' }, { kind: 'resume', runId: p.runId }] as P.JobRequest[]) {
+    const r = await lsp.conn.sendRequest(P.runJob, req);
+    assert.ok(r.refused, `${req.kind} was not refused`);
+    assert.equal(r.refused.message, `Training is already running (run ${p.runId}).`);
+    assert.match(r.refused.hint, /Stop it first, or wait/);
+    assert.equal(r.refused.runId, p.runId);
+    assert.equal(r.queued, false);
+  }
+  const st = await lsp.conn.sendRequest(P.getStatus);
+  assert.deepEqual([st.running?.jobId, st.queued.length], [tr.jobId, 0], 'nothing was queued');
+  // Other jobs still queue behind it.
+  const ev = await lsp.conn.sendRequest(P.runJob, { kind: 'evaluate' });
+  assert.equal(ev.refused, undefined);
+  assert.equal(ev.queued, true);
+  await lsp.conn.sendRequest(P.stopJob, { jobId: ev.jobId });
+
+  for (const runId of ['..', '.', '../x', 'a/b']) {
+    for (const kind of ['train', 'resume', 'evaluate', 'report'] as const) {
+      await assert.rejects(lsp.conn.sendRequest(P.runJob, { kind, runId }), /runId: the run id .*(not a name|may only contain)/, `${kind} ${runId}`);
+    }
+    await assert.rejects(lsp.conn.sendRequest(P.runJob, { kind: 'predict', patches: 'raw', runId }), /runId/);
+  }
+
+  await lsp.conn.sendRequest(P.stopJob, {});
+  await lsp.next(P.jobCancelled, (x) => x.jobId === tr.jobId, 120_000);
+});

@@ -287,6 +287,14 @@ class Commands {
     // Jobs read the file on disk: what the user sees in the editor is what runs.
     if (config?.isDirty) await config.save();
     const r = await this.idc.request(P.runJob, { ...request, folder: folder.uri.fsPath });
+    if (r.refused) {
+      // One training at a time: say which, and offer the way to it or to stop it.
+      const { message, hint, running, runId } = r.refused;
+      const pick = await vscode.window.showWarningMessage(`IDC: ${message} ${hint}`, 'Show Training', 'Stop Training');
+      if (pick === 'Show Training') await vscode.commands.executeCommand('idc.showTraining', runId);
+      else if (pick === 'Stop Training') await this.idc.request(P.stopJob, { jobId: running.jobId });
+      return;
+    }
     if (r.queued && r.behind) {
       const more = r.position > 1 ? ` and ${r.position - 1} more job${r.position > 2 ? 's' : ''}` : '';
       const pick = await vscode.window.showInformationMessage(`IDC: ${r.title} is queued; it starts when ${r.behind.title}${more} finish${more ? '' : 'es'}.`, 'Stop Job…');

@@ -52,6 +52,19 @@ export interface RunJobResult extends JobRef {
   position: number;
   /** The job running now, when queued. */
   behind?: JobRef;
+  /** Set when the job was not accepted (jobId is then ''): one training at a time, never queued behind another. */
+  refused?: JobRefusal;
+}
+
+export interface JobRefusal {
+  /** "Training is already running (run X)." */
+  message: string;
+  /** What to do: "Stop it first, or wait for it to finish." */
+  hint: string;
+  /** The job in the way. */
+  running: JobRef;
+  /** Its run, once known. */
+  runId?: string;
 }
 
 export interface JobStartedParams extends JobRef {

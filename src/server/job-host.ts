@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { createMessageConnection, IPCMessageReader, IPCMessageWriter } from 'vscode-languageserver-protocol/node';
 import { resolveConfigPath } from '../core/config';
 import { isIdcError } from '../core/errors';
+import { setLockCommand } from '../core/run-lock';
+import { JOB_TITLES } from '../protocol/protocol';
 import type { TrainEvent } from '../core/train/train';
 import * as H from '../protocol/job-host';
 import { jobOverrides, loadJobConfig, runJobRequest, type JobContext } from './runners';
@@ -33,6 +35,8 @@ export function runJobHost(): void {
         log: (message) => void conn.sendNotification(H.hostLog, { level: 'info', message }),
         setBackend: (name) => void conn.sendNotification(H.hostBackend, { name }),
       };
+      // Run locks name their owner; this process's argv would only say "server.js --idc-job-host".
+      setLockCommand(`IDC: ${JOB_TITLES[p.request.kind]} (VS Code, ${p.folder})`);
       return { ok: true, outcome: await runJobRequest(p.request, ctx) };
     } catch (e) {
       return { ok: false, error: describeError(e, signal.aborted) };

@@ -5,6 +5,8 @@ import { JOB_TITLES, type JobKind, type JobProgressParams, type JobRef, type Job
 export interface Job extends JobRef {
   request: JobRequest;
   controller: AbortController;
+  /** Training: the run it trains, once its job process has said. */
+  runId?: string;
 }
 
 /**

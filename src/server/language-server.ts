@@ -15,6 +15,7 @@ import {
   CONFIG_FILE_NAME, ConfigError, JsoncParseError, defaultConfig, resolveConfigPath, type BackendName, type LoadedConfig,
 } from '../core/config';
 import { isIdcError } from '../core/errors';
+import { runIdProblem } from '../core/run-id';
 import { MANIFEST_FILE, REPORT_FILE } from '../core/organize/organize';
 import type { BackendProbe, ConcreteBackend } from '../core/engine/backends';
 import type { RunInfo } from '../core/train/train';
@@ -92,11 +93,32 @@ connection.onRequest(P.runJob, (req): P.RunJobResult => {
   if (!req || !(req.kind in P.JOB_TITLES)) throw new ResponseError(ErrorCodes.InvalidParams, `Unknown job kind "${String(req?.kind)}".`);
   if (req.kind === 'synth' && !req.out) throw new ResponseError(ErrorCodes.InvalidParams, 'A synth job needs "out", the folder or .zip to write.');
   if (req.kind === 'predict' && !req.patches) throw new ResponseError(ErrorCodes.InvalidParams, 'A predict job needs "patches", the folder of patches to score.');
+  if ('runId' in req && req.runId !== undefined && runIdProblem(req.runId)) throw new ResponseError(ErrorCodes.InvalidParams, `runId: the run id ${runIdProblem(req.runId)}.`);
   jobFolder(req);
+  const refused = refuseSecondTraining(req);
+  if (refused) {
+    log.info(`${P.JOB_TITLES[req.kind]} refused: ${refused.message}`);
+    return { jobId: '', kind: req.kind, title: P.JOB_TITLES[req.kind], queued: false, position: 0, refused };
+  }
   const { job, position, behind } = queue.add(req);
   if (behind) log.info(`${job.title} (job ${job.jobId}) queued behind ${behind.title} (job ${behind.jobId}).`);
   return { ...ref(job), queued: position > 0, position, behind: behind && ref(behind) };
 });
+
+/**
+ * One training at a time: a second one queued behind the first would start on whatever the first
+ * left (often the same run, resumed or refused), long after the user asked. Refused instead.
+ */
+function refuseSecondTraining(req: P.JobRequest): P.JobRefusal | undefined {
+  if (req.kind !== 'train' && req.kind !== 'resume') return undefined;
+  const other = [queue.running, ...queue.queued].find((j): j is Job => j !== undefined && (j.kind === 'train' || j.kind === 'resume'));
+  if (!other) return undefined;
+  const runId = other.runId ?? (other.request.kind === 'train' || other.request.kind === 'resume' ? other.request.runId : undefined);
+  return {
+    message: `Training is already ${other === queue.running ? 'running' : 'queued'}${runId ? ` (run ${runId})` : ''}.`,
+    hint: 'Stop it first, or wait for it to finish.', running: ref(other), runId,
+  };
+}
 
 connection.onRequest(P.stopJob, (params): P.StopJobResult => {
   const stopped: Job[] = [];
@@ -178,6 +200,7 @@ async function execute(job: Job): Promise<void> {
         meter.onTrainEvent(e);
         if (e.type === 'start') {
           runId = e.runId;
+          job.runId = e.runId;
           epochs = e.epochs;
           log.info(`${e.startEpoch > 0 ? `Resuming run ${e.runId} at epoch ${e.startEpoch + 1}` : `Run ${e.runId}`}: ${e.trainSize} training and ${e.valSize} validation patches, up to ${e.epochs} epochs on ${e.backend}.`);
           if (e.warning) log.warn(e.warning);
