@@ -150,3 +150,153 @@ test('the CLI: evaluate --model and predict --model on a hostile or damaged mode
   const ok = idc(['evaluate', '--model', good, '--out', out, '--backend', 'cpu', '-q'], root);
   assert.equal(ok.code, 0, ok.err);
 });
+
+// ------------------------------------------------------------------------------------- outputs
+
+/**
+ * An organized, split and cached output folder, a model outside it and a folder to predict, all
+ * readable by anyone (the no-permission case runs the CLI as "nobody" when the tests run as root).
+ */
+async function readyOutput(): Promise<{ root: string; out: string; folder: string; model: string }> {
+  const { root, out } = await preparedOutput(4, 9);
+  const { prepareData } = await import('../src/core/train/data');
+  const { defaultConfig } = await import('../src/core/config');
+  await prepareData(out, defaultConfig()); // the cache, so commands get as far as their own writes
+  const rows = (await readManifest(join(out, 'manifest.csv'))).slice(0, 4);
+  const folder = join(root, 'p1');
+  mkdirSync(folder);
+  for (const r of rows) copyFileSync(join(root, 'archive', r.source), join(folder, `${r.id}.png`));
+  const model = join(root, 'model');
+  fs_cp(good, model);
+  writeFileSync(join(root, 'idc.config.json'), JSON.stringify({ engine: { backend: 'cpu' }, train: { epochs: 1, stepsPerEpoch: 1, batchSize: 8 }, model: { filters: [4, 8], dense: [8] } }));
+  spawnSync('chmod', ['-R', 'a+rX', root]);
+  return { root, out, folder, model };
+}
+
+function fs_cp(from: string, to: string): void {
+  mkdirSync(to);
+  for (const f of nodeFs.readdirSync(from)) copyFileSync(join(from, f), join(to, f));
+}
+
+const WRITERS = (out: string, folder: string, model: string): string[][] => [
+  ['train', '--out', out, '-q'],
+  ['evaluate', '--model', model, '--out', out, '-q'],
+  ['predict', folder, '--model', model, '--out', out, '-q'],
+];
+
+test('train, evaluate and predict into a read-only output folder say so (exit 1), as split does', { skip: process.getuid?.() !== 0 && 'needs root to mount a read-only bind' }, async (t) => {
+  const { root, out, folder, model } = await readyOutput();
+  try {
+    spawnSync('mount', ['--bind', out, out], { stdio: 'ignore' });
+    const ro = spawnSync('mount', ['-o', 'remount,bind,ro', out], { stdio: 'ignore' });
+    if (ro.status !== 0) { t.skip('cannot mount a read-only bind here'); return; }
+    for (const args of WRITERS(out, folder, model)) {
+      const r = idc(args, root);
+      assert.equal(r.code, 1, `${args[0]}: ${r.err}`);
+      assert.match(r.err, /is on a read-only file system\.\nChoose a writable output folder\./, args[0]);
+      assert.match(r.err, new RegExp(out.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')), `${args[0]} names the folder`);
+      assert.doesNotMatch(r.err, /Internal error|\n\s+at /, `${args[0]}: no stack`);
+    }
+  } finally {
+    while (spawnSync('umount', [out], { stdio: 'ignore' }).status === 0) { /* both mounts */ }
+  }
+});
+
+test('train, evaluate and predict into an output folder without write permission say so (exit 1)', async () => {
+  const { root, out, folder, model } = await readyOutput();
+  let run = (args: string[]) => idc(args, root);
+  if (process.getuid?.() === 0) {
+    // root writes anywhere: run a copy of the bundle as "nobody", for whom `out` (root's, 0755) is read-only.
+    const bin = tempDir();
+    for (const f of nodeFs.readdirSync(join(CLI, '..'))) if (/\.(js|wasm)$/.test(f)) copyFileSync(join(CLI, '..', f), join(bin, f));
+    spawnSync('chmod', ['-R', 'a+rX', bin]);
+    run = (args) => {
+      const r = spawnSync(process.execPath, [join(bin, 'cli.js'), ...args], { cwd: root, encoding: 'utf8', uid: 65534, gid: 65534 });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    };
+  } else {
+    spawnSync('chmod', ['-R', 'a-w', out]);
+  }
+  for (const args of WRITERS(out, folder, model)) {
+    const r = run(args);
+    assert.equal(r.code, 1, `${args[0]}: ${r.err}`);
+    assert.match(r.err, /No permission to write .*\nChoose an output folder you can write to/, args[0]);
+    assert.doesNotMatch(r.err, /Internal error|\n\s+at /, `${args[0]}: no stack`);
+  }
+});
+
+// ------------------------------------------------------------------------------------- predict outputs
+
+test('predict gives folders of the same name their own output folders, the same folder always the same one', async () => {
+  const { predictFolder } = await import('../src/core/evaluate/predict');
+  const { defaultConfig } = await import('../src/core/config');
+  const { root, out } = await preparedOutput(4, 13);
+  const rows = await readManifest(join(out, 'manifest.csv'));
+  const folderOf = (rel: string, n: number, from = 0): string => {
+    const f = join(root, rel);
+    mkdirSync(f, { recursive: true });
+    for (const r of rows.slice(from, from + n)) copyFileSync(join(root, 'archive', r.source), join(f, `${r.id}.png`));
+    return f;
+  };
+  const a = folderOf('a/p1', 3);
+  const b = folderOf('b/p1', 5, 3);
+  const config = defaultConfig();
+  const predict = (folder: string) => predictFolder({ folder, outputDir: out, config, modelPath: good });
+  const ra = await predict(a);
+  const rb = await predict(b);
+  assert.equal(ra.dir, join(out, 'predictions', 'p1'));
+  assert.equal(rb.dir, join(out, 'predictions', 'p1-2'), 'b/p1 does not replace a/p1');
+  assert.equal(readFileSync(ra.predictionsFile, 'utf8').trim().split('\n').length, 1 + 3);
+  assert.equal(readFileSync(rb.predictionsFile, 'utf8').trim().split('\n').length, 1 + 5);
+  assert.equal(JSON.parse(readFileSync(join(ra.dir, 'source.json'), 'utf8')).folder, realpathSync(a));
+  assert.match(rb.note ?? '', /predictions\/p1\/ holds the predictions of .*a\/p1/);
+  // Again, and through a link to it: the same folder always goes to the same place.
+  assert.equal((await predict(b)).dir, rb.dir);
+  assert.equal((await predict(a)).dir, ra.dir);
+  const link = join(root, 'c', 'p1');
+  mkdirSync(join(root, 'c'));
+  symlinkSync(a, link);
+  assert.equal((await predict(link)).dir, ra.dir);
+  // An output folder from before source.json: its summary.json says whose it is.
+  const older = join(out, 'predictions', 'p3');
+  mkdirSync(older, { recursive: true });
+  writeFileSync(join(older, 'summary.json'), JSON.stringify({ folder: join(root, 'elsewhere', 'p3') }));
+  assert.equal((await predict(folderOf('d/p3', 2, 8))).dir, join(out, 'predictions', 'p3-2'));
+  // The CLI says where they went.
+  const r = idc(['predict', b, '--model', good, '--out', out, '--backend', 'cpu', '-q'], root);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, new RegExp(`Outputs: +${join(out, 'predictions', 'p1-2').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+  assert.match(r.out, /predictions\/p1\/ holds the predictions of .*a\/p1/);
+});
+
+// ------------------------------------------------------------------------------------- undecodable patches
+
+test('a patch that passed organize but cannot be decoded is named with its reason by train, evaluate (metrics.json) and predict, under -q too', async () => {
+  const { root, out } = await preparedOutput(4, 23);
+  const rows = await readManifest(join(out, 'manifest.csv'));
+  const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8')) as { patients: Record<'train' | 'val' | 'test', string[]> };
+  const damage = (r: { source: string }) => { const f = join(root, 'archive', r.source); writeFileSync(f, readFileSync(f).subarray(0, 60)); };
+  const inTrain = rows.find((r) => split.patients.train.includes(r.patient))!;
+  const inTest = rows.find((r) => split.patients.test.includes(r.patient))!;
+  damage(inTrain);
+  damage(inTest);
+  writeFileSync(join(root, 'idc.config.json'), JSON.stringify({ engine: { backend: 'cpu' }, train: { epochs: 1, stepsPerEpoch: 1, batchSize: 8 }, model: { filters: [4, 8], dense: [8] } }));
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const trained = idc(['train', '--out', out, '-q'], root);
+  assert.equal(trained.code, 0, trained.err);
+  assert.match(trained.out, new RegExp(`[Ww]arning: .*${esc(inTrain.source)}.*could not be decoded.*: .+`), 'train names the patch and why');
+  const evaluated = idc(['evaluate', '--out', out, '-q'], root);
+  assert.equal(evaluated.code, 0, evaluated.err);
+  assert.match(evaluated.out, new RegExp(`warning: .*${esc(inTest.source)}.*could not be decoded.*: .+`), 'evaluate names the patch and why');
+  const metrics = JSON.parse(readFileSync(join(out, 'runs', nodeFs.readdirSync(join(out, 'runs'))[0], 'eval', 'test', 'metrics.json'), 'utf8')) as { warnings: string[] };
+  assert.ok(metrics.warnings.some((w) => w.includes(inTest.source) && /could not be decoded/.test(w)), `metrics.json warnings: ${JSON.stringify(metrics.warnings)}`);
+  assert.ok(!metrics.warnings.some((w) => w.includes(inTrain.source)), 'only the evaluated split');
+  // predict: every unreadable patch is named (not only the first ten skipped files).
+  const folder = join(root, 'new');
+  mkdirSync(folder);
+  for (let i = 0; i < 12; i++) writeFileSync(join(folder, `77_idx5_x${i * 50}_y0.png`), 'not a png');
+  for (const r of rows.slice(0, 3)) copyFileSync(join(root, 'archive', r.source).replace(inTrain.source, rows[5].source), join(folder, `${r.id}.png`));
+  const predicted = idc(['predict', folder, '--out', out, '-q'], root);
+  assert.equal(predicted.code, 0, predicted.err);
+  for (let i = 0; i < 12; i++) assert.match(predicted.out, new RegExp(`77_idx5_x${i * 50}_y0\\.png: cannot decode`), `predict names unreadable patch ${i}`);
+});

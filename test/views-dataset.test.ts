@@ -96,6 +96,24 @@ test('each slide\'s stain estimate, once stain normalization has run; none befor
   for (const p of partial.patients) assert.equal(p.stain !== undefined, p.split !== 'train', p.patient);
 });
 
+test('patches that passed organize but could not be decoded into the cache are listed with their reason', async () => {
+  const { root: r2, out: o2 } = await preparedOutput(4, 21, [0.5, 0.25, 0.25]);
+  const s2: DatasetSources = { folder: r2, archive: join(r2, 'archive'), outputDir: o2 };
+  assert.deepEqual((await buildDatasetView(s2, { count: 0 })).unreadable, [], 'no cache yet: nothing to list');
+  const bad = (await readManifest(join(o2, 'manifest.csv')))[1];
+  const file = join(r2, 'archive', bad.source);
+  writeFileSync(file, readFileSync(file).subarray(0, 60)); // damaged after organize checked it
+  const data = await prepareData(o2, tinyTrainConfig());
+  const v = await buildDatasetView(s2, { count: 0 });
+  assert.deepEqual(v.unreadable.map((u) => [u.id, u.source, u.split]), [[bad.id, bad.source, data.cache.failed[0]?.split]]);
+  assert.ok(v.unreadable[0].reason.length > 0);
+  assert.ok(v.problems.some((p) => /^1 patch could not be decoded into the patch cache/.test(p)), v.problems.join('\n'));
+  // A cache of another manifest says nothing about this one.
+  const cacheFile = join(data.cache.cacheDir, 'cache.json');
+  writeFileSync(cacheFile, JSON.stringify({ ...JSON.parse(readFileSync(cacheFile, 'utf8')), manifestHash: 'another' }));
+  assert.deepEqual((await buildDatasetView(s2, { count: 0 })).unreadable, []);
+});
+
 test('the random patch grid: real PNG files, labels from the manifest, reproducible with a seed, filtered by split', async () => {
   const rows = new Map((await readManifest(join(out, 'manifest.csv'))).map((r) => [r.id, r]));
   const a = await samplePatches(src, { count: 24, seed: 7 });

@@ -90,6 +90,7 @@ function render(v: DatasetView): void {
       </div>
     </header>
     ${problemsHtml(v.problems)}
+    ${unreadableHtml(v)}
     <section class="cards" data-testid="totals">
       ${card('Patients', int(t.patients), 'patients')}
       ${card('Patches', int(t.patches), 'patches', '50×50 px RGB')}
@@ -247,6 +248,21 @@ function organizeHtml(v: DatasetView): string {
         <p>${int(o.files)} files read; ${int(o.skipped)} skipped, ${int(o.suspicious)} kept but flagged, ${int(o.duplicates)} duplicate copies ignored.
           The full list is in <code>organize-report.json</code>.</p>
         ${issues}
+      </div>
+    </vscode-collapsible>`;
+}
+
+/** Patches the cache could not decode, each with its reason (the problem line above counts them). */
+function unreadableHtml(v: DatasetView): string {
+  const u = v.unreadable ?? [];
+  if (!u.length) return '';
+  const shown = u.slice(0, 200);
+  return `<vscode-collapsible title="Unreadable patches (${int(u.length)})" data-testid="unreadable" open>
+      <div class="collapsible-body">
+        <table class="data issues"><thead><tr><th>File</th><th>Split</th><th>Reason</th></tr></thead><tbody>
+          ${shown.map((f) => `<tr><td><code>${esc(f.source)}</code></td><td>${esc(f.split)}</td><td>${esc(f.reason)}</td></tr>`).join('')}
+        </tbody></table>
+        ${u.length > shown.length ? `<p class="muted">… and ${int(u.length - shown.length)} more, listed in the cache's <code>cache.json</code>.</p>` : ''}
       </div>
     </vscode-collapsible>`;
 }

@@ -11,6 +11,7 @@ import { readManifestWithHash } from '../core/manifest';
 import { splitByPatient, writeSplit, formatSplitSummary } from '../core/split';
 import { generateSyntheticArchive } from '../core/synth/synth';
 import { writeFileAtomic } from '../core/fsutil';
+import { describeCacheFailure } from '../core/cache/format';
 import { runIdProblem } from '../core/run-id';
 import { ProgressBar, formatDuration } from './progress-bar';
 
@@ -169,7 +170,13 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       if (r.stainNormalization === 'macenko') ctx.out('Inputs stain-normalized per slide (Macenko), each patient from its own patches in the folder, as the run was trained.');
       ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);
       for (const p of r.patients) ctx.out(`  patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive (${((100 * p.predictedPositive) / p.n).toFixed(1)}%), mean score ${p.meanScore.toFixed(3)}`);
-      for (const i of r.skipped.slice(0, 10)) ctx.out(`  skipped ${i.path}: ${i.reason}`);
+      // Unreadable patches are warnings, each named; other skipped files (not patches) in brief.
+      for (const i of r.unreadable) ctx.out(`  warning: ${i.path}: ${i.reason}`);
+      const others = r.skipped.filter((i) => !r.unreadable.includes(i));
+      for (const i of others.slice(0, 10)) ctx.out(`  skipped ${i.path}: ${i.reason}`);
+      if (others.length > 10) ctx.out(`  … and ${others.length - 10} more skipped files, listed in ${join(r.dir, 'summary.json')}`);
+      if (r.note) ctx.out(r.note);
+      ctx.out(`Outputs:     ${r.dir}`);
       ctx.out(`Predictions: ${r.predictionsFile}`);
       for (const f of r.slideMaps ?? []) ctx.out(`Slide map:   ${f}`);
     },
@@ -197,6 +204,7 @@ async function runTrain(out: string, ctx: Context, which: { runId?: string; resu
         ctx.bar.finish();
         ctx.out(`${e.startEpoch > 0 ? `Resuming run ${e.runId} at epoch ${e.startEpoch + 1}` : `Run ${e.runId}`}: ${e.trainSize} training and ${e.valSize} validation patches, up to ${e.epochs} epochs on ${e.backend}.`);
         if (e.warning) ctx.out(`Warning: ${e.warning}`);
+        for (const f of e.unreadable ?? []) ctx.out(`Warning: ${describeCacheFailure(f)}`);
       } else if (e.type === 'epoch') {
         ctx.bar.finish();
         const l = e.log;

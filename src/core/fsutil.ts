@@ -1,5 +1,5 @@
-import { promises as fsp, appendFileSync, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { promises as fsp, appendFileSync, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync, existsSync } from 'node:fs';
+import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IdcError } from './errors';
 
@@ -12,7 +12,8 @@ function tempPathFor(target: string): string {
  * temp file in the same folder, fsync, rename. A failed write (disk full …) leaves the old file.
  */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  await fsp.mkdir(dirname(target), { recursive: true }).catch((e: unknown) => { throw wrapWriteError(e, dirname(target)); });
+  // On failure the sync helper retries and explains (a read-only disk, no permission).
+  await fsp.mkdir(dirname(target), { recursive: true }).catch(() => mkdirpOrExplain(dirname(target)));
   const tmp = tempPathFor(target);
   try {
     const fh = await fsp.open(tmp, 'w');
@@ -56,8 +57,19 @@ export function mkdirpOrExplain(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw wrapWriteError(e, dir);
+    // Node's recursive mkdir says ENOENT when a missing parent cannot be made (read-only, no
+    // permission): make them one at a time to get the real reason.
+    throw wrapWriteError((e as NodeJS.ErrnoException).code === 'ENOENT' ? mkdirOneByOne(dir) ?? e : e, dir);
   }
+}
+
+function mkdirOneByOne(dir: string): unknown {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d) && dirname(d) !== d; d = dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try { mkdirSync(d); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return e; }
+  }
+  return undefined;
 }
 
 /** appendFileSync whose failure is explained as the atomic writes' is. */

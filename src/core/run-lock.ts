@@ -5,10 +5,11 @@
  * by an mtime its timer refreshes, so a job whose event loop is busy (TF.js kernels, cache build)
  * past the stale time loses its lock to a second writer, and it records no pid/host to name.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname, uptime } from 'node:os';
 import { basename, join } from 'node:path';
 import { IdcError } from './errors';
+import { mkdirpOrExplain, wrapWriteError } from './fsutil';
 
 export const LOCK_FILE = '.idc-lock';
 
@@ -82,7 +83,7 @@ function createExclusive(file: string, owner: LockOwner): boolean {
     fd = openSync(file, 'wx');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    throw wrapWriteError(e, file);
   }
   try {
     writeSync(fd, JSON.stringify(owner) + '\n');
@@ -97,7 +98,7 @@ function createExclusive(file: string, owner: LockOwner): boolean {
  * owner. `what` names the folder for the user ("run U", "evaluation U/test").
  */
 export function lockDir(dir: string, what: string): DirLock {
-  mkdirSync(dir, { recursive: true });
+  mkdirpOrExplain(dir); // a read-only output folder is the user's to fix, not a crash
   const file = join(dir, LOCK_FILE);
   const owner: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), command: currentCommand() };
   let note: string | undefined;

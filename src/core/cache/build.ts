@@ -4,7 +4,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { IdcError, throwIfCancelled } from '../errors';
-import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../fsutil';
+import { mkdirpOrExplain, readJsonIfExists, wrapWriteError, writeFileAtomic, writeJsonAtomic } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { ManifestRow } from '../manifest';
 import { PATCH_SIZE } from '../naming';
@@ -125,7 +125,7 @@ export async function buildCache(opts: BuildCacheOptions): Promise<CacheInfo> {
   }
   const total = todo.reduce((s, t) => s + t.rows.length, 0);
   let decoded = 0;
-  await fsp.mkdir(cacheDir, { recursive: true });
+  mkdirpOrExplain(cacheDir);
   const unlock = lock(cacheDir);
   try {
     if (todo.length) {
@@ -203,7 +203,7 @@ async function buildSplit(ctx: BuildContext, name: SplitName, key: string, rows:
   const failed: CacheFailure[] = [];
   let count = 0;
   let positives = 0;
-  const fh = await fsp.open(tmp, 'w');
+  const fh = await fsp.open(tmp, 'w').catch((e: unknown) => { throw wrapWriteError(e, dataPath); });
   try {
     // Jobs run ahead of the writer by a bounded window; results are written in order.
     const window: Promise<DecodeResult>[] = [];
@@ -318,7 +318,7 @@ async function writeFully(fh: fsp.FileHandle, data: Uint8Array, length: number, 
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC') throw new IdcError(`Disk full while writing ${target}.`, 'Free some space (or set data.cacheDir in idc.config.json to another disk) and run the command again; finished splits are kept.', 'ENOSPC');
-    throw e;
+    throw wrapWriteError(e, target);
   }
 }
 
@@ -376,7 +376,7 @@ function lock(cacheDir: string): () => void {
       writeFileSync(file, mine, { flag: 'wx' });
       return () => rmSync(file, { force: true });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw wrapWriteError(e, file);
     }
     let holder: { pid?: number; host?: string } | undefined;
     try { holder = JSON.parse(readFileSync(file, 'utf8')); } catch { /* torn or unreadable: stale */ }

@@ -22,6 +22,11 @@ export interface CacheFailure {
   reason: string;
 }
 
+/** How train, evaluate and the Dataset panel name a patch left out of the cache. */
+export function describeCacheFailure(f: Pick<CacheFailure, 'split' | 'source' | 'reason'>): string {
+  return `patch ${f.source} (${f.split} split) could not be decoded and is left out: ${f.reason}`;
+}
+
 export interface EdgeSkip {
   split: SplitName;
   id: string;

@@ -1,4 +1,4 @@
 export { buildCache, FAILURE_HINT, type BuildCacheOptions, type CacheInfo } from './build';
 export { openCache, readCacheManifest, epochOrder, MEMORY_LIMIT, type CacheReader, type CacheBatch, type BatchOptions, type OpenCacheOptions } from './reader';
-export { CACHE_FILE, CACHE_VERSION, splitHash, type CacheManifest, type CacheFailure, type EdgeSkip, type SplitCacheMeta } from './format';
+export { CACHE_FILE, CACHE_VERSION, splitHash, describeCacheFailure, type CacheManifest, type CacheFailure, type EdgeSkip, type SplitCacheMeta } from './format';
 export { PATCH_BYTES, type EdgeMode } from './pixels';

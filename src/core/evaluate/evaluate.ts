@@ -16,7 +16,7 @@ import { listRuns, runsDir, predictSplit } from '../train/train';
 import { createTrainer, type Trainer } from '../train/trainer-factory';
 import { loadModel } from '../train/model-io';
 import { foldForInference } from '../engine/model';
-import type { CacheReader } from '../cache';
+import { describeCacheFailure, type CacheReader } from '../cache';
 import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
 import type { EvalReport, OperatingPointRow, Prediction } from './types';
@@ -195,6 +195,7 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   }
   const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: backendLabel });
   report.stainNormalization = data.stainNormalization;
+  for (const f of data.cache.failed) if (f.split === split) report.warnings.push(describeCacheFailure(f));
   const dir = join(source.evalRoot, split);
   const predictionsFile = join(dir, 'predictions.csv');
   const metricsFile = join(dir, 'metrics.json');

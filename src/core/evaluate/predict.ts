@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
-import { writeJsonAtomic } from '../fsutil';
+import { mkdirpOrExplain, wrapWriteError, writeJsonAtomic } from '../fsutil';
 import { withDirLock } from '../run-lock';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { IdcConfig } from '../config';
@@ -37,11 +37,15 @@ export interface PredictResult {
   /** Decoded 50x50x3 pixels, aligned with `predictions` (for slide maps and thumbnails). */
   pixels: Uint8Array;
   skipped: Issue[];
+  /** The patch files among `skipped` that could not be decoded: warnings, each named with its reason. */
+  unreadable: Issue[];
   patients: PatientPrediction[];
   /** Slide-map PNG files written, one per patient. */
   slideMaps?: string[];
   /** How the model's inputs were prepared (the run's data.stainNormalization). */
   stainNormalization: 'none' | 'macenko';
+  /** Set when the folder's name was taken by another folder's predictions: where these went instead. */
+  note?: string;
 }
 
 /**
@@ -54,20 +58,70 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
   return withDirLock(dir, `predictions folder ${relative(opts.outputDir, dir)}`, () => predictLocked(opts));
 }
 
-/** Where the predictions for `folder` go: predictions/<the folder's name>/. */
+/** In each predictions/<name>/ folder: the real path of the folder it scored, written first (its claim). */
+export const PREDICTIONS_SOURCE_FILE = 'source.json';
+
+const outputName = (folder: string): string => basename(folder).replace(/[^\w.-]/g, '_') || 'folder';
+
+/**
+ * Where the predictions for `folder` go: predictions/<its name>/ when that is free or already holds
+ * this folder's predictions, else <name>-2, -3 …, so folders of one name (a/p1, b/p1) never replace
+ * each other's and the same folder always lands in the same place.
+ */
 function predictionsDir(outputDir: string, folder: string): string {
-  return join(outputDir, 'predictions', basename(folder).replace(/[^\w.-]/g, '_') || 'folder');
+  const real = folderToScore(folder);
+  for (let k = 1; ; k++) {
+    const dir = join(outputDir, 'predictions', k === 1 ? outputName(real) : `${outputName(real)}-${k}`);
+    const owner = predictionsOwner(dir);
+    if (owner === real) return dir;
+    if (owner !== undefined) continue;
+    mkdirpOrExplain(dir);
+    const file = join(dir, PREDICTIONS_SOURCE_FILE);
+    try {
+      writeFileSync(file, JSON.stringify({ folder: real }) + '\n', { flag: 'wx' });
+      return dir;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw wrapWriteError(e, file);
+      if (predictionsOwner(dir) === real) return dir; // another job scoring the same folder claimed it first
+    }
+  }
+}
+
+/**
+ * Whose predictions `dir` holds: the real path in source.json (summary.json's folder for outputs
+ * older than source.json), '' when that cannot be read (not ours to replace), undefined when free.
+ */
+function predictionsOwner(dir: string): string | undefined {
+  for (const file of [PREDICTIONS_SOURCE_FILE, 'summary.json']) {
+    let folder: unknown;
+    try {
+      folder = (JSON.parse(readFileSync(join(dir, file), 'utf8')) as { folder?: unknown } | null)?.folder;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      return '';
+    }
+    if (typeof folder !== 'string') return '';
+    try { return realpathSync(folder); } catch { return folder; }
+  }
+  return undefined;
+}
+
+/** The folder of patches to score, as its real path. */
+function folderToScore(folder: string): string {
+  try {
+    if (statSync(folder).isDirectory()) return realpathSync(folder);
+  } catch { /* reported below */ }
+  throw new IdcError(`No folder at ${folder}.`, 'Give the folder that holds the patches to score (PNG files named <patient>_idx5_x<X>_y<Y>[_class<C>].png).', 'NO_FOLDER');
 }
 
 async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const progress = opts.onProgress ?? noProgress;
   const folder = resolve(opts.folder);
-  let isDir = false;
-  try { isDir = statSync(folder).isDirectory(); } catch { /* reported below */ }
-  if (!isDir) throw new IdcError(`No folder at ${folder}.`, 'Give the folder that holds the patches to score (PNG files named <patient>_idx5_x<X>_y<Y>[_class<C>].png).', 'NO_FOLDER');
+  folderToScore(folder);
   const source = resolveModelSource(opts.outputDir, opts);
   const listing = listDirectory(folder);
   const skipped: Issue[] = [...listing.issues];
+  const unreadable: Issue[] = [];
   const found: { rel: string; name: NonNullable<ReturnType<typeof parseUnlabelledName>> }[] = [];
   for (const e of listing.entries) {
     const name = parseUnlabelledName(e.parts[e.parts.length - 1]);
@@ -88,7 +142,9 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
       placePatch(img, edge === 'pad' ? 'pad' : 'resize', pixels, kept.length * PATCH_BYTES);
       kept.push(f);
     } catch (e) {
-      skipped.push({ path: f.rel, severity: 'skipped', reason: `cannot decode: ${(e as Error).message}` });
+      const issue: Issue = { path: f.rel, severity: 'skipped', reason: `cannot decode: ${(e as Error).message}` };
+      skipped.push(issue);
+      unreadable.push(issue);
     }
     tick({ phase: 'predict.decode', label: 'Reading patches', done: kept.length, total: found.length, unit: 'files' });
   }
@@ -138,6 +194,9 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   }
   const patients = [...per.values()].map((s) => ({ ...s, meanScore: s.meanScore / s.n }));
   const dir = predictionsDir(opts.outputDir, folder);
+  const first = join(opts.outputDir, 'predictions', outputName(folderToScore(folder)));
+  // Said where the predictions went when the folder's own name was taken.
+  const note = dir === first ? undefined : `predictions/${basename(first)}/ holds the predictions of ${predictionsOwner(first) || 'another folder'}; these are in predictions/${basename(dir)}/.`;
   const predictionsFile = join(dir, 'predictions.csv');
   await writePredictions(predictionsFile, predictions);
   await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: source.label, threshold, createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stains: stains?.patients });
@@ -148,5 +207,5 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
     return out;
   };
   const slideMaps = await writeSlideMaps(predictions, patients.map((p) => p.patient), gather, dir, threshold);
-  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, patients, slideMaps, stainNormalization: stainMode };
+  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, unreadable, patients, slideMaps, stainNormalization: stainMode, note };
 }

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, renameSync, openSync, wri
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { IdcError } from '../errors';
-import { writeFileAtomicSync } from '../fsutil';
+import { mkdirpOrExplain, wrapWriteError, writeFileAtomicSync } from '../fsutil';
 import type { EarlyStoppingState, ReduceLrState } from './callbacks';
 
 export interface TensorSpec { name: string; shape: number[] }
@@ -66,7 +66,7 @@ function writeSynced(file: string, chunks: readonly Float32Array[]): void {
  */
 export function saveCheckpoint(runDir: string, state: CheckpointState, weights: readonly Float32Array[], optimizer: readonly Float32Array[], best?: readonly Float32Array[]): string {
   const root = join(runDir, CKPT_DIR);
-  mkdirSync(root, { recursive: true });
+  mkdirpOrExplain(root);
   const name = `epoch-${String(state.epoch).padStart(4, '0')}`;
   const tmp = join(root, `${name}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
@@ -84,7 +84,7 @@ export function saveCheckpoint(runDir: string, state: CheckpointState, weights: 
     if ((e as NodeJS.ErrnoException).code === 'ENOSPC' || (e as { code?: string }).code === 'ENOSPC') {
       throw new IdcError(`Disk full while writing the checkpoint of epoch ${state.epoch} in ${root}; the previous checkpoint is intact.`, 'Free some space, then resume the run (idc train --resume).', 'ENOSPC');
     }
-    throw e;
+    throw wrapWriteError(e, root);
   }
   for (const old of checkpointDirs(root).slice(0, -KEEP)) rmSync(join(root, old), { recursive: true, force: true });
   return join(root, name);

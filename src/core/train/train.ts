@@ -1,13 +1,13 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdcError, throwIfCancelled } from '../errors';
-import { writeJsonAtomic, writeFileAtomicSync } from '../fsutil';
+import { writeJsonAtomic, writeFileAtomicSync, mkdirpOrExplain, appendFileSyncExplained, wrapWriteError } from '../fsutil';
 import { lockDir, type DirLock } from '../run-lock';
 import { runIdProblem } from '../run-id';
 import { Rng } from '../rng';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { IdcConfig } from '../config';
-import type { CacheReader } from '../cache';
+import type { CacheFailure, CacheReader } from '../cache';
 import { rocAuc, confusionAt } from '../metrics/auc';
 import { EarlyStopping, ReduceLrOnPlateau } from './callbacks';
 import { sampleLoss, balancedClassWeights, type LossOptions } from './losses';
@@ -17,7 +17,7 @@ import { createTrainer, type Trainer } from './trainer-factory';
 import { configForRun, prepareData, type PreparedData } from './data';
 
 export type TrainEvent =
-  | { type: 'start'; runId: string; runDir: string; epochs: number; startEpoch: number; backend: string; trainSize: number; valSize: number; warning?: string }
+  | { type: 'start'; runId: string; runDir: string; epochs: number; startEpoch: number; backend: string; trainSize: number; valSize: number; warning?: string; unreadable?: CacheFailure[] }
   | { type: 'batch'; runId: string; epoch: number; batch: number; batches: number; loss: number; imagesPerSecond: number }
   | { type: 'epoch'; runId: string; log: EpochLog }
   | { type: 'end'; runId: string; reason: 'completed' | 'early-stopped'; bestEpoch?: number; epochs: number };
@@ -68,7 +68,7 @@ function newRunId(): string {
  * same second never share one: the second gets a suffix.
  */
 export function claimNewRun(outputDir: string, makeId: () => string = newRunId): string {
-  mkdirSync(runsDir(outputDir), { recursive: true });
+  mkdirpOrExplain(runsDir(outputDir));
   const base = makeId();
   for (let k = 1; ; k++) {
     const id = k === 1 ? base : `${base}-${k}`;
@@ -76,7 +76,7 @@ export function claimNewRun(outputDir: string, makeId: () => string = newRunId):
       mkdirSync(join(runsDir(outputDir), id));
       return id;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw wrapWriteError(e, join(runsDir(outputDir), id));
     }
   }
 }
@@ -181,7 +181,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
   if (trainReader.size === 0) throw new IdcError('The train split is empty.', 'Check the split ratios and run "idc split" again.', 'EMPTY_SPLIT');
   if (valReader.size === 0) throw new IdcError('The validation split is empty: early stopping and learning-rate reduction need it.', 'Give split.ratios a non-zero validation share and run "idc split" again.', 'EMPTY_SPLIT');
 
-  mkdirSync(runDir, { recursive: true });
+  mkdirpOrExplain(runDir);
 
   const lossOpts = lossOptions(config, trainReader.labels);
   const trainer = await createTrainer(config, lossOpts);
@@ -227,7 +227,9 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
     warning = warning ? `${warning} ${note}` : note;
   }
   if (lockNote) warning = warning ? `${warning} ${lockNote}` : lockNote;
-  emit({ type: 'start', runId, runDir, epochs: t.epochs, startEpoch, backend, trainSize: trainReader.size, valSize: valReader.size, warning });
+  // Patches the cache could not decode are left out: said at every start, not only when the cache was built.
+  const unreadable = data.cache.failed.filter((f) => f.split !== 'test');
+  emit({ type: 'start', runId, runDir, epochs: t.epochs, startEpoch, backend, trainSize: trainReader.size, valSize: valReader.size, warning, unreadable });
 
   const batchesPerEpoch = Math.min(trainReader.batchCount({ batchSize: t.batchSize }), t.stepsPerEpoch > 0 ? t.stepsPerEpoch : Infinity);
   const imagesPerEpoch = Math.min(trainReader.size, batchesPerEpoch * t.batchSize);
@@ -287,7 +289,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
         hasBest: best !== undefined, seed: t.seed, finished: false, stopReason: stop ? 'early-stopped' : undefined, createdAt: new Date().toISOString(),
       };
       saveCheckpoint(runDir, state, await trainer.getWeights(), optState.data, best);
-      appendFileSync(join(runDir, 'history.jsonl'), JSON.stringify(log) + '\n');
+      appendFileSyncExplained(join(runDir, 'history.jsonl'), JSON.stringify(log) + '\n');
       emit({ type: 'epoch', runId, log });
       if (stop) { stopReason = 'early-stopped'; break; }
     }
@@ -303,4 +305,3 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
     await trainer.dispose();
   }
 }
-

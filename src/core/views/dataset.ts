@@ -14,7 +14,8 @@ import { PATCH_SIZE } from '../naming';
 import { patchImagePaths } from './patch-images';
 import type { DatasetPatient, DatasetView, OrganizeBrief, PatchTile, PatientStain, SplitCounts, SplitSettings } from './types';
 import { fileVersionKey } from '../fsutil';
-import { stainsFile } from '../cache/format';
+import { stainsFile, type CacheFailure, type CacheManifest } from '../cache/format';
+import { readCacheManifest } from '../cache/reader';
 import type { StainTable } from '../cache/stains';
 
 export const MANIFEST_FILE = 'manifest.csv';
@@ -276,7 +277,7 @@ function emptyView(src: DatasetSources, manifest: string, problems: string[]): D
     folder: src.folder, archive: src.archive, manifest, hasManifest: false,
     totals: { patients: 0, patches: 0, positives: 0, negatives: 0, edgePatches: 0 },
     splits: null, split: null, patients: [], leakage: null, organize: readOrganizeBrief(src.organizeReport ?? join(src.outputDir, ORGANIZE_REPORT_FILE)),
-    sample: [], problems,
+    sample: [], problems, unreadable: [],
   };
 }
 
@@ -321,6 +322,8 @@ export async function buildDatasetView(src: DatasetSources, sample: SampleOption
     if (gone.length) problems.push(`${gone.length} patient${gone.length === 1 ? '' : 's'} of the split ${gone.length === 1 ? 'is' : 'are'} not in the manifest (${gone.slice(0, 5).join(', ')}${gone.length > 5 ? ' …' : ''}): run "Split by Patient" again.`);
   }
   if (!src.archive || !existsSync(src.archive)) problems.push(`The archive ${src.archive || '(paths.archive)'} is not there: patch images cannot be shown.`);
+  const unreadable = readUnreadable(src.cacheDir ?? join(src.outputDir, 'cache'), m.hash);
+  if (unreadable.length) problems.push(`${unreadable.length} patch${unreadable.length === 1 ? '' : 'es'} could not be decoded into the patch cache and ${unreadable.length === 1 ? 'is' : 'are'} left out of training and evaluation (listed below): restore ${unreadable.length === 1 ? 'it' : 'them'}, or run "Organize Raw Archive" again.`);
 
   return {
     folder: src.folder, archive: src.archive, manifest: manifestFile, hasManifest: true,
@@ -332,7 +335,20 @@ export async function buildDatasetView(src: DatasetSources, sample: SampleOption
     organize: readOrganizeBrief(src.organizeReport ?? join(src.outputDir, ORGANIZE_REPORT_FILE)),
     sample: sample.count > 0 ? sampleFrom(m, splitOf, src, sample) : [],
     problems,
+    unreadable,
   };
+}
+
+/**
+ * The patches the patch cache could not decode, from cache.json read by the cache's own reader;
+ * none without a cache or when it was built from another manifest (it says nothing about this one).
+ */
+function readUnreadable(cacheDir: string, manifestHash: string): CacheFailure[] {
+  let m: CacheManifest;
+  try { m = readCacheManifest(cacheDir); } catch { return []; }
+  if (m.manifestHash !== manifestHash) return [];
+  return SPLIT_NAMES.flatMap((s) => (Array.isArray(m.splits[s].failed) ? m.splits[s].failed : []))
+    .filter((f) => f && typeof f.source === 'string' && typeof f.reason === 'string'); // hand-edited: skip
 }
 
 /**

@@ -8,6 +8,7 @@ import type { EpochLog } from '../train/checkpoint';
 import type { RunInfo } from '../train/train';
 import type { EvalReport, OperatingPointRow } from '../evaluate/types';
 import type { SplitName } from '../split';
+import type { CacheFailure } from '../cache/format';
 
 // ------------------------------------------------------------------------------------- dataset
 
@@ -70,6 +71,8 @@ export interface DatasetView {
   sample: PatchTile[];
   /** Things the user should fix (stale split, missing files …), one line each. */
   problems: string[];
+  /** Patches of the manifest the patch cache could not decode, left out of training and evaluation (cache.json). */
+  unreadable: CacheFailure[];
 }
 
 export interface SplitSettings {
