@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
-import { IdcError, throwIfCancelled } from '../errors';
+import { IdcError, throwIfCancelled, cancellationPoint } from '../errors';
 import { mkdirpOrExplain, wrapWriteError, writeJsonAtomic } from '../fsutil';
 import { withDirLock } from '../run-lock';
 import { noProgress, throttled, type ProgressSink } from '../progress';
@@ -168,7 +168,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const xf = new Float32Array(bs * 7500);
   const predictions: Prediction[] = [];
   for (let start = 0; start < kept.length; start += bs) {
-    throwIfCancelled(opts.signal);
+    await cancellationPoint(opts.signal);
     const n = Math.min(bs, kept.length - start);
     for (let i = 0; i < n * 7500; i++) xf[i] = scale(input[start * PATCH_BYTES + i]);
     const out = tf.tidy(() => model.predict(tf.tensor4d(xf.subarray(0, n * 7500), [n, 50, 50, 3]), { batchSize: n }) as tf.Tensor);

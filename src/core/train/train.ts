@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { IdcError, throwIfCancelled } from '../errors';
+import { IdcError, cancellationPoint } from '../errors';
 import { writeJsonAtomic, writeFileAtomicSync, mkdirpOrExplain, appendFileSyncExplained, wrapWriteError } from '../fsutil';
 import { lockDir, type DirLock } from '../run-lock';
 import { runIdProblem } from '../run-id';
@@ -121,7 +121,7 @@ export async function predictSplit(trainer: Pick<Trainer, 'predict' | 'regulariz
   let lossSum = 0;
   let done = 0;
   for await (const b of reader.batches({ batchSize, shuffle: false })) {
-    throwIfCancelled(signal);
+    await cancellationPoint(signal);
     const n = b.y.length;
     const p = await trainer.predict(toFloat(b.x, n, xf), n);
     for (let i = 0; i < n; i++) {
@@ -247,7 +247,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
       tick({ phase: 'train.epoch', label, done: 0, total: imagesPerEpoch, unit: 'img' });
       for await (const b of trainReader.batches({ batchSize: t.batchSize, shuffle: true, seed: t.seed, epoch })) {
         if (batch >= batchesPerEpoch) break;
-        throwIfCancelled(opts.signal);
+        await cancellationPoint(opts.signal);
         const n = b.y.length;
         augmentToFloat(b.x, n, t.augment, aug, xf);
         const { loss: lossValue, probs } = await trainer.trainStep(xf, b.y, n, epoch * batchesPerEpoch + batch);
