@@ -105,7 +105,16 @@ test('Train Model shows a cancellable progress notification and the epoch in the
     await sleep(200);
   }
   assert.match(seen, /IDC: training epoch \d+\/3/);
-  // The training panel, opened mid-run, follows it live: one table row per finished epoch.
+  // A second training, or a resume, while this one runs is refused with the run's id and a way to it (never queued).
+  await runCommand(page, 'IDC: Train Model');
+  await toastWithButton(/Training is already running \(run run-[\d-]+\)\. Stop it first, or wait/, 'Stop Training');
+  await runCommand(page, 'IDC: Resume Training');
+  const refusal = page.locator('.notifications-toasts .notification-toast', { hasText: 'Training is already running' }).last();
+  await refusal.waitFor({ timeout: 30_000 });
+  await screenshot(page, '02a-second-training-refused');
+  assert.doesNotMatch((await statusItem.innerText()).trim(), /queued/, 'nothing was queued');
+  // The training panel, opened mid-run from the refusal, follows it live: one table row per finished epoch.
+  await refusal.getByRole('button', { name: 'Show Training' }).click();
   await runCommand(page, 'IDC: Show Training');
   const panel = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
   await panel.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
