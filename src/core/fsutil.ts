@@ -1,4 +1,4 @@
-import { promises as fsp, appendFileSync, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync, existsSync } from 'node:fs';
+import { promises as fsp, appendFileSync, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync, existsSync, fstatSync, readSync, constants, type Stats } from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IdcError } from './errors';
@@ -125,5 +125,50 @@ export function fileVersionKey(file: string): string | undefined {
     return `${s.mtimeMs}:${s.size}:${s.ino}`;
   } catch {
     return undefined;
+  }
+}
+
+/** Largest file read as a patch (patches are a few KB): a bound for stray big files, devices and zip bombs. */
+export const MAX_PATCH_BYTES = 1 << 20;
+
+function fileKind(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isDirectory()) return 'a folder';
+  return 'not a file';
+}
+
+/**
+ * Reads a regular file (after symbolic links) of at most `maxBytes`, reading at most maxBytes + 1
+ * bytes even if it grows meanwhile. A FIFO, device or folder, or a bigger file, throws an IdcError
+ * whose message is the reason to show next to the file (codes NOT_REGULAR_FILE, FILE_TOO_LARGE);
+ * file-system errors pass through. Opened non-blocking so a FIFO without a writer can't hang the
+ * open. `scratch` is used when the file fits, so the result may alias it.
+ */
+export function readRegularFileSync(file: string, maxBytes = MAX_PATCH_BYTES, scratch?: Uint8Array): Buffer {
+  const tooLarge = (what: string) => new IdcError(`too large for a patch (${what}; at most ${maxBytes})`, 'Remove it from the archive folder.', 'FILE_TOO_LARGE');
+  const fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new IdcError(`not a regular file (${fileKind(st)})`, 'Replace it with the patch file or remove it.', 'NOT_REGULAR_FILE');
+    if (st.size > maxBytes) throw tooLarge(`${st.size} bytes`);
+    let buf = scratch && scratch.length > st.size ? scratch : new Uint8Array(st.size + 1);
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        if (n > maxBytes) throw tooLarge(`over ${maxBytes} bytes`);
+        const bigger = new Uint8Array(Math.min(buf.length * 2, maxBytes + 1));
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return Buffer.from(buf.buffer, buf.byteOffset, n);
+  } finally {
+    closeSync(fd);
   }
 }
