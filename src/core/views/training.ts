@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunInfo } from '../train/train';
-import { isRunId, runIdProblem } from '../run-id';
+import { isRunId } from '../run-id';
 import type { EpochLog } from '../train/checkpoint';
 import type { ModelSummary, ModelSummaryRow, RunSummary, TrainingView } from './types';
 
@@ -83,7 +83,7 @@ export function listRunSummaries(outputDir: string): RunSummary[] {
 }
 
 function runInfo(outputDir: string, runId: string): RunInfo {
-  if (!isRunId(runId)) throw new Error(`Run id ${runIdProblem(runId)}.`);
+  if (!isRunId(runId)) throw new Error(`"${runId}" is not a run id.`);
   const file = join(runsDir(outputDir), runId, 'run.json');
   if (!existsSync(file)) throw new Error(`No run ${runId} in ${runsDir(outputDir)}.`);
   return JSON.parse(readFileSync(file, 'utf8')) as RunInfo;
