@@ -47,6 +47,7 @@ export function treeChecksum(root: string): Map<string, string> {
       const st = lstatSync(abs);
       if (st.isSymbolicLink()) out.set(r, `link:${readlinkSync(abs)}`);
       else if (st.isDirectory()) { out.set(r + '/', `dir:${st.mode}`); if (st.mode & 0o400) try { walk(abs, r); } catch { /* unreadable on purpose */ } }
+      else if (!st.isFile()) out.set(r, `special:${st.mode}:${st.mtimeMs}`); // a FIFO would block a read
       else {
         let h = 'unreadable';
         try { h = createHash('sha256').update(readFileSync(abs)).digest('hex'); } catch { /* unreadable on purpose */ }

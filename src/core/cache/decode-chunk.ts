@@ -1,14 +1,11 @@
-import { openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PATCH_SIZE } from '../naming';
 import { decodeRgb, placePatch, PatchError, PATCH_BYTES } from './pixels';
 import { describeReadError } from './read-error';
+import { readRegularFileSync } from '../fsutil';
 import { readZipSlots } from './zip-read';
 
 export { describeReadError };
-
-/** Same guard as organize's listing (MAX_PATCH_BYTES), kept here so the worker bundle stays small. */
-const MAX_FILE_BYTES = 1 << 20;
 
 /** One slice of a split to decode; plain data so it can cross to a worker thread. */
 export interface DecodeJob {
@@ -68,34 +65,13 @@ export function decodeJob(job: DecodeJob): DecodeResult {
   return { data, count, ok, failures };
 }
 
-/** Patches are a few KB; one reused buffer spares readFileSync's fstat and allocation per file. */
-let readBuf = new Uint8Array(64 * 1024);
+/** Patches are a few KB; one reused buffer spares an allocation per file (bigger ones get their own). */
+const readBuf = new Uint8Array(64 * 1024);
 
 function readSource(root: string, source: string): Uint8Array {
-  let fd: number;
   try {
-    fd = openSync(join(root, source), 'r');
+    return readRegularFileSync(join(root, source), undefined, readBuf);
   } catch (e) {
     throw new PatchError(describeReadError(e));
-  }
-  try {
-    let n = 0;
-    for (;;) {
-      if (n === readBuf.length) {
-        if (n >= MAX_FILE_BYTES) throw new PatchError(`too large for a patch (over ${MAX_FILE_BYTES} bytes)`);
-        const bigger = new Uint8Array(readBuf.length * 2);
-        bigger.set(readBuf);
-        readBuf = bigger;
-      }
-      const got = readSync(fd, readBuf, n, readBuf.length - n, null);
-      if (got === 0) break;
-      n += got;
-    }
-    return readBuf.subarray(0, n);
-  } catch (e) {
-    if (e instanceof PatchError) throw e;
-    throw new PatchError(describeReadError(e));
-  } finally {
-    closeSync(fd);
   }
 }

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
-import { IdcError, throwIfCancelled, cancellationPoint } from '../errors';
-import { mkdirpOrExplain, wrapWriteError, writeJsonAtomic } from '../fsutil';
+import { IdcError, isIdcError, throwIfCancelled, cancellationPoint } from '../errors';
+import { mkdirpOrExplain, readRegularFileSync, wrapWriteError, writeJsonAtomic } from '../fsutil';
 import { withDirLock } from '../run-lock';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { IdcConfig } from '../config';
@@ -119,7 +119,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const folder = resolve(opts.folder);
   folderToScore(folder);
   const source = resolveModelSource(opts.outputDir, opts);
-  const listing = listDirectory(folder);
+  const listing = listDirectory(folder, { layout: false }); // any layout: no <patient>/<0|1>/ checks
   const skipped: Issue[] = [...listing.issues];
   const unreadable: Issue[] = [];
   const found: { rel: string; name: NonNullable<ReturnType<typeof parseUnlabelledName>> }[] = [];
@@ -136,13 +136,13 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   for (const f of found) {
     if ((kept.length & 255) === 0) throwIfCancelled(opts.signal);
     try {
-      const img = decodeRgb(readFileSync(join(folder, f.rel)));
+      const img = decodeRgb(readRegularFileSync(join(folder, f.rel)));
       if (img.width > 50 || img.height > 50) throw new Error(`unexpected size ${img.width}x${img.height}`);
       if ((img.width < 50 || img.height < 50) && edge === 'skip') { skipped.push({ path: f.rel, severity: 'skipped', reason: `edge patch ${img.width}x${img.height} (data.edgePatches is "skip")` }); continue; }
       placePatch(img, edge === 'pad' ? 'pad' : 'resize', pixels, kept.length * PATCH_BYTES);
       kept.push(f);
     } catch (e) {
-      const issue: Issue = { path: f.rel, severity: 'skipped', reason: `cannot decode: ${(e as Error).message}` };
+      const issue: Issue = { path: f.rel, severity: 'skipped', reason: isIdcError(e) ? e.message : `cannot decode: ${(e as Error).message}` };
       skipped.push(issue);
       unreadable.push(issue);
     }

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readRegularFileSync } from '../fsutil';
 import { checkUnit, zipUnitReader } from './check-unit';
 import type { ArchiveEntry } from './listing';
 
@@ -8,7 +8,7 @@ import type { ArchiveEntry } from './listing';
 export interface CheckRequest { root: string; kind: 'dir' | 'zip'; unit: string; sig: string; entries: ArchiveEntry[] }
 
 parentPort!.on('message', (req: CheckRequest) => {
-  const read = req.kind === 'zip' ? zipUnitReader(req.root, req.entries) : (e: ArchiveEntry) => readFileSync(join(req.root, ...e.parts));
+  const read = req.kind === 'zip' ? zipUnitReader(req.root, req.entries) : (e: ArchiveEntry) => readRegularFileSync(join(req.root, ...e.parts));
   void checkUnit(req.unit, req.sig, req.entries, read, req.kind)
     .then((rec) => parentPort!.postMessage(rec));
 });

@@ -10,6 +10,7 @@ export interface Issue {
 
 const SYSTEM_FILES = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini']);
 export const isPatientDirName = (name: string): boolean => /^\d+$/.test(name);
+export const notANumberReason = (patientDir: string): string => `patient folder name '${patientDir}' is not a number`;
 
 export type Placement = { ok: true; name: PatchName } | { ok: false; reason: string };
 
@@ -26,6 +27,7 @@ export function placeFile(parts: readonly string[]): Placement {
   const inLabelDir = patientDir !== undefined && isPatientDirName(patientDir) && (labelDir === '0' || labelDir === '1');
   const name = parsePatchName(file);
   if (!inLabelDir) {
+    if (patientDir !== undefined && (labelDir === '0' || labelDir === '1')) return { ok: false, reason: notANumberReason(patientDir) };
     return { ok: false, reason: name ? 'patch outside a <patient>/<0|1>/ folder' : 'not a patch: outside any <patient>/<0|1>/ folder' };
   }
   if (!name) {

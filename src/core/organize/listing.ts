@@ -1,8 +1,10 @@
-import { readdirSync, statSync, realpathSync, readFileSync, type Dirent } from 'node:fs';
+import { readdirSync, statSync, realpathSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import yauzl from 'yauzl';
-import { isPatientDirName, type Issue } from './layout';
+import { isPatientDirName, notANumberReason, type Issue } from './layout';
+import { isIdcError } from '../errors';
+import { readRegularFileSync, MAX_PATCH_BYTES } from '../fsutil';
 import { readZipCentralDirectory } from '../cache/zip-directory';
 import { readZipSlots, packSlot, type ZipSlot } from '../cache/zip-read';
 
@@ -26,30 +28,40 @@ export interface ArchiveListing {
   close(): void;
 }
 
-/** Largest file we treat as a candidate patch; guards against zip bombs and stray big files. */
-export const MAX_PATCH_BYTES = 1 << 20;
-
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
 }
 
 function describeFsError(e: unknown): string {
+  if (isIdcError(e)) return e.message; // readRegularFileSync's refusals are reasons already
   switch (errno(e)) {
     case 'EACCES': case 'EPERM': return 'unreadable: permission denied';
     case 'ELOOP': return 'symbolic link loop';
     case 'ENOENT': return 'broken symbolic link (target missing)';
     case 'EIO': return 'unreadable: I/O error';
+    case 'ENXIO': return 'not a regular file (a socket or device)';
     default: return `unreadable: ${(e as Error).message}`;
   }
 }
 
-/** Reports patient folders that hold neither a 0/ nor a 1/ folder. */
+/** Reports patient folders that hold neither a 0/ nor a 1/ folder, and label folders under a non-numeric patient folder. */
 function patientFolderIssues(dirs: Set<string>): Issue[] {
   const issues: Issue[] = [];
+  const misnamed = new Set<string>();
   for (const d of dirs) {
     const parts = d.split('/');
     const name = parts[parts.length - 1];
     const parent = parts[parts.length - 2];
+    const isLabelDir = (name === '0' || name === '1') && !dirs.has(`${d}/0`) && !dirs.has(`${d}/1`);
+    if (isLabelDir && parent === undefined) {
+      issues.push({ path: `${d}/`, severity: 'skipped', reason: 'label folder at the top of the archive (is this one patient\'s folder? point at the folder that holds the <patient>/ folders)' });
+      continue;
+    }
+    if (isLabelDir && !isPatientDirName(parent)) {
+      const p = parts.slice(0, -1).join('/');
+      if (!misnamed.has(p)) { misnamed.add(p); issues.push({ path: `${p}/`, severity: 'skipped', reason: notANumberReason(parent) }); }
+      continue;
+    }
     if (!isPatientDirName(name) || (parent !== undefined && isPatientDirName(parent))) continue;
     if (!dirs.has(`${d}/0`) && !dirs.has(`${d}/1`)) {
       issues.push({ path: `${d}/`, severity: 'skipped', reason: 'patient folder has neither a 0/ nor a 1/ subfolder' });
@@ -58,7 +70,8 @@ function patientFolderIssues(dirs: Set<string>): Issue[] {
   return issues;
 }
 
-export function listDirectory(root: string): ArchiveListing {
+/** `layout: false` (predict: any layout) leaves out the <patient>/<0|1>/ folder checks. */
+export function listDirectory(root: string, opts: { layout?: boolean } = {}): ArchiveListing {
   const entries: ArchiveEntry[] = [];
   const issues: Issue[] = [];
   const dirs = new Set<string>();
@@ -115,10 +128,10 @@ export function listDirectory(root: string): ArchiveListing {
   const realRoot = realpathSync(root);
   visited.add(realRoot);
   walk(root, [], [realRoot]);
-  issues.push(...patientFolderIssues(dirs));
+  if (opts.layout !== false) issues.push(...patientFolderIssues(dirs));
   return {
     kind: 'dir', root, entries, issues, signature: `dir:${hash.digest('hex').slice(0, 24)}`,
-    read: async (e) => readFileSync(join(root, ...e.parts)),
+    read: async (e) => readRegularFileSync(join(root, ...e.parts)),
     close: () => {},
   };
 }

@@ -1,8 +1,8 @@
-import { existsSync, statSync, rmSync, appendFileSync, readFileSync, mkdirSync, linkSync, copyFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve, relative, isAbsolute } from 'node:path';
+import { existsSync, statSync, lstatSync, realpathSync, readlinkSync, rmSync, readFileSync, linkSync, copyFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve, relative, isAbsolute, dirname, basename, sep } from 'node:path';
 import { createHash } from 'node:crypto';
 import { IdcError, throwIfCancelled } from '../errors';
-import { writeJsonAtomic, readJsonIfExists, writeFileAtomic } from '../fsutil';
+import { writeJsonAtomic, readJsonIfExists, writeFileAtomic, mkdirpOrExplain, appendFileSyncExplained, wrapWriteError } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import { manifestHash, formatManifest, readManifest, type ManifestRow } from '../manifest';
 import { checkUnit, zipUnitReader, type Candidate, type UnitRecord } from './check-unit';
@@ -199,9 +199,11 @@ async function openArchive(archive: string, out: string): Promise<ArchiveListing
     throw new IdcError(`Cannot read the archive at ${archive}: ${describeFsError(e)}`, 'Check the path and its permissions.', 'ARCHIVE_UNREADABLE');
   }
   if (st.isDirectory()) {
-    const rel = relative(archive, out);
-    if (rel === '' ) throw new IdcError('The output folder is the archive folder itself.', 'Choose an output folder outside the raw archive (--out or paths.output): the archive is never written to.', 'OUT_IN_ARCHIVE');
-    if (!rel.startsWith('..') && !isAbsolute(rel)) {
+    // Real paths, so that a symbolic link (to the archive, or into it) can't hide where output goes.
+    const rel = relative(realPathOf(archive), realPathOf(out));
+    if (rel === '') throw new IdcError('The output folder is the archive folder itself.', 'Choose an output folder outside the raw archive (--out or paths.output): the archive is never written to.', 'OUT_IN_ARCHIVE');
+    // ".." only as a whole segment: "..out" is a folder inside.
+    if (rel.split(sep)[0] !== '..' && !isAbsolute(rel)) {
       throw new IdcError(`The output folder ${out} is inside the archive ${archive}.`, 'Choose an output folder outside the raw archive (--out or paths.output): the archive is never written to.', 'OUT_IN_ARCHIVE');
     }
     return listDirectory(archive);
@@ -214,6 +216,25 @@ async function openArchive(archive: string, out: string): Promise<ArchiveListing
     }
   }
   throw new IdcError(`${archive} is neither a folder nor a .zip file.`, 'Point at the unpacked archive folder or the downloaded .zip.', 'BAD_ARCHIVE');
+}
+
+/**
+ * The real path of `p`, which may not exist yet: the real path of its nearest existing ancestor
+ * plus the rest (a dangling symbolic link is followed to where it points).
+ */
+function realPathOf(p: string, depth = 0): string {
+  const rest: string[] = [];
+  for (let head = p; ; head = dirname(head)) {
+    try {
+      return join(realpathSync(head), ...rest);
+    } catch {
+      let link: string | undefined;
+      try { if (lstatSync(head).isSymbolicLink()) link = readlinkSync(head); } catch { /* missing: go up */ }
+      if (link !== undefined && depth < 40) return join(realPathOf(resolve(dirname(head), link), depth + 1), ...rest);
+      if (dirname(head) === head) return p;
+      rest.unshift(basename(head));
+    }
+  }
 }
 
 export function comparePatients(a: string, b: string): number {
@@ -291,7 +312,7 @@ function openJournal(dir: string, header: { archive: string; kind: string }, res
   const file = join(dir, JOURNAL_FILE);
   const headerLine = JSON.stringify({ journal: 1, ...header });
   const done = new Map<string, UnitRecord>();
-  mkdirSync(dir, { recursive: true });
+  mkdirpOrExplain(dir);
   let lines: string[] = [];
   if (!reset && existsSync(file)) lines = readFileSync(file, 'utf8').split('\n');
   if (lines[0] === headerLine) {
@@ -303,17 +324,25 @@ function openJournal(dir: string, header: { archive: string; kind: string }, res
       } catch { /* torn tail from an interrupted write */ }
     }
     // Rewrite without a torn tail so later appends start on a fresh line.
-    writeFileSync(file + '.tmp', [headerLine, ...[...done.values()].map((r) => JSON.stringify(r))].join('\n') + '\n');
-    renameSync(file + '.tmp', file);
+    replaceJournal(file, [headerLine, ...[...done.values()].map((r) => JSON.stringify(r))].join('\n') + '\n');
   } else {
-    writeFileSync(file + '.tmp', headerLine + '\n');
-    renameSync(file + '.tmp', file);
+    replaceJournal(file, headerLine + '\n');
   }
   return {
     done,
-    append: (rec) => appendFileSync(file, JSON.stringify(rec) + '\n'),
+    append: (rec) => appendFileSyncExplained(file, JSON.stringify(rec) + '\n'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+function replaceJournal(file: string, text: string): void {
+  try {
+    writeFileSync(file + '.tmp', text);
+    renameSync(file + '.tmp', file);
+  } catch (e) {
+    rmSync(file + '.tmp', { force: true });
+    throw wrapWriteError(e, file);
+  }
 }
 
 /**
@@ -321,7 +350,7 @@ function openJournal(dir: string, header: { archive: string; kind: string }, res
  * (copies when the archive is a zip or on another device). Existing files are kept.
  */
 async function materializeRows(listing: ArchiveListing, out: string, rows: readonly ManifestRow[], mode: Materialize, progress: ProgressSink, signal?: AbortSignal): Promise<{ created: number; existing: number; mode: Materialize }> {
-  for (const l of ['0', '1']) mkdirSync(join(out, l), { recursive: true });
+  for (const l of ['0', '1']) mkdirpOrExplain(join(out, l));
   const entries = new Map(listing.entries.map((e) => [e.rel, e]));
   const tick = throttled(progress);
   let created = 0, existing = 0, i = 0;
@@ -334,15 +363,17 @@ async function materializeRows(listing: ArchiveListing, out: string, rows: reado
     if (listing.kind === 'zip') {
       const entry = entries.get(r.source);
       if (!entry) throw new IdcError(`The manifest lists ${r.source}, which is not in the zip any more.`, 'Run "idc organize --force" to rebuild the manifest.', 'STALE_MANIFEST');
-      writeFileSync(tmp, await listing.read(entry));
-      renameSync(tmp, dst);
+      const bytes = await listing.read(entry);
+      try { writeFileSync(tmp, bytes); renameSync(tmp, dst); } catch (e) { throw wrapWriteError(e, dst); }
     } else {
       const src = join(listing.root, r.source);
       let linked = false;
       if (mode === 'link') {
-        try { linkSync(src, dst); linked = true; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e; }
+        try { linkSync(src, dst); linked = true; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw wrapWriteError(e, dst); }
       }
-      if (!linked) { copyFileSync(src, tmp); renameSync(tmp, dst); }
+      if (!linked) {
+        try { copyFileSync(src, tmp); renameSync(tmp, dst); } catch (e) { throw wrapWriteError(e, dst); }
+      }
     }
     created++;
   }

@@ -13,7 +13,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { IdcError } from '../errors';
-import { writeFileAtomic, fileVersionKey } from '../fsutil';
+import { writeFileAtomic, fileVersionKey, readRegularFileSync } from '../fsutil';
 import { readPredictions } from '../evaluate/predictions';
 import type { EvalReport, Prediction } from '../evaluate/types';
 import { perPatient } from '../metrics/patients';
@@ -266,7 +266,7 @@ export async function readPixels(src: SlideMapSources, split: SplitName, preds: 
       const file = paths[j];
       if (!file) return;
       try {
-        const img = decodeRgb(readFileSync(file));
+        const img = decodeRgb(readRegularFileSync(file));
         const ks = todo.get(r.id)!;
         for (const k of ks) placePatch(img, 'pad', pixels, k * PATCH_BYTES);
         fromFiles += ks.length;
