@@ -10,6 +10,7 @@ import { saveModel } from '../src/core/train/model-io';
 import { evaluateModel } from '../src/core/evaluate/evaluate';
 import { readPredictions, errorPage } from '../src/core/evaluate/predictions';
 import { EvalContext } from '../src/core/metrics';
+import { calibrationSummary, fitTemperature, applyTemperature } from '../src/core/metrics/calibration';
 import type { EvalReport } from '../src/core/evaluate/types';
 import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
 import { tempDir } from './helpers/fixtures';
@@ -38,7 +39,7 @@ test('evaluate writes predictions and metrics that agree with each other', async
     preds.forEach((p) => { const pos = p.score >= o.threshold; if (p.label === 1) { if (pos) tp++; else fn++; } else if (pos) fp++; else tn++; });
     assert.deepEqual([o.tp, o.fp, o.tn, o.fn], [tp, fp, tn, fn], o.label);
   }
-  assert.deepEqual(report.operatingPoints.map((o) => o.name).filter((n) => n !== 'youden' && n !== 'f1' && n !== 'recall-target'), ['default', 'pinned']);
+  assert.deepEqual(report.operatingPoints.map((o) => o.name).filter((n) => !/^(youden|f1|recall-target)/.test(n)), ['default', 'pinned']);
   assert.ok(report.roc.fpr.length <= 512 && report.roc.fpr[0] === 0 && report.roc.tpr[report.roc.tpr.length - 1] === 1);
   assert.equal(report.patients.reduce((s, p) => s + p.n, 0), report.n);
   const fnAll = errorPage(preds, 'fn', report.threshold, 0, 1e9);
@@ -108,6 +109,49 @@ test('the report gathers dataset, training and evaluation into one offline HTML 
 });
 
 const report = (input: { evaluation?: EvalReport }) => input.evaluation!;
+
+test('thresholds and the temperature are chosen on the validation patients and applied to the test ones; intervals by patient', async () => {
+  const c = tinyTrainConfig((x) => { x.train.epochs = 1; x.evaluate.calibration = 'temperature'; x.evaluate.bootstrap.resamples = 300; });
+  const onVal = await evaluateModel({ outputDir: out, config: c, split: 'val' });
+  const onTest = await evaluateModel({ outputDir: out, config: c });
+  const val = readPredictions(onVal.predictionsFile), tst = readPredictions(onTest.predictionsFile);
+  const m = onTest.report, v = onVal.report;
+  assert.deepEqual(m.validation && [m.validation.split, m.validation.n, m.validation.patients], ['val', val.length, new Set(val.map((p) => p.patient)).size]);
+  assert.equal(v.validation, undefined, 'evaluating val chooses on val itself');
+  const valCtx = EvalContext.from(val.map((p) => p.label!), val.map((p) => p.score));
+  const tstCtx = EvalContext.from(tst.map((p) => p.label!), tst.map((p) => p.score));
+  const row = (r: EvalReport, name: string) => r.operatingPoints.find((o) => o.name === name);
+  // Chosen on validation patients, counted on the test ones.
+  assert.equal(row(m, 'youden')?.threshold, valCtx.youden()?.threshold);
+  assert.equal(row(m, 'youden')?.chosenOn, 'val');
+  assert.equal(row(m, 'f1')?.threshold, valCtx.f1Optimal()?.threshold);
+  assert.equal(row(m, 'recall-target')?.threshold, valCtx.thresholdForRecall(c.evaluate.recallTarget)?.threshold);
+  assert.equal(row(m, 'youden')?.recall, tstCtx.metricsAt(row(m, 'youden')!.threshold).recall);
+  // The test split's own optimum is still there, labelled as such.
+  assert.equal(row(m, 'youden-in-split')?.threshold, tstCtx.youden()?.threshold);
+  assert.equal(row(m, 'youden-in-split')?.chosenOn, 'test');
+  assert.match(row(m, 'youden-in-split')!.label, /test.*optimistic/);
+  assert.equal(row(m, 'default')?.chosenOn, 'config');
+  assert.equal(row(v, 'youden')?.chosenOn, 'val');
+  assert.equal(row(v, 'youden-in-split'), undefined);
+  // The same threshold on both evaluations: what val chose is what test applies.
+  assert.equal(row(m, 'youden')?.threshold, row(v, 'youden')?.threshold);
+  // Temperature fitted on validation scores, reliability before and after on the test scores.
+  const fit = fitTemperature(val.map((p) => p.label!), val.map((p) => p.score));
+  assert.equal(m.calibration?.temperature?.value, fit.temperature);
+  assert.equal(m.calibration?.temperature?.fittedOn, 'val');
+  assert.deepEqual(m.calibration?.before, calibrationSummary(tst.map((p) => p.label!), tst.map((p) => p.score)));
+  assert.deepEqual(m.calibration?.after, calibrationSummary(tst.map((p) => p.label!), applyTemperature(tst.map((p) => p.score), fit.temperature)));
+  // Intervals by patient for each operating point, in the same order.
+  assert.equal(m.intervals?.resamples, 300);
+  assert.equal(m.intervals?.patients, new Set(tst.map((p) => p.patient)).size);
+  assert.deepEqual(m.intervals?.operatingPoints.map((o) => [o.name, o.threshold]), m.operatingPoints.map((o) => [o.name, o.threshold]));
+  const off = await evaluateModel({ outputDir: out, config: tinyTrainConfig((x) => { x.train.epochs = 1; x.evaluate.bootstrap.resamples = 0; }) });
+  assert.equal(off.report.intervals, undefined, 'resamples 0 disables the intervals');
+  assert.equal(off.report.calibration?.method, 'none');
+  assert.equal(off.report.calibration?.after, undefined);
+  for (const r of [onVal, onTest, off]) { r.model.dispose(); r.reader.close(); }
+});
 
 test('Grad-CAM on demand: overlays for any evaluated patches, the existing ones left alone, a cancel honoured', async () => {
   const r = await evaluateModel({ outputDir: out, config: cfg });

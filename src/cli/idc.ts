@@ -225,13 +225,11 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; m
   const m = r.report;
   const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
   ctx.out(`Evaluated ${m.model} on ${m.split}: ${m.n} patches (${m.positives} positive) in ${formatDuration(m.seconds)} (${Math.round(m.imagesPerSecond)} img/s)`);
-  ctx.out(`  ROC AUC ${f(m.auc, 4)}   average precision ${f(m.averagePrecision, 4)}`);
+  const { evalSummaryLines, operatingPointLines } = await import('../core/evaluate/summary');
+  for (const line of evalSummaryLines(m)) ctx.out(line);
   if (m.stainNormalization === 'macenko') ctx.out(`  inputs stain-normalized per slide (Macenko), as ${m.runId ? `run ${m.runId} was trained` : 'the config says'}`);
   for (const w of m.warnings) ctx.out(`  warning: ${w}`);
-  ctx.out('  operating point         threshold   TP     FP     TN     FN    precision recall  specificity F1     bal.acc');
-  for (const o of m.operatingPoints) {
-    ctx.out(`  ${o.label.padEnd(22)} ${o.threshold.toFixed(4).padStart(9)} ${String(o.tp).padStart(6)} ${String(o.fp).padStart(6)} ${String(o.tn).padStart(6)} ${String(o.fn).padStart(6)}   ${f(o.precision).padStart(6)}  ${f(o.recall).padStart(6)}  ${f(o.specificity).padStart(6)}     ${f(o.f1).padStart(6)} ${f(o.balancedAccuracy).padStart(6)}`);
-  }
+  for (const line of operatingPointLines(m)) ctx.out(line);
   const worst = m.patients.slice(0, 5).map((p) => `${p.patient} (FN ${p.falseNegatives}, recall ${f(p.recall, 2)}, AUC ${f(p.auc, 2)})`).join(', ');
   ctx.out(`  worst patients at ${m.threshold}: ${worst}`);
   ctx.out(`Predictions: ${r.predictionsFile}\nMetrics:     ${r.metricsFile}`);

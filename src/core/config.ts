@@ -29,6 +29,9 @@ export interface EvaluateConfig {
   preprocess: 'divide255' | 'none' | 'minusOneToOne';
   batchSize: number;
   gradCamExamples: number;
+  /** Patient cluster bootstrap; resamples 0 disables it. */
+  bootstrap: { resamples: number; seed: number; confidence: number };
+  calibration: 'none' | 'temperature';
 }
 
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';

@@ -83,6 +83,7 @@ export const runners: { [K in JobKind]: Runner<K> } = {
     async run(req, ctx) {
       const { initBackend } = await import('../core/engine/backends');
       const { evaluateModel } = await import('../core/evaluate/evaluate');
+      const { evalSummaryLines, chosenOnText } = await import('../core/evaluate/summary');
       await useBackend(ctx, initBackend);
       const r = await evaluateModel({
         outputDir: ctx.outputDir, config: ctx.config, cacheDir: cacheDir(ctx), runId: req.runId,
@@ -95,9 +96,9 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       const f = (x: number | null | undefined, d = 3): string => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
       const lines = [
         `Evaluated ${m.model} on ${m.split}: ${m.n} patches (${m.positives} positive) in ${m.seconds.toFixed(1)} s.`,
-        `ROC AUC ${f(m.auc, 4)}, average precision ${f(m.averagePrecision, 4)}.`,
+        ...evalSummaryLines(m).map((l) => l.trim()),
         ...m.warnings.map((w) => `Warning: ${w}`),
-        ...m.operatingPoints.map((o) => `${o.label}: threshold ${o.threshold.toFixed(4)}, recall ${f(o.recall)}, precision ${f(o.precision)}, specificity ${f(o.specificity)}, FN ${o.fn}, FP ${o.fp}`),
+        ...m.operatingPoints.map((o) => `${o.label}${o.chosenOn ? ` [chosen on ${chosenOnText(o, m.split)}]` : ''}: threshold ${o.threshold.toFixed(4)}, recall ${f(o.recall)}, precision ${f(o.precision)}, specificity ${f(o.specificity)}, FN ${o.fn}, FP ${o.fp}`),
         `Grad-CAM overlays: ${r.gradCams}; slide maps: ${r.slideMaps.length}.`,
       ];
       return {

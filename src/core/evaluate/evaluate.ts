@@ -19,6 +19,7 @@ import { foldForInference } from '../engine/model';
 import { describeCacheFailure, type CacheReader } from '../cache';
 import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
+import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
 import type { EvalReport, OperatingPointRow, Prediction } from './types';
 
 export interface EvaluateOptions {
@@ -168,6 +169,16 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const t0 = performance.now();
   const tick = throttled(progress, 250);
   const onBatch = (done: number) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}`, done, total: reader.size, unit: 'img' });
+  // The validation patients choose the thresholds (and the temperature) applied to these ones, as in deployment.
+  const valReader = split !== 'val' ? openIfScored(data, 'val') : undefined;
+  let valScores: Float32Array | undefined;
+  let valSeconds = 0;
+  const scoreVal = async (score: (r: CacheReader, onBatch: (done: number) => void) => Promise<Float32Array>): Promise<void> => {
+    if (!valReader) return;
+    const tv = performance.now();
+    valScores = await score(valReader, (done) => tick({ phase: 'evaluate.predict', label: 'Scoring val (thresholds, calibration)', done, total: valReader.size, unit: 'img' }));
+    valSeconds = (performance.now() - tv) / 1000;
+  };
   // Our own runs score on the trainer (data-parallel over threads on CPU backends); other models as loaded.
   const trainer = opts.modelPath ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded);
   let backendLabel = tf.getBackend();
@@ -176,13 +187,16 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
     backendLabel = trainer.backend;
     try {
       scores = await predictSplit(trainer, reader, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, onBatch).then((r) => r.scores);
+      await scoreVal((r, cb) => predictSplit(trainer, r, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, cb).then((x) => x.scores));
     } finally {
       await trainer.dispose();
     }
   } else {
     scores = await scoreSplit(model, reader, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, signal: opts.signal, onBatch });
+    await scoreVal((r, cb) => scoreSplit(model, r, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, signal: opts.signal, onBatch: cb }));
   }
-  const predictSeconds = (performance.now() - t0) / 1000;
+  valReader?.close();
+  const predictSeconds = (performance.now() - t0) / 1000 - valSeconds;
 
   const byId = new Map<string, ManifestRow>((await readManifest(join(outputDir, MANIFEST_FILE))).map((r) => [r.id, r]));
   const ids = reader.ids;
@@ -193,7 +207,10 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
     if (!row) throw new IdcError(`Cached patch ${ids[i]} is not in the manifest.`, 'Rebuild the cache: run "idc split" again, then evaluate.', 'STALE_CACHE');
     predictions[i] = { id: ids[i], patient: row.patient, x: row.x, y: row.y, label: labels[i] as 0 | 1, score: scores[i] };
   }
-  const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: backendLabel });
+  const validation: ValidationScores | undefined = valReader && valScores
+    ? { labels: valReader.labels, scores: valScores, patients: valReader.ids.map((id) => byId.get(id)?.patient ?? '?') }
+    : undefined;
+  const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
   report.stainNormalization = data.stainNormalization;
   for (const f of data.cache.failed) if (f.split === split) report.warnings.push(describeCacheFailure(f));
   const dir = join(source.evalRoot, split);
@@ -224,8 +241,19 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   return { dir, report, predictions, predictionsFile, metricsFile, model: loaded, reader, gradCams, slideMaps };
 }
 
+/** The split's cache when it has patches; undefined when the split is empty or was never cached. */
+function openIfScored(data: PreparedData, name: 'val'): CacheReader | undefined {
+  if (!data.split.patients?.[name]?.length) return undefined;
+  try {
+    const r = data.open(name);
+    if (r.size) return r;
+    r.close();
+  } catch { /* no cache for it */ }
+  return undefined;
+}
+
 /** All of metrics.json from labels and scores (pure; also used on predictions read back from disk). */
-export function buildEvalReport(labels: ArrayLike<number>, scores: ArrayLike<number>, predictions: readonly Prediction[], ev: Pick<EvaluateConfig, 'threshold' | 'recallTarget' | 'pinnedThresholds'>, meta: { model: string; runId?: string; split: EvalReport['split']; seconds: number; backend: string }): EvalReport {
+export function buildEvalReport(labels: ArrayLike<number>, scores: ArrayLike<number>, predictions: readonly Prediction[], ev: Pick<EvaluateConfig, 'threshold' | 'recallTarget' | 'pinnedThresholds'> & Partial<Pick<EvaluateConfig, 'bootstrap' | 'calibration'>>, meta: { model: string; runId?: string; split: EvalReport['split']; seconds: number; backend: string; validation?: ValidationScores }): EvalReport {
   const ctx = EvalContext.from(labels, scores);
   const warnings: string[] = [];
   const auc = ctx.rocAuc();
@@ -234,19 +262,17 @@ export function buildEvalReport(labels: ArrayLike<number>, scores: ArrayLike<num
   const pr = ctx.precisionRecallCurve();
   for (const w of [auc.warning, ap.warning, roc.warning, pr.warning]) if (w && !warnings.includes(w)) warnings.push(w);
 
-  const points: { name: OperatingPointRow['name']; label: string; threshold: number }[] = [{ name: 'default', label: `working threshold ${ev.threshold}`, threshold: ev.threshold }];
-  const youden = ctx.youden();
-  if (youden) points.push({ name: 'youden', label: "Youden's J", threshold: youden.threshold });
-  const f1 = ctx.f1Optimal();
-  if (f1) points.push({ name: 'f1', label: 'F1-optimal', threshold: f1.threshold });
-  const rec = ctx.thresholdForRecall(ev.recallTarget);
-  if (rec) points.push({ name: 'recall-target', label: `recall ≥ ${ev.recallTarget}`, threshold: rec.threshold });
-  else warnings.push(`No threshold reaches recall ${ev.recallTarget} on this split.`);
-  for (const t of ev.pinnedThresholds) points.push({ name: 'pinned', label: `pinned ${t}`, threshold: t });
+  // Thresholds a deployment would fix beforehand are chosen on validation patients when there are some.
+  const val = meta.validation && meta.split !== 'val' && meta.validation.labels.length ? meta.validation : undefined;
+  const valCtx = val && EvalContext.from(val.labels, val.scores);
+  const chosen = chooseOperatingPoints(ctx, meta.split, ev.recallTarget, valCtx);
+  warnings.push(...chosen.warnings);
+  const points: ChosenPoint[] = [{ name: 'default', label: `working threshold ${ev.threshold}`, threshold: ev.threshold, chosenOn: 'config' }, ...chosen.points];
+  for (const t of ev.pinnedThresholds) points.push({ name: 'pinned', label: `pinned ${t}`, threshold: t, chosenOn: 'config' });
   const P = ctx.positives, N = ctx.negatives;
   const operatingPoints: OperatingPointRow[] = points.map((p) => {
     const m = ctx.metricsAt(p.threshold);
-    return { ...m, name: p.name, label: p.label, fpr: N ? m.fp / N : NaN, tpr: P ? m.tp / P : NaN };
+    return { ...m, name: p.name, label: p.label, fpr: N ? m.fp / N : NaN, tpr: P ? m.tp / P : NaN, chosenOn: p.chosenOn };
   });
 
   const nearest = (thresholds: ArrayLike<number>, t: number): number => {
@@ -264,6 +290,12 @@ export function buildEvalReport(labels: ArrayLike<number>, scores: ArrayLike<num
   const fn = errorPage(predictions, 'fn', ev.threshold, 0, ERROR_LIST);
   const fp = errorPage(predictions, 'fp', ev.threshold, 0, ERROR_LIST);
   const n = labels.length;
+  const patientOf = predictions.map((p) => p.patient);
+  const intervals = patientIntervals(labels, scores, patientOf, operatingPoints, ev.bootstrap);
+  const calibration = calibrationReport(labels, scores, meta.split, ev.calibration, val);
+  // The intervals' own warnings stay in intervals.warnings, shown beside the intervals.
+  for (const w of calibration.warnings) if (!warnings.includes(w)) warnings.push(w);
+  const validation = val && valCtx ? { split: 'val' as const, n: val.labels.length, positives: valCtx.positives, patients: new Set(Array.from(val.patients)).size, auc: valCtx.positives && valCtx.negatives ? valCtx.rocAuc().value : null } : undefined;
   return {
     version: 1, createdAt: new Date().toISOString(), model: meta.model, runId: meta.runId, split: meta.split,
     n, positives: P, negatives: N,
@@ -276,5 +308,6 @@ export function buildEvalReport(labels: ArrayLike<number>, scores: ArrayLike<num
     patients: perPatient(predictions.map((p) => ({ patient: p.patient, label: p.label ?? 0, score: p.score })), ev.threshold),
     errors: { falseNegatives: fn.items, falsePositives: fp.items, totalFalseNegatives: fn.total, totalFalsePositives: fp.total },
     seconds: meta.seconds, imagesPerSecond: meta.seconds > 0 ? n / meta.seconds : 0, backend: meta.backend,
+    intervals, calibration: calibration.report, validation,
   };
 }

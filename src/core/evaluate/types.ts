@@ -1,4 +1,6 @@
 import type { ThresholdMetrics } from '../metrics';
+import type { Band, Interval } from '../metrics/bootstrap';
+import type { CalibrationSummary } from '../metrics/calibration';
 import type { PatientResult } from '../metrics';
 
 /** One scored patch: a row of predictions.csv. */
@@ -12,7 +14,12 @@ export interface Prediction {
   score: number;
 }
 
-export type OperatingPointName = 'default' | 'youden' | 'f1' | 'recall-target' | 'pinned';
+/**
+ * youden, f1 and recall-target are the thresholds evaluate applies: chosen on the validation
+ * patients when the run has them (else on the evaluated split itself). The *-in-split ones are the
+ * evaluated split's own optima, optimistic on test patients, kept for comparison.
+ */
+export type OperatingPointName = 'default' | 'youden' | 'f1' | 'recall-target' | 'pinned' | 'youden-in-split' | 'f1-in-split' | 'recall-target-in-split';
 
 /** A row of the threshold comparison table (the notebook's, for any number of thresholds). */
 export interface OperatingPointRow extends ThresholdMetrics {
@@ -21,6 +28,58 @@ export interface OperatingPointRow extends ThresholdMetrics {
   /** Where it sits on the curves, for markers. */
   fpr: number;
   tpr: number;
+  /** Whose patients chose the threshold: config (working, pinned) or a split; absent in older files. */
+  chosenOn?: 'config' | 'test' | 'val' | 'train';
+}
+
+/** Patient-bootstrap intervals of one operating point, at its fixed threshold. */
+export interface OperatingPointInterval {
+  name: OperatingPointName;
+  label: string;
+  threshold: number;
+  recall: Interval;
+  specificity: Interval;
+  precision: Interval;
+  f1: Interval;
+  undefinedResamples: { recall: number; specificity: number; precision: number; f1: number };
+}
+
+/** Confidence intervals by patient (src/core/metrics/bootstrap.ts); percentile intervals, [low, high] or null. */
+export interface PatientIntervals {
+  method: 'patient-bootstrap-percentile';
+  resamples: number;
+  seed: number;
+  confidence: number;
+  patients: number;
+  undefinedResamples: { auc: number; averagePrecision: number };
+  auc: Interval;
+  averagePrecision: Interval;
+  /** One per operatingPoints row, same order. */
+  operatingPoints: OperatingPointInterval[];
+  /** Pointwise bands: TPR on a fixed FPR grid, precision on a fixed recall grid; null where the metric has no interval. */
+  bands: { roc: Band | null; pr: Band | null };
+  warnings: string[];
+  seconds: number;
+}
+
+/** Reliability and, with evaluate.calibration "temperature", the fitted temperature. */
+export interface CalibrationReport {
+  method: 'none' | 'temperature';
+  /** The evaluated split's scores as the model gives them (predictions.csv). */
+  before: CalibrationSummary;
+  /** Fitted on validation patients (on the evaluated split itself only when that is val, and then said so in warnings). */
+  temperature?: { value: number; fittedOn: 'test' | 'val' | 'train'; n: number; nllBefore: number; nllAfter: number; atBound: boolean };
+  /** The evaluated split's scores after sigmoid(logit(p) / T). */
+  after?: CalibrationSummary;
+}
+
+/** The validation patients evaluate scored to choose thresholds (and the temperature) on. */
+export interface ValidationInfo {
+  split: 'val';
+  n: number;
+  positives: number;
+  patients: number;
+  auc: number | null;
 }
 
 export interface ErrorItem { id: string; patient: string; x: number; y: number; label: 0 | 1; score: number }
@@ -52,6 +111,12 @@ export interface EvalReport {
   seconds: number;
   imagesPerSecond: number;
   backend: string;
+  /** Confidence intervals by patient; absent when evaluate.bootstrap.resamples is 0 (and in older files). */
+  intervals?: PatientIntervals;
+  /** Reliability diagram, ECE, Brier score (and temperature scaling); absent in older files. */
+  calibration?: CalibrationReport;
+  /** Set when the data-driven thresholds were chosen on validation patients. */
+  validation?: ValidationInfo;
   /** How the model's inputs were prepared (the run's data.stainNormalization); absent in older files. */
   stainNormalization?: 'none' | 'macenko';
 }
