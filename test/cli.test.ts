@@ -94,3 +94,52 @@ test('demo runs the main job end to end on a small synthetic archive', () => {
   for (const f of ['output/manifest.csv', 'output/organize-report.json', 'output/split.json']) assert.ok(existsSync(join(cwd, 'demo', f)), f);
   assert.match(r.out, /patient overlap: none/);
 });
+
+test('a config file holding [] is an input error naming the file (exit 1)', () => {
+  const cwd = tempDir();
+  writeFileSync(join(cwd, 'idc.config.json'), '[]');
+  const r = idc(['split', '--seed', '3'], cwd);
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /idc\.config\.json/);
+  assert.match(r.err, /must hold a JSON object/);
+});
+
+test('bad flag values are usage errors naming the flag (exit 2), with the config schema\'s bounds', () => {
+  const cwd = tempDir();
+  const cases: [string[], RegExp][] = [
+    [['train', '--batch-size', '0'], /--batch-size must be >= 1 \(got 0\)/],
+    [['train', '--epochs', '0'], /--epochs must be >= 1 \(got 0\)/],
+    [['train', '--backend', 'nonsense'], /--backend must be one of "auto", .*"cpu" \(got "nonsense"\)/],
+    [['evaluate', '--split', 'tset'], /--split must be one of "test", "val", "train" \(got "tset"\)/],
+    [['report', '--split', 'tset'], /--split must be one of/],
+    [['predict', 'somewhere', '--backend', 'gpu'], /--backend must be one of/],
+    [['split', '--ratios', '0.7,0.7,0'], /--ratios must sum to 1 \(they sum to 1\.4\)/],
+    [['split', '--ratios', '1.5,-0.5,0'], /--ratios value 1 must be <= 1 \(got 1\.5,-0\.5,0\)[^]*--ratios value 2 must be >= 0/],
+    [['split', '--seed=-1'], /--seed must be >= 0 \(got -1\)/],
+    [['synth', 'x', '--patients', '0'], /--patients must be >= 1 \(got 0\)/],
+    [['organize', '--materialize', 'hard'], /--materialize must be one of "none", "link", "copy" \(got "hard"\)/],
+    [['demo', '--epochs', '0'], /--epochs must be >= 1 \(got 0\)/],
+  ];
+  for (const [args, re] of cases) {
+    const r = idc(args, cwd);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, re, args.join(' '));
+    assert.doesNotMatch(r.err, /hovering|Invalid settings|\n\s+at /, args.join(' '));
+  }
+  assert.ok(!existsSync(join(cwd, 'x')), 'nothing ran');
+});
+
+test('a closed stdout (idc … | head -1) ends the command quietly: no stack trace, exit 141 as for SIGPIPE', async () => {
+  const cwd = tempDir();
+  writePatches(join(cwd, 'raw'), gridSpecs(['11', '12'], 3, 1));
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [CLI, 'organize', 'raw', '--out', 'out', '-q'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => { err += c; });
+  // The reader goes away before the command prints, as `head` does after its first line.
+  child.stdout.destroy();
+  const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+  assert.doesNotMatch(err, /EPIPE|Internal error|\n\s+at /);
+  assert.equal(code, 141, err);
+  assert.ok(existsSync(join(cwd, 'out', 'manifest.csv')), 'the work itself was done');
+});

@@ -150,7 +150,7 @@ describe('validateConfig', () => {
     ['typo in a key', { split: { stratfy: false } }, 'split.stratfy', /unknown setting \(did you mean "stratify"\?\)/],
     ['unknown section', { training: {} }, 'training', /unknown setting/],
     ['wrong case key', { Paths: {} }, 'Paths', /did you mean "paths"/],
-    ['root not an object', [1, 2], '(root)', /must be an object/],
+    ['root not an object', [1, 2], '(root)', /must hold a JSON object such as \{\}/],
   ];
   for (const [name, value, path, re] of bad) {
     test(`rejects ${name}, naming ${path}`, () => {
@@ -368,4 +368,28 @@ describe('loadConfig', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+test('a config file holding [] or null (not an object) is refused naming the file, with or without flag overrides; the language server says the same', async () => {
+  const { configDiagnostics } = await import('../src/server/config-diagnostics');
+  const dir = await mkdtemp(join(tmpdir(), 'idc-cfg-'));
+  try {
+    const file = join(dir, CONFIG_FILE_NAME);
+    for (const text of ['[]', 'null', '42']) {
+      await writeFile(file, text);
+      for (const overrides of [undefined, {}, { train: { epochs: 2 } }]) {
+        await assert.rejects(loadConfig({ cwd: dir, overrides }), (e: Error) => {
+          assert.ok(e instanceof ConfigError, String(e));
+          assert.match(e.message, new RegExp(`${file.replace(/[.\\/]/g, '\\$&')}`));
+          assert.match(e.message, /must hold a JSON object such as \{\}/);
+          return true;
+        }, `${text} with overrides ${JSON.stringify(overrides)}`);
+      }
+      const diags = configDiagnostics(text, file, { backendProbe: () => undefined, exists: () => true });
+      assert.equal(diags.length, 1, text);
+      assert.match(diags[0].message, /must hold a JSON object such as \{\}/);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

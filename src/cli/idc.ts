@@ -5,6 +5,7 @@ import { resolve, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { isIdcError, IdcError } from '../core/errors';
 import { loadConfig, resolveConfigPath, defaultConfigText, CONFIG_FILE_NAME, type BackendName, type DeepPartial, type IdcConfig, type LoadedConfig } from '../core/config';
+import { validateConfig, ConfigError } from '../core/config';
 import { organize, MANIFEST_FILE, type Materialize } from '../core/organize/organize';
 import { formatOrganizeSummary } from '../core/organize/summary';
 import { readManifestWithHash } from '../core/manifest';
@@ -301,6 +302,34 @@ function ratiosFlag(v: unknown): [number, number, number] | undefined {
   return parts as [number, number, number];
 }
 
+/** The config field each flag sets: a bad value is then reported against the flag it came from. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  'paths.output': 'out', 'organize.materialize': 'materialize', 'split.ratios': 'ratios', 'split.seed': 'seed', 'split.stratify': 'stratify',
+  'synth.patients': 'patients', 'synth.seed': 'seed', 'engine.backend': 'backend', 'train.epochs': 'epochs', 'train.batchSize': 'batch-size',
+  'evaluate.split': 'split',
+};
+
+/** Checks the flags' values alone against the config schema (its bounds and messages); a bad one is a usage error naming the flag. */
+function checkFlagValues(overrides: DeepPartial<IdcConfig>, values: Record<string, unknown>): void {
+  try {
+    validateConfig(overrides);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const lines = e.problems.flatMap((p) => {
+      const field = Object.keys(FLAG_OF_FIELD).find((f) => p.path === f || p.path.startsWith(`${f}[`));
+      if (!field) return [];
+      const flag = `--${FLAG_OF_FIELD[field]}`;
+      const index = /^\[(\d+)\]$/.exec(p.path.slice(field.length));
+      const what = index ? `${flag} value ${Number(index[1]) + 1}` : flag;
+      const got = values[FLAG_OF_FIELD[field]];
+      const message = /\(found .*\)$/.test(p.message) ? p.message.replace(/\(found (.*)\)$/, '(got $1)') : /\)$/.test(p.message) ? p.message : `${p.message} (got ${String(got)})`;
+      return [message.startsWith('must') ? `${what} ${message}` : `${flag}: ${message}`];
+    });
+    // Problems no flag explains are left to loadConfig, which names the config file.
+    if (lines.length) usage(lines.join('\n'));
+  }
+}
+
 function dropUndefined<T>(o: T): T {
   if (o && typeof o === 'object' && !Array.isArray(o)) {
     const r: Record<string, unknown> = {};
@@ -329,7 +358,9 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
   try {
     const { values, positionals } = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, allowPositionals: true, strict: true });
     if (values.help) { out(USAGE); return 0; }
-    const loaded = await loadConfig({ cwd: process.cwd(), configPath: values.config as string | undefined, overrides: dropUndefined(cmd.overrides?.(values) ?? {}) });
+    const overrides = dropUndefined(cmd.overrides?.(values) ?? {});
+    checkFlagValues(overrides, values);
+    const loaded = await loadConfig({ cwd: process.cwd(), configPath: values.config as string | undefined, overrides });
     const quietBar = new ProgressBar(process.stderr, Boolean(values.quiet));
     await cmd.run(values, positionals, { loaded, config: loaded.config, bar: quietBar, signal: controller.signal, out });
     return 0;
@@ -351,5 +382,9 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
 }
 
 if (require.main === module) {
+  // The reader went away (`idc … | head -1`): stop quietly with SIGPIPE's conventional 128 + 13.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(141); throw e; });
+  }
   main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
 }

@@ -158,7 +158,8 @@ function describeAjvError(e: ErrorObject): ConfigProblem {
       return { path: joinPath(base, name), message: `unknown setting${hint}` };
     }
     case 'type':
-      return { path: base || '(root)', message: `must be ${article(String(params.type))} (found ${typeName(e.data)})` };
+      if (!base) return { path: '(root)', message: `must hold a JSON object such as {} (found ${typeName(e.data)})` };
+      return { path: base, message: `must be ${article(String(params.type))} (found ${typeName(e.data)})` };
     case 'enum':
       return { path: base || '(root)', message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')} (found ${JSON.stringify(e.data)})` };
     default:
@@ -262,6 +263,8 @@ export async function loadConfig(opts: { cwd: string; configPath?: string; overr
     if (text !== undefined) file = candidate;
   }
   const fromFile = text === undefined ? {} : parseJsonc(text, file);
+  // Merging overrides into [] or null would silently drop it: refuse it on its own first.
+  if (text !== undefined && !isPlainObject(fromFile)) validateWithSource(fromFile, file, file);
   const overrides = opts.overrides ? resolveOverridePaths(opts.overrides, cwd) : undefined;
   const merged = overrides ? deepMerge(fromFile, overrides) : fromFile;
   const source = overrides && hasDefined(overrides) ? `${file ?? 'the default settings'} (with command-line options)` : file;
