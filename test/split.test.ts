@@ -2,7 +2,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile, rm, readFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { ManifestRow } from '../src/core/manifest';
 import type { Label } from '../src/core/naming';
 import { Rng } from '../src/core/rng';
@@ -312,3 +313,116 @@ describe('formatSplitSummary', () => {
     assert.match(text.split('\n').at(-1)!, /^patient overlap: FOUND.*2 \(train, val\)/);
   });
 });
+
+const SAMPLE = resolve(__dirname, '../../shared/data/idc-sample');
+
+/** The real sample's class structure: 13 all-positive patients, one all-negative, one mostly positive, one tiny all-negative. */
+const SAMPLE_LIKE = rowsFor([
+  { id: '8913', patches: 873, positiveFraction: 0 }, { id: '8917', patches: 397, positiveFraction: 1 }, { id: '8918', patches: 120, positiveFraction: 1 },
+  { id: '8950', patches: 190, positiveFraction: 1 }, { id: '8951', patches: 180, positiveFraction: 1 }, { id: '8955', patches: 181, positiveFraction: 1 },
+  { id: '8956', patches: 340, positiveFraction: 1 }, { id: '8957', patches: 83, positiveFraction: 1 }, { id: '8959', patches: 204, positiveFraction: 1 },
+  { id: '8974', patches: 369, positiveFraction: 1 }, { id: '8975', patches: 885, positiveFraction: 833 / 885 }, { id: '8980', patches: 209, positiveFraction: 1 },
+  { id: '8984', patches: 156, positiveFraction: 1 }, { id: '9022', patches: 99, positiveFraction: 1 }, { id: '9023', patches: 288, positiveFraction: 1 },
+  { id: '9259', patches: 4, positiveFraction: 0 },
+]);
+
+/** Which classes a split's patches hold. */
+function classesOf(rows: readonly ManifestRow[], split: SplitFile, name: SplitName): Set<number> {
+  return new Set(assignRows(rows, split)[name].map((r) => r.label));
+}
+
+describe('both classes in validation and test', () => {
+  test('a one-class validation split is repaired by swapping a patient in from train', () => {
+    let repaired = 0;
+    for (const ratios of [[0.7, 0.15, 0.15], [0.8, 0.2, 0]] as [number, number, number][]) {
+      for (let seed = 0; seed < 10; seed++) {
+        for (const stratify of [true, false]) {
+          const s = splitByPatient(SAMPLE_LIKE, { ...OPTS, ratios, seed, stratify });
+          checkNoOverlap(s);
+          const where = `ratios ${ratios}, seed ${seed}, stratify ${stratify}`;
+          for (const n of SPLIT_NAMES.filter((_, j) => ratios[j] > 0)) assert.deepEqual(classesOf(SAMPLE_LIKE, s, n), new Set([0, 1]), `${n} (${where}): ${s.patients[n]}`);
+          assert.equal(SPLIT_NAMES.flatMap((n) => s.patients[n]).length, 16);
+          assert.deepEqual(s.warnings ?? [], [], where);
+          if (s.notes?.length) {
+            repaired++;
+            assert.match(s.notes.join('\n'), /had no IDC-(negative|positive) patches: patient \d+ moved there from/);
+          }
+        }
+      }
+    }
+    // The plain assignment leaves val or test without negatives for most seeds: the repair really ran.
+    assert.ok(repaired >= 10, `repaired ${repaired} of 40 splits`);
+  });
+
+  test('the repaired split keeps patch shares near the ratios and is the same for the same seed', () => {
+    const a = splitByPatient(SAMPLE_LIKE, { ...OPTS, seed: 3 });
+    const b = splitByPatient(new Rng(4).shuffle(SAMPLE_LIKE.slice()), { ...OPTS, seed: 3 });
+    assert.deepEqual(b.patients, a.patients);
+    assert.deepEqual(b.notes, a.notes);
+    const c = splitByPatient(SAMPLE_LIKE, { ...OPTS, seed: 5 });
+    assert.notDeepEqual(c.patients, a.patients, 'the seed still changes the split');
+    // Three negative patients for three splits: each split gets one, train the biggest share.
+    for (const s of [a, c]) {
+      assert.equal(['8913', '8975', '9259'].filter((id) => s.patients.train.includes(id)).length, 1);
+      assert.ok(Math.abs(shares(s).train - 0.7) < 0.12, `train share ${shares(s).train}`);
+    }
+  });
+
+  test('a manifest with one class only is left alone', () => {
+    const onlyPositive = rowsFor(['1', '2', '3', '4', '5'].map((id) => ({ id, patches: 20, positiveFraction: 1 })));
+    const s = splitByPatient(onlyPositive, OPTS);
+    assert.deepEqual(s.warnings ?? [], []);
+    assert.deepEqual(s.notes ?? [], []);
+  });
+
+  test('too few patients of a class: the split says which class, how many, and what to change', () => {
+    const rows = rowsFor([
+      { id: '1', patches: 300, positiveFraction: 0 }, { id: '2', patches: 10, positiveFraction: 0 },
+      ...['3', '4', '5', '6', '7', '8'].map((id) => ({ id, patches: 100, positiveFraction: 1 })),
+    ]);
+    const s = splitByPatient(rows, OPTS);
+    const text = (s.warnings ?? []).join('\n');
+    assert.match(text, /IDC-negative/);
+    assert.match(text, /only 2 patients \(1, 2\) have IDC-negative patches/i);
+    assert.match(text, /train, val and test/);
+    assert.match(text, /ratio.* to 0|add patients/i);
+    assert.ok(formatSplitSummary(s).includes(s.warnings![0]), 'the summary shows the warning');
+    // Both negative patients are used: train keeps one, val or test gets the other.
+    const withNeg = SPLIT_NAMES.filter((n) => classesOf(rows, s, n).has(0));
+    assert.equal(withNeg.length, 2);
+    assert.ok(withNeg.includes('train'));
+    // With the test ratio at 0, two negative patients are enough.
+    const two = splitByPatient(rows, { ...OPTS, ratios: [0.8, 0.2, 0] });
+    assert.deepEqual(two.warnings ?? [], []);
+    assert.deepEqual(classesOf(rows, two, 'val'), new Set([0, 1]));
+  });
+
+  test('real sample: val (and test) hold both classes for every seed', { skip: !existsSync(SAMPLE) && 'shared sample not present' }, () => {
+    const rows = sampleRows();
+    assert.equal(new Set(rows.map((r) => r.patient)).size, 16);
+    for (const ratios of [[0.8, 0.2, 0], [0.7, 0.15, 0.15]] as [number, number, number][]) {
+      for (let seed = 0; seed < 8; seed++) {
+        const s = splitByPatient(rows, { ...OPTS, ratios, seed });
+        for (const n of SPLIT_NAMES.filter((_, j) => ratios[j] > 0)) assert.deepEqual(classesOf(rows, s, n), new Set([0, 1]), `${n}, ratios ${ratios}, seed ${seed}`);
+        assert.deepEqual(s.warnings ?? [], []);
+      }
+    }
+  });
+});
+
+
+/** Manifest rows of the real sample from its file names (read in place, nothing written). */
+function sampleRows(): ManifestRow[] {
+  const rows: ManifestRow[] = [];
+  for (const patient of readdirSync(SAMPLE)) {
+    for (const label of [0, 1] as const) {
+      const dir = join(SAMPLE, patient, String(label));
+      if (!existsSync(dir)) continue;
+      for (const f of readdirSync(dir)) {
+        const m = /_x(\d+)_y(\d+)_class([01])\.png$/.exec(f);
+        if (m) rows.push({ id: f.slice(0, -4), patient, x: Number(m[1]), y: Number(m[2]), label, width: 50, height: 50, source: `${patient}/${label}/${f}` });
+      }
+    }
+  }
+  return rows;
+}

@@ -22,6 +22,10 @@ export interface SplitFile {
   createdAt: string;
   patients: Record<SplitName, string[]>;
   summary: Record<SplitName, SplitSummary>;
+  /** Patients moved so that validation and test hold both classes. */
+  notes?: string[];
+  /** A split left with one class because too few patients hold the other, and what to change. */
+  warnings?: string[];
 }
 
 export interface SplitOptions {
@@ -105,6 +109,7 @@ export function splitByPatient(rows: readonly ManifestRow[], opts: SplitOptions)
     }
   }
   fillEmptySplits(members, active);
+  const { notes, warnings } = giveBothClasses(members, active, ratios, total);
 
   const split: SplitFile = {
     version: 1,
@@ -120,6 +125,8 @@ export function splitByPatient(rows: readonly ManifestRow[], opts: SplitOptions)
     },
     summary: { train: summarize(members[0]), val: summarize(members[1]), test: summarize(members[2]) },
   };
+  if (notes.length) split.notes = notes;
+  if (warnings.length) split.warnings = warnings;
   checkNoOverlap(split);
   return split;
 }
@@ -179,6 +186,90 @@ function fillEmptySplits(members: Patient[][], active: readonly number[]): void 
     if (donor < 0) throw new Error('No patient to move into an empty split');
     members[j].push(members[donor].splice(pick, 1)[0]);
   }
+}
+
+const CLASS_NAMES = ['IDC-negative', 'IDC-positive'] as const;
+
+function holds(p: Patient, c: 0 | 1): boolean {
+  return c === 1 ? p.positives > 0 : p.positives < p.patches;
+}
+
+/**
+ * A validation or test split of one class cannot do its job (no AUC, no recall of the missing
+ * class, early stopping on one class). When the manifest has both classes, each split lacking one
+ * gets a patient holding it from a split with more than one such patient: moved alone, or swapped
+ * with one of its own patients, whichever leaves patch shares closest to the ratios (seeded rank
+ * breaks ties). A move never takes a class away from a split. What cannot be repaired is a warning.
+ */
+function giveBothClasses(members: Patient[][], active: readonly number[], ratios: readonly number[], total: number): { notes: string[]; warnings: string[] } {
+  const notes: string[] = [];
+  const warnings: string[] = [];
+  const all = members.flat();
+  if (!all.some((p) => holds(p, 0)) || !all.some((p) => holds(p, 1))) return { notes, warnings };
+  const has = (j: number, c: 0 | 1) => members[j].some((p) => holds(p, c));
+  const count = (j: number, c: 0 | 1) => members[j].filter((p) => holds(p, c)).length;
+  const sizes = () => members.map((m) => m.reduce((s, p) => s + p.patches, 0));
+  const error = (sz: readonly number[]) => active.reduce((e, k) => e + Math.abs(sz[k] - ratios[k] * total), 0);
+  // A patient can leave split d when d keeps every class it has without it.
+  const canLeave = (d: number, p: Patient) => ([0, 1] as const).every((k) => !holds(p, k) || count(d, k) > 1);
+  for (const c of [0, 1] as const) {
+    for (const j of active) {
+      if (j === 0 || has(j, c)) continue;
+      let best: { d: number; p: Patient; q?: Patient; error: number } | undefined;
+      const sz = sizes();
+      for (const d of active) {
+        if (d === j) continue;
+        for (const p of members[d]) {
+          if (!holds(p, c) || !canLeave(d, p)) continue;
+          const options: (Patient | undefined)[] = [undefined, ...members[j].filter((q) => ([0, 1] as const).every((k) => !holds(q, k) || holds(p, k) || count(j, k) > 1))];
+          for (const q of options) {
+            const next = sz.slice();
+            next[d] += (q?.patches ?? 0) - p.patches;
+            next[j] += p.patches - (q?.patches ?? 0);
+            const e = error(next);
+            if (!best || e < best.error - 1e-9 || (Math.abs(e - best.error) <= 1e-9 && (p.rank < best.p.rank || (p === best.p && (q?.rank ?? -1) < (best.q?.rank ?? -1))))) best = { d, p, q, error: e };
+          }
+        }
+      }
+      if (!best) {
+        const holders = all.filter((p) => holds(p, c)).map((p) => p.id).sort(comparePatientIds);
+        const names = active.map((k) => SPLIT_NAMES[k]);
+        const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)}` : names[0];
+        const zeroable = active.filter((k) => k !== 0).map((k) => SPLIT_NAMES[k]).join(' or ');
+        warnings.push(`${SPLIT_NAMES[j]} has no ${CLASS_NAMES[c]} patches: only ${holders.length} patient${holders.length === 1 ? '' : 's'} (${holders.slice(0, 10).join(', ')}${holders.length > 10 ? ', …' : ''}) ${holders.length === 1 ? 'has' : 'have'} ${CLASS_NAMES[c]} patches, and ${list} need one each. `
+          + `Set the ${zeroable} ratio to 0 (split.ratios or --ratios), or add patients with ${CLASS_NAMES[c]} patches to the archive.`);
+        continue;
+      }
+      const { d, p, q } = best;
+      members[d].splice(members[d].indexOf(p), 1);
+      members[j].push(p);
+      if (q) {
+        members[j].splice(members[j].indexOf(q), 1);
+        members[d].push(q);
+      }
+      // A big patient swapped in can overfill j: hand its other patients back while that brings shares closer.
+      const back: Patient[] = q ? [q] : [];
+      for (;;) {
+        const now = sizes();
+        let give: Patient | undefined;
+        let giveError = error(now);
+        for (const r of members[j]) {
+          if (r === p || !canLeave(j, r)) continue;
+          const next = now.slice();
+          next[j] -= r.patches;
+          next[d] += r.patches;
+          const e = error(next);
+          if (e < giveError - 1e-9 || (give && Math.abs(e - giveError) <= 1e-9 && r.rank < give.rank)) { give = r; giveError = e; }
+        }
+        if (!give) break;
+        members[j].splice(members[j].indexOf(give), 1);
+        members[d].push(give);
+        back.push(give);
+      }
+      notes.push(`${SPLIT_NAMES[j]} had no ${CLASS_NAMES[c]} patches: patient ${p.id} moved there from ${SPLIT_NAMES[d]}${back.length ? `, patient${back.length > 1 ? 's' : ''} ${back.map((r) => r.id).join(', ')} from ${SPLIT_NAMES[j]} to ${SPLIT_NAMES[d]}` : ''}.`);
+    }
+  }
+  return { notes, warnings };
 }
 
 function summarize(ps: readonly Patient[]): SplitSummary {
@@ -314,7 +405,7 @@ export function formatSplitSummary(split: SplitFile): string {
   } catch (e) {
     overlap = `patient overlap: FOUND. ${(e as Error).message}`;
   }
-  return [...lines, overlap].join('\n');
+  return [...lines, overlap, ...(split.notes ?? []).map((n) => `note: ${n}`), ...(split.warnings ?? []).map((w) => `warning: ${w}`)].join('\n');
 }
 
 function int(n: number): string {
