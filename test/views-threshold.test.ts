@@ -6,7 +6,7 @@ import { buildThresholdView, loadEvaluation, pickEvaluation, readEvaluateSetting
 import { confusionAt, metricsFromCounts } from '../src/core/metrics';
 import { readPredictions } from '../src/core/evaluate/predictions';
 import type { Prediction } from '../src/core/evaluate/types';
-import { typedTable, countsAt, metricsOf, indexAt, rocPoint, prPoint, nearestIndex, compactThreshold, stepThreshold } from '../webview/lib/threshold-math';
+import { typedTable, countsAt, metricsOf, indexAt, rocPoint, prPoint, nearestIndex, compactThreshold, stepThreshold, intervalsAt, translucent } from '../webview/lib/threshold-math';
 import { evaluationFixture, fakeScores, rng, writeEvaluation, type EvaluationFixture } from './helpers/evaluation';
 import { tempDir } from './helpers/fixtures';
 
@@ -199,4 +199,40 @@ test('45k predictions: the view builds fast and every lookup stays exact', async
   const report = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { operatingPoints: { threshold: number; tp: number; fp: number; tn: number; fn: number }[] };
   for (const o of report.operatingPoints) assert.deepEqual(countsAt(table, o.threshold), { tp: o.tp, fp: o.fp, tn: o.tn, fn: o.fn });
   console.log(`45k predictions: cold ${cold.toFixed(0)} ms, warm+JSON ${warm.toFixed(0)} ms, ${(json.length / 1e6).toFixed(2)} MB, ${view.table.thresholds.length} distinct scores, hit-test ${hits.toFixed(2)} ms`);
+});
+
+test('intervals by patient, calibration and who chose each threshold reach the explorer; the slider finds intervals wherever the counts are a marked point\'s', () => {
+  const view = buildThresholdView([fx.source])!;
+  const iv = view.intervals!;
+  assert.ok(iv, 'metrics.json intervals are passed on');
+  assert.equal(iv.resamples, 2000, 'the default resamples');
+  assert.deepEqual(iv.operatingPoints.map((o) => o.threshold), view.operatingPoints.map((o) => o.threshold));
+  assert.ok(view.calibration && view.calibration.before.bins.length === 10);
+  assert.ok(view.operatingPoints.every((o) => o.chosenOn === 'config' || o.chosenOn === 'test'));
+  assert.ok(iv.bands.roc && iv.bands.roc.x.length === iv.bands.roc.lo.length && iv.bands.roc.lo.every((lo, k) => lo <= iv.bands.roc!.hi[k]));
+  const table = typedTable(JSON.parse(JSON.stringify(view)).table);
+  for (const o of iv.operatingPoints) {
+    const at = intervalsAt(table, iv, o.threshold);
+    assert.equal(at?.threshold, o.threshold, o.label);
+    // Any threshold selecting the same patches has the same intervals (the bootstrap only sees the counts).
+    const i = indexAt(table, o.threshold);
+    if (i >= 0 && i + 1 < table.thresholds.length) {
+      const between = (table.thresholds[i] + table.thresholds[i + 1]) / 2;
+      assert.deepEqual(intervalsAt(table, iv, between)?.recall, o.recall, `between two scores below ${o.threshold}`);
+    }
+  }
+  // A threshold with other counts than every marked point has none.
+  const marked = new Set(iv.operatingPoints.map((o) => indexAt(table, o.threshold)));
+  const other = view.table.thresholds.find((_, i) => !marked.has(i))!;
+  assert.equal(intervalsAt(table, iv, other), undefined);
+  assert.equal(intervalsAt(table, undefined, other), undefined);
+});
+
+test('band fills take the theme colour with an opacity, whatever notation the theme uses', () => {
+  assert.equal(translucent('#1a85ff', 0.2), 'rgba(26, 133, 255, 0.2)');
+  assert.equal(translucent('#1a85ffcc', 0.2), 'rgba(26, 133, 255, 0.2)');
+  assert.equal(translucent('#fff', 0.5), 'rgba(255, 255, 255, 0.5)');
+  assert.equal(translucent(' rgb(1, 2, 3) ', 0.1), 'rgba(1, 2, 3, 0.1)');
+  assert.equal(translucent('rgba(1,2,3,0.9)', 0.1), 'rgba(1, 2, 3, 0.1)');
+  assert.equal(translucent('var(--x)', 0.3), 'rgba(128, 128, 128, 0.3)');
 });

@@ -7,12 +7,12 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
-import { Chart, ScatterController, LineElement, PointElement, LinearScale, Legend, Tooltip, type ChartDataset, type PointStyle } from 'chart.js';
+import { Chart, ScatterController, LineElement, PointElement, LinearScale, Legend, Tooltip, Filler, type ChartDataset, type PointStyle } from 'chart.js';
 import { PanelRpc, cssVar, esc, fmt, pct, showError } from './lib/rpc';
 import * as M from './lib/threshold-math';
-import type { ThresholdView, Cell } from '../src/protocol/webview';
+import type { ThresholdView, Cell, PatientIntervals, CalibrationReport, ReliabilityBin } from '../src/protocol/webview';
 
-Chart.register(ScatterController, LineElement, PointElement, LinearScale, Legend, Tooltip);
+Chart.register(ScatterController, LineElement, PointElement, LinearScale, Legend, Tooltip, Filler);
 
 const rpc = new PanelRpc('threshold');
 const app = document.getElementById('app')!;
@@ -21,18 +21,25 @@ let view: ThresholdView | null = null;
 let table: M.CountTable = M.typedTable({ thresholds: [], tp: [], fp: [], positives: 0, negatives: 0 });
 let t = 0.5;
 type ScatterChart = Chart<'scatter', Pt[]>;
-let charts: { roc: ScatterChart; pr: ScatterChart } | null = null;
+let charts: { roc: ScatterChart; pr: ScatterChart; reliability?: ScatterChart } | null = null;
 
 // ------------------------------------------------------------------------------------- markers
 
-interface Marker { key: string; label: string; threshold: number; style: PointStyle; color: string; pinned?: boolean }
+interface Marker { key: string; label: string; threshold: number; style: PointStyle; color: string; pinned?: boolean; hollow?: boolean; chosenOn?: string }
 
 function markers(v: ThresholdView): Marker[] {
   const out: Marker[] = [{ key: 'working', label: `Working threshold (config)`, threshold: v.working, style: 'rectRot', color: cssVar('--vscode-charts-yellow', '#cca700') }];
+  const split = v.evaluation.split;
+  // Who chose it: validation patients, or these very patients (optimistic on test patients).
+  const on = (c: string | undefined, inSplit: boolean) => (!c ? '' : c === split && split !== 'val' && !inSplit ? ` (${c}, optimistic)` : ` (${c})`);
   for (const o of v.operatingPoints) {
-    if (o.name === 'youden') out.push({ key: 'youden', label: "Youden's J", threshold: o.threshold, style: 'triangle', color: cssVar('--vscode-charts-green', '#388a34') });
-    if (o.name === 'f1') out.push({ key: 'f1', label: 'F1-optimal', threshold: o.threshold, style: 'rect', color: cssVar('--vscode-charts-purple', '#652d90') });
-    if (o.name === 'recall-target') out.push({ key: 'recall', label: `Recall ≥ ${o.label.replace(/^.*≥\s*/, '')}`, threshold: o.threshold, style: 'crossRot', color: cssVar('--vscode-charts-orange', '#d18616') });
+    const chosen = { chosenOn: o.chosenOn };
+    if (o.name === 'youden') out.push({ key: 'youden', label: `Youden's J${on(o.chosenOn, false)}`, threshold: o.threshold, style: 'triangle', color: cssVar('--vscode-charts-green', '#388a34'), ...chosen });
+    if (o.name === 'f1') out.push({ key: 'f1', label: `F1-optimal${on(o.chosenOn, false)}`, threshold: o.threshold, style: 'rect', color: cssVar('--vscode-charts-purple', '#652d90'), ...chosen });
+    if (o.name === 'recall-target') out.push({ key: 'recall', label: `Recall ≥ ${o.label.replace(/^.*≥\s*/, '')}${on(o.chosenOn, false)}`, threshold: o.threshold, style: 'crossRot', color: cssVar('--vscode-charts-orange', '#d18616'), ...chosen });
+    if (o.name === 'youden-in-split') out.push({ key: 'youden-in-split', label: `Youden's J on ${split} (optimistic)`, threshold: o.threshold, style: 'triangle', color: cssVar('--vscode-charts-green', '#388a34'), hollow: true, ...chosen });
+    if (o.name === 'f1-in-split') out.push({ key: 'f1-in-split', label: `F1-optimal on ${split} (optimistic)`, threshold: o.threshold, style: 'rect', color: cssVar('--vscode-charts-purple', '#652d90'), hollow: true, ...chosen });
+    if (o.name === 'recall-target-in-split') out.push({ key: 'recall-in-split', label: `Recall ≥ ${o.label.replace(/^.*≥\s*/, '').replace(/\s.*$/, '')} on ${split} (optimistic)`, threshold: o.threshold, style: 'crossRot', color: cssVar('--vscode-charts-orange', '#d18616'), hollow: true, ...chosen });
   }
   // The config's recall target now, when it differs from the one metrics.json was written with.
   const evaluated = v.operatingPoints.find((o) => o.name === 'recall-target');
@@ -61,6 +68,50 @@ function recallThreshold(target: number): number | null {
 
 const exact = (x: number): number => M.compactThreshold(x);
 const showT = (x: number): string => String(exact(x));
+
+// ------------------------------------------------------------------------------------- intervals and calibration
+
+const level = (iv: PatientIntervals): string => `${+(iv.confidence * 100).toFixed(1)}%`;
+
+/** " (95% CI 0.912–0.971 by patient)" for a headline number; empty without intervals. */
+function ciText(iv: PatientIntervals | undefined, r: [number, number] | null | undefined, patients = false): string {
+  if (!iv) return '';
+  const range = r ? `${fmt(r[0])}–${fmt(r[1])}` : 'undefined';
+  return ` (${esc(level(iv))} CI ${range} by patient${patients ? `, ${iv.patients} patient${iv.patients === 1 ? '' : 's'}` : ''})`;
+}
+
+/** How the intervals were made and who chose the thresholds, with the intervals' own warnings. */
+function trustNotes(v: ThresholdView): string {
+  const notes: string[] = [];
+  const iv = v.intervals;
+  if (iv) {
+    notes.push(`<div class="notice" data-testid="intervals-note">Intervals: ${esc(level(iv))} percentile intervals over ${iv.resamples.toLocaleString()} resamples of whole patients (${iv.patients} in this split, seed ${iv.seed}). Patches of one slide are correlated, so patients, not patches, are resampled; the shaded bands on the curves are pointwise.</div>`);
+    for (const w of iv.warnings) notes.push(`<div class="notice warn-notice" data-testid="interval-warning">${esc(w)}</div>`);
+  }
+  if (v.validation) notes.push(`<div class="notice" data-testid="validation-note">Youden's J, F1-optimal and recall-target thresholds were chosen on the ${v.validation.patients} validation patients (${v.validation.n.toLocaleString()} patches) and are applied here unchanged; hollow markers are this split's own optima (optimistic).</div>`);
+  return notes.join('');
+}
+
+function calibrationHtml(c: CalibrationReport | undefined): string {
+  if (!c) return '';
+  const t = c.temperature;
+  const row = (name: string, s: CalibrationReport['before']) => `<tr><td>${esc(name)}</td><td>${fmt(s.ece)}</td><td>${fmt(s.brier, 4)}</td></tr>`;
+  return `<section data-testid="calibration">
+      <h2>Calibration</h2>
+      <div class="grid2">
+        <div class="chart chart-small"><canvas id="reliability-chart" data-testid="reliability-chart" role="img" aria-label="Reliability diagram: observed IDC rate against mean predicted score in 10 equal-width bins; the diagonal is perfect calibration."></canvas></div>
+        <div>
+          <table class="data" data-testid="calibration-table"><thead><tr><th>Scores</th><th title="Expected calibration error: count-weighted |observed rate − mean score| over 10 bins">ECE</th><th title="Mean squared error of the probability">Brier</th></tr></thead>
+          <tbody>${row('as the model gives them', c.before)}${t && c.after ? row(`temperature-scaled (T = ${t.value.toPrecision(3)})`, c.after) : ''}</tbody></table>
+          <p class="muted">${t ? `T fitted on the ${esc(t.fittedOn)} split (${t.n.toLocaleString()} patches; mean log-loss ${fmt(t.nllBefore, 4)} → ${fmt(t.nllAfter, 4)}); scores become sigmoid(logit(p) / T). Rankings and this panel's counts are unchanged: thresholds apply to the model's own scores.` : 'Set evaluate.calibration to "temperature" to fit a temperature on the validation patients.'}</p>
+        </div>
+      </div>
+    </section>`;
+}
+
+function reliabilityPoints(bins: ReliabilityBin[]): Pt[] {
+  return bins.filter((b) => b.count > 0).map((b) => ({ x: b.meanPredicted!, y: b.observedRate! }));
+}
 
 function empty(message: string): void {
   document.body.dataset.state = 'empty';
@@ -92,10 +143,11 @@ function render(v: ThresholdView): void {
         <label for="evaluation-select">Evaluation</label>
         <vscode-single-select id="evaluation-select" data-testid="evaluation-select">${options}</vscode-single-select>
         <span class="muted" data-testid="evaluation-summary">${e.n.toLocaleString()} patches of the ${esc(e.split)} split
-          (${e.positives.toLocaleString()} IDC, ${e.negatives.toLocaleString()} non-IDC) · ROC AUC ${fmt(e.auc)} · average precision ${fmt(e.averagePrecision)}${when ? ` · ${esc(when)}` : ''}</span>
+          (${e.positives.toLocaleString()} IDC, ${e.negatives.toLocaleString()} non-IDC) · ROC AUC ${fmt(e.auc)}${ciText(v.intervals, v.intervals?.auc, true)} · average precision ${fmt(e.averagePrecision)}${ciText(v.intervals, v.intervals?.averagePrecision)}${when ? ` · ${esc(when)}` : ''}</span>
       </div>
     </header>
     ${v.warnings.map((w) => `<div class="notice warn-notice" data-testid="warning">${esc(w)}</div>`).join('')}
+    ${trustNotes(v)}
     ${v.working !== v.evaluatedThreshold ? `<div class="notice" data-testid="working-note">This evaluation ran at threshold ${esc(v.evaluatedThreshold)}; the working threshold is now ${esc(v.working)}. Its patient table, error lists and slide maps follow the new one after the next evaluation.</div>` : ''}
     <section class="th-controls" aria-label="Threshold">
       <label for="threshold-slider" class="th-label">Threshold</label>
@@ -106,7 +158,7 @@ function render(v: ThresholdView): void {
       <span class="muted">IDC when score ≥ threshold</span>
     </section>
     <div class="toolbar jumps" role="group" aria-label="Jump to an operating point">
-      ${ms.map((m) => `<button type="button" class="chip" data-jump="${m.threshold}" data-testid="jump-${esc(m.key)}" title="${esc(m.label)}: ${m.threshold}"><span class="swatch swatch-${esc(m.key.replace(/-.*$/, ''))}" aria-hidden="true"></span>${esc(m.label)} <span class="muted">${esc(showT(m.threshold))}</span></button>`).join('')}
+      ${ms.map((m) => `<button type="button" class="chip" data-jump="${m.threshold}" data-testid="jump-${esc(m.key)}" title="${esc(m.label)}: ${m.threshold}"><span class="swatch swatch-${esc(m.key.replace(/-.*$/, ''))}${m.hollow ? ' hollow' : ''}" aria-hidden="true"></span>${esc(m.label)} <span class="muted">${esc(showT(m.threshold))}</span></button>`).join('')}
     </div>
     <div class="toolbar actions">
       <vscode-button id="pin-button" data-testid="pin-button" icon="pin">Pin threshold</vscode-button>
@@ -116,11 +168,11 @@ function render(v: ThresholdView): void {
     </div>
     <div class="grid2">
       <section>
-        <h2>ROC curve <span class="muted">AUC ${fmt(e.auc)}</span></h2>
+        <h2>ROC curve <span class="muted">AUC ${fmt(e.auc)}${ciText(v.intervals, v.intervals?.auc)}</span></h2>
         <div class="chart"><canvas id="roc-chart" data-testid="roc-chart" role="img" aria-label="ROC curve: true positive rate against false positive rate. Click or drag along it to choose a threshold."></canvas></div>
       </section>
       <section>
-        <h2>Precision–recall curve <span class="muted">AP ${fmt(e.averagePrecision)}</span></h2>
+        <h2>Precision–recall curve <span class="muted">AP ${fmt(e.averagePrecision)}${ciText(v.intervals, v.intervals?.averagePrecision)}</span></h2>
         <div class="chart"><canvas id="pr-chart" data-testid="pr-chart" role="img" aria-label="Precision-recall curve. Click or drag along it to choose a threshold."></canvas></div>
       </section>
     </div>
@@ -141,19 +193,21 @@ function render(v: ThresholdView): void {
       <section>
         <h2>Metrics</h2>
         <table id="metrics-table" class="data" data-testid="metrics-table">
-          <thead><tr><th>Metric</th><th>Value</th><th>Formula</th></tr></thead>
-          <tbody>${METRICS.map((m) => `<tr><td>${esc(m.name)}</td><td id="metric-${m.key}" data-testid="metric-${m.key}"></td><td class="muted formula">${esc(m.formula)}</td></tr>`).join('')}</tbody>
+          <thead><tr><th>Metric</th><th>Value</th>${v.intervals ? `<th title="Percentile interval over ${v.intervals.resamples.toLocaleString()} resamples of whole patients; shown where the threshold selects the same patches as a marked operating point">${esc(level(v.intervals))} CI by patient</th>` : ''}<th>Formula</th></tr></thead>
+          <tbody>${METRICS.map((m) => `<tr><td>${esc(m.name)}</td><td id="metric-${m.key}" data-testid="metric-${m.key}"></td>${v.intervals ? `<td class="ci" id="metric-ci-${m.key}" data-testid="metric-ci-${m.key}"></td>` : ''}<td class="muted formula">${esc(m.formula)}</td></tr>`).join('')}</tbody>
         </table>
+        ${v.intervals ? '<p class="muted" id="ci-note" data-testid="ci-note"></p>' : ''}
       </section>
     </div>
     <section>
       <h2>Operating points</h2>
       <table id="operating-points" class="data" data-testid="operating-points">
-        <thead><tr><th>Point</th><th>Threshold</th><th>Precision</th><th>Recall</th><th>Specificity</th><th>F1</th><th>FN</th><th>FP</th><th></th></tr></thead>
+        <thead><tr><th>Point</th><th title="Whose patients chose the threshold">Chosen on</th><th>Threshold</th><th>Precision</th><th>Recall</th><th>Specificity</th><th>F1</th><th>FN</th><th>FP</th><th></th></tr></thead>
         <tbody>${ms.map((m) => opRow(m)).join('')}</tbody>
       </table>
-      <p class="muted">From the ${(table.positives + table.negatives).toLocaleString()} predictions (metrics.json's operating points give the same counts). Pins and the working threshold are saved in idc.config.json.</p>
-    </section>`;
+      <p class="muted">From the ${(table.positives + table.negatives).toLocaleString()} predictions (metrics.json's operating points give the same counts)${v.intervals ? `; under each value its ${esc(level(v.intervals))} interval by patient` : ''}. Pins and the working threshold are saved in idc.config.json.</p>
+    </section>
+    ${calibrationHtml(v.calibration)}`;
   wire(v);
   makeCharts(v, ms);
   apply(t, 'init');
@@ -171,8 +225,11 @@ function cellHtml(cell: Cell, title: string): string {
 function opRow(m: Marker): string {
   const c = M.countsAt(table, m.threshold);
   const x = M.metricsOf(c);
-  return `<tr data-testid="op-${esc(m.key)}"><td><span class="swatch swatch-${esc(m.key.replace(/-.*$/, ''))}" aria-hidden="true"></span>${esc(m.label)}</td><td>${esc(showT(m.threshold))}</td>
-    <td>${pct(x.precision)}</td><td>${pct(x.recall)}</td><td>${pct(x.specificity)}</td><td>${fmt(x.f1)}</td><td>${c.fn.toLocaleString()}</td><td>${c.fp.toLocaleString()}</td>
+  const iv = M.intervalsAt(table, view?.intervals, m.threshold);
+  const ci = (r: [number, number] | null | undefined, asPct: boolean) => (iv ? `<br><span class="ci">${r ? (asPct ? `${pct(r[0])}–${pct(r[1])}` : `${fmt(r[0])}–${fmt(r[1])}`) : 'undefined'}</span>` : '');
+  const chosen = m.chosenOn ?? (m.key === 'working' || m.pinned ? 'config' : m.key === 'recall-now' ? view?.evaluation.split ?? '' : '');
+  return `<tr data-testid="op-${esc(m.key)}"><td><span class="swatch swatch-${esc(m.key.replace(/-.*$/, ''))}${m.hollow ? ' hollow' : ''}" aria-hidden="true"></span>${esc(m.label)}</td><td data-testid="op-chosen-${esc(m.key)}">${esc(chosen)}</td><td>${esc(showT(m.threshold))}</td>
+    <td>${pct(x.precision)}${ci(iv?.precision, true)}</td><td>${pct(x.recall)}${ci(iv?.recall, true)}</td><td>${pct(x.specificity)}${ci(iv?.specificity, true)}</td><td>${fmt(x.f1)}${ci(iv?.f1, false)}</td><td>${c.fn.toLocaleString()}</td><td>${c.fp.toLocaleString()}</td>
     <td class="op-actions"><button type="button" class="link" data-jump="${m.threshold}">Show</button>${m.pinned ? ` <button type="button" class="link" data-unpin="${m.threshold}" data-testid="unpin-${m.threshold}">Unpin</button>` : ''}</td></tr>`;
 }
 
@@ -206,6 +263,7 @@ type Pt = { x: number; y: number };
 function makeCharts(v: ThresholdView, ms: Marker[]): void {
   charts?.roc.destroy();
   charts?.pr.destroy();
+  charts?.reliability?.destroy();
   const c = axisColors();
   const curveColor = cssVar('--vscode-charts-blue', '#1a85ff');
   const current = cssVar('--vscode-charts-red', '#f14c4c');
@@ -216,9 +274,16 @@ function makeCharts(v: ThresholdView, ms: Marker[]): void {
     const i = M.indexAt(table, m.threshold);
     return {
       label: m.label, data: [kind === 'roc' ? M.rocPoint(table, i) : M.prPoint(table, i)], pointStyle: m.style, pointRadius: 6, pointHoverRadius: 8,
-      borderColor: m.color, backgroundColor: m.pinned ? 'transparent' : m.color, borderWidth: 2, order: 2,
+      borderColor: m.color, backgroundColor: m.pinned || m.hollow ? 'transparent' : m.color, borderWidth: 2, order: 2,
     };
   });
+  // Pointwise bootstrap band: the region between low and high, drawn as one closed shape.
+  const bandSet = (kind: 'roc' | 'pr'): ChartDataset<'scatter', Pt[]>[] => {
+    const b = kind === 'roc' ? v.intervals?.bands.roc : v.intervals?.bands.pr;
+    if (!b || !v.intervals) return [];
+    const data: Pt[] = [...b.x.map((x, k) => ({ x, y: b.lo[k] })), ...b.x.map((x, k) => ({ x, y: b.hi[k] })).reverse()];
+    return [{ label: `${level(v.intervals)} band by patient`, data, showLine: true, fill: 'shape', pointRadius: 0, pointHitRadius: 0, borderWidth: 0, borderColor: 'transparent', backgroundColor: M.translucent(curveColor, 0.18), order: 5 }];
+  };
   const make = (canvas: HTMLCanvasElement, kind: 'roc' | 'pr'): ScatterChart => {
     const curve: ChartDataset<'scatter', Pt[]> = { label: kind === 'roc' ? 'ROC' : 'Precision–recall', data: kind === 'roc' ? rocPts : prPts, showLine: true, pointRadius: 0, pointHitRadius: 0, borderColor: curveColor, borderWidth: 2, order: 3, stepped: kind === 'pr' ? 'after' : false };
     const chance: ChartDataset<'scatter', Pt[]> = kind === 'roc'
@@ -227,7 +292,7 @@ function makeCharts(v: ThresholdView, ms: Marker[]): void {
     const cur: ChartDataset<'scatter', Pt[]> = { label: 'Selected threshold', data: [{ x: 0, y: 0 }], pointStyle: 'circle', pointRadius: 8, pointHoverRadius: 9, borderColor: current, backgroundColor: 'transparent', borderWidth: 3, order: 1 };
     return new Chart<'scatter', Pt[]>(canvas, {
       type: 'scatter',
-      data: { datasets: [cur, ...markerSets(kind), curve, chance] },
+      data: { datasets: [cur, ...markerSets(kind), curve, chance, ...bandSet(kind)] },
       options: {
         animation: false, responsive: true, maintainAspectRatio: false,
         interaction: { mode: 'nearest', intersect: true },
@@ -255,9 +320,39 @@ function makeCharts(v: ThresholdView, ms: Marker[]): void {
   };
   const roc = make(document.getElementById('roc-chart') as HTMLCanvasElement, 'roc');
   const pr = make(document.getElementById('pr-chart') as HTMLCanvasElement, 'pr');
-  charts = { roc, pr };
+  charts = { roc, pr, reliability: reliabilityChart(v) };
   dragAlong(roc, 'roc');
   dragAlong(pr, 'pr');
+}
+
+/** Observed IDC rate against mean score per bin, before and (when fitted) after temperature scaling. */
+function reliabilityChart(v: ThresholdView): ScatterChart | undefined {
+  charts?.reliability?.destroy();
+  const canvas = document.getElementById('reliability-chart') as HTMLCanvasElement | null;
+  const cal = v.calibration;
+  if (!canvas || !cal) return undefined;
+  const c = axisColors();
+  const before = cssVar('--vscode-charts-blue', '#1a85ff'), after = cssVar('--vscode-charts-green', '#388a34');
+  const sets: ChartDataset<'scatter', Pt[]>[] = [
+    { label: `Scores (ECE ${fmt(cal.before.ece)})`, data: reliabilityPoints(cal.before.bins), showLine: true, pointRadius: 3, borderColor: before, backgroundColor: before, borderWidth: 2 },
+  ];
+  if (cal.after && cal.temperature) sets.push({ label: `Temperature-scaled, T = ${cal.temperature.value.toPrecision(3)} (ECE ${fmt(cal.after.ece)})`, data: reliabilityPoints(cal.after.bins), showLine: true, pointRadius: 3, borderColor: after, backgroundColor: after, borderWidth: 2 });
+  sets.push({ label: 'Perfect calibration', data: [{ x: 0, y: 0 }, { x: 1, y: 1 }], showLine: true, pointRadius: 0, pointHitRadius: 0, borderColor: c.muted, borderDash: [4, 4], borderWidth: 1 });
+  return new Chart<'scatter', Pt[]>(canvas, {
+    type: 'scatter',
+    data: { datasets: sets },
+    options: {
+      animation: false, responsive: true, maintainAspectRatio: false,
+      scales: {
+        x: { type: 'linear', min: 0, max: 1, title: { display: true, text: 'Mean predicted score (bin)', color: c.fg }, ticks: { color: c.muted }, grid: { color: c.grid } },
+        y: { type: 'linear', min: 0, max: 1, title: { display: true, text: 'Observed IDC rate', color: c.fg }, ticks: { color: c.muted }, grid: { color: c.grid } },
+      },
+      plugins: {
+        legend: { position: 'bottom', labels: { color: c.fg, usePointStyle: true, boxWidth: 8 } },
+        tooltip: { callbacks: { label: (item) => `${item.dataset.label}: mean score ${fmt((item.raw as Pt).x)}, observed ${fmt((item.raw as Pt).y)}` } },
+      },
+    },
+  });
 }
 
 /** Click or drag on a chart: the nearest point of the full-resolution curve gives the threshold. */
@@ -343,6 +438,15 @@ function apply(next: number, from: 'init' | 'slider' | 'curve' | 'input' | 'jump
   setText('total-pn', PN.toLocaleString());
   setText('total-n', (P + N).toLocaleString());
   for (const r of METRICS) setText(`metric-${r.key}`, r.asPct ? pct(m[r.key], 2) : fmt(m[r.key]));
+  if (view.intervals) {
+    // Intervals exist for the marked operating points: where t selects the same patches as one of them.
+    const iv = M.intervalsAt(table, view.intervals, t);
+    for (const r of METRICS) {
+      const range = iv && (r.key === 'recall' || r.key === 'specificity' || r.key === 'precision' || r.key === 'f1') ? iv[r.key] : undefined;
+      setText(`metric-ci-${r.key}`, range === undefined ? '' : range === null ? 'undefined' : r.asPct ? `${pct(range[0], 1)}–${pct(range[1], 1)}` : `${fmt(range[0])}–${fmt(range[1])}`);
+    }
+    setText('ci-note', iv ? `Intervals of ${iv.label}${iv.threshold === t ? '' : ` (threshold ${showT(iv.threshold)}, which selects the same patches)`}.` : 'Intervals are computed at the marked operating points: jump to one to see them.');
+  }
   if (charts) {
     (charts.roc.data.datasets[0].data as Pt[])[0] = M.rocPoint(table, i);
     (charts.pr.data.datasets[0].data as Pt[])[0] = M.prPoint(table, i);

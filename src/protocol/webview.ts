@@ -14,6 +14,9 @@ z.config({ jitless: true });
 import type { DatasetView, DatasetPatient, PatientStain, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary } from '../core/views/types';
 
 export type { DatasetView, DatasetPatient, PatientStain, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary };
+/** Parts of the threshold explorer's view (metrics.json's intervals by patient and calibration), named for the page. */
+export type { PatientIntervals, OperatingPointInterval, CalibrationReport } from '../core/evaluate/types';
+export type { ReliabilityBin } from '../core/metrics/calibration';
 
 // ------------------------------------------------------------------------------------- envelope
 

@@ -7,6 +7,7 @@
 
 import { metricsFromCounts } from '../../src/core/metrics/operating';
 import { tableCountsAt, tableCountsAtIndex, tableIndexAt, type Counts, type ThresholdTable } from '../../src/core/metrics/table';
+import type { OperatingPointInterval, PatientIntervals } from '../../src/protocol/webview';
 
 export type { Counts };
 /** The host's count table (src/core/metrics/table.ts), as typed arrays. */
@@ -58,6 +59,16 @@ export function metricsOf(c: Counts): Metrics {
     mcc: mccDen ? (tp * tn - fp * fn) / mccDen : 0,
     predictedPositiveRate: n ? (tp + fp) / n : 0,
   };
+}
+
+/**
+ * The bootstrap intervals that hold at threshold t: those of a marked operating point selecting the
+ * same patches (same table row), since the intervals depend only on which patches are positive.
+ */
+export function intervalsAt(table: CountTable, intervals: Pick<PatientIntervals, 'operatingPoints'> | undefined, t: number): OperatingPointInterval | undefined {
+  if (!intervals) return undefined;
+  const i = indexAt(table, t);
+  return intervals.operatingPoints.find((o) => o.threshold === t) ?? intervals.operatingPoints.find((o) => indexAt(table, o.threshold) === i);
 }
 
 /** Where row i of the table sits on each curve (i = -1: nothing predicted positive). */
@@ -140,4 +151,16 @@ export function nextAbove(x: number): number {
   if (f32[0] !== x) return x;
   i32[0] += x >= 0 ? 1 : -1;
   return f32[0];
+}
+
+/** A theme colour (#rgb, #rrggbb, #rrggbbaa or rgb()/rgba()) with opacity a, for chart fills; grey when unparsable. */
+export function translucent(color: string, a: number): string {
+  const c = color.trim();
+  let m = /^#([0-9a-f]{3})$/i.exec(c);
+  if (m) return `rgba(${[...m[1]].map((h) => parseInt(h + h, 16)).join(', ')}, ${a})`;
+  m = /^#([0-9a-f]{6})(?:[0-9a-f]{2})?$/i.exec(c);
+  if (m) return `rgba(${[0, 2, 4].map((i) => parseInt(m![1].slice(i, i + 2), 16)).join(', ')}, ${a})`;
+  m = /^rgba?\(\s*([\d.]+)[\s,]+([\d.]+)[\s,]+([\d.]+)/i.exec(c);
+  if (m) return `rgba(${m[1]}, ${m[2]}, ${m[3]}, ${a})`;
+  return `rgba(128, 128, 128, ${a})`;
 }

@@ -160,6 +160,7 @@ export function buildThresholdView(list: readonly EvaluationSource[], opts: { ev
     recallTarget: s.recallTarget,
     pinned: [...new Set(s.pinnedThresholds)].sort((a, b) => a - b),
     warnings,
+    intervals: r.intervals, calibration: r.calibration, validation: r.validation,
   };
 }
 

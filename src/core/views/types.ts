@@ -6,7 +6,7 @@
  */
 import type { EpochLog } from '../train/checkpoint';
 import type { RunInfo } from '../train/train';
-import type { EvalReport, OperatingPointRow } from '../evaluate/types';
+import type { CalibrationReport, EvalReport, OperatingPointRow, PatientIntervals, ValidationInfo } from '../evaluate/types';
 import type { SplitName } from '../split';
 import type { CacheFailure } from '../cache/format';
 
@@ -192,6 +192,12 @@ export interface ThresholdView {
   /** evaluate.pinnedThresholds now. */
   pinned: number[];
   warnings: string[];
+  /** metrics.json's intervals by patient (one per operating point, ROC/PR bands); absent when evaluate ran without them. */
+  intervals?: PatientIntervals;
+  /** Reliability diagram, ECE, Brier score and the temperature, when fitted. */
+  calibration?: CalibrationReport;
+  /** The validation patients that chose the data-driven thresholds. */
+  validation?: ValidationInfo;
 }
 
 // ------------------------------------------------------------------------------------- gallery
