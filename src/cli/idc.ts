@@ -4,7 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { isIdcError, IdcError } from '../core/errors';
-import { loadConfig, resolveConfigPath, defaultConfigText, CONFIG_FILE_NAME, type BackendName, type DeepPartial, type IdcConfig, type LoadedConfig } from '../core/config';
+import { loadConfig, resolveConfigPath, defaultConfigText, PRESETS, type PresetName, CONFIG_FILE_NAME, type BackendName, type DeepPartial, type IdcConfig, type LoadedConfig } from '../core/config';
 import { validateConfig, ConfigError } from '../core/config';
 import { organize, MANIFEST_FILE, type Materialize } from '../core/organize/organize';
 import { formatOrganizeSummary } from '../core/organize/summary';
@@ -42,9 +42,10 @@ Usage:
   idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
   idc evaluate [--run <id> | --model <model.json>] [--split test|val|train] [--out <dir>]
   idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
+  idc cv [--folds 5] [--seed S] [--id NAME] [--epochs N] [--out <dir>]   cross-validation by patient (resumable)
   idc report [--run <id>] [--file report.html] [--out <dir>]   one self-contained HTML file
   idc predict <folder> [--run <id> | --model <model.json>]    score unlabelled patches
-  idc config init                              write a default ${CONFIG_FILE_NAME} here
+  idc config init [--preset notebook]          write a default ${CONFIG_FILE_NAME} here (or the reference notebook's recipe)
 
 Options for every command:
   -c, --config <file>   config file (default: ./${CONFIG_FILE_NAME} when present)
@@ -151,6 +152,13 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       await runEvaluate(outputDir(ctx, v), ctx, { runId: runFlag(v.run), modelPath: v.model as string | undefined });
     },
   },
+  cv: {
+    options: { out: { type: 'string', short: 'o' }, folds: { type: 'string' }, seed: { type: 'string' }, id: { type: 'string' }, epochs: { type: 'string' }, backend: { type: 'string' } },
+    overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, train: { epochs: intFlag(v.epochs, 'epochs') } }),
+    run: async (v, _pos, ctx) => {
+      await runCv(outputDir(ctx, v), ctx, { folds: intFlag(v.folds, 'folds') ?? 5, seed: intFlag(v.seed, 'seed') ?? ctx.config.split.seed, id: v.id as string | undefined });
+    },
+  },
   report: {
     options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, split: { type: 'string' }, file: { type: 'string' } },
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
@@ -183,13 +191,15 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     },
   },
   config: {
-    options: { force: { type: 'boolean' } },
+    options: { force: { type: 'boolean' }, preset: { type: 'string' } },
     run: async (v, pos, ctx) => {
-      if (pos[0] !== 'init') usage('Usage: idc config init');
+      if (pos[0] !== 'init') usage('Usage: idc config init [--preset notebook]');
+      const preset = v.preset as string | undefined;
+      if (preset !== undefined && !(preset in PRESETS)) usage(`--preset must be one of ${Object.keys(PRESETS).join(', ')} (got "${preset}").`);
       const file = resolve(CONFIG_FILE_NAME);
       if (existsSync(file) && !v.force) throw new IdcError(`${file} already exists.`, 'Edit it, or pass --force to overwrite it with the defaults.', 'EXISTS');
-      await writeFileAtomic(file, defaultConfigText());
-      ctx.out(`Wrote ${file}`);
+      await writeFileAtomic(file, defaultConfigText(preset as PresetName | undefined));
+      ctx.out(`Wrote ${file}${preset ? ` (the ${preset} preset)` : ''}`);
     },
   },
 };
@@ -235,6 +245,46 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; m
   ctx.out(`  worst patients at ${m.threshold}: ${worst}`);
   ctx.out(`Predictions: ${r.predictionsFile}\nMetrics:     ${r.metricsFile}`);
   ctx.out(`Grad-CAM:    ${r.gradCams} overlays in ${join(r.dir, 'gradcam')}\nSlide maps:  ${r.slideMaps.length} worst patients in ${join(r.dir, 'slidemaps')}`);
+}
+
+async function runCv(out: string, ctx: Context, which: { folds: number; seed: number; id?: string }): Promise<void> {
+  const { crossValidate } = await import('../core/cv/cv');
+  await startBackend(ctx);
+  const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
+  const shown = new Set<string>();
+  const r = await crossValidate({
+    outputDir: out, config: ctx.config, cacheDir: cacheDirOf(ctx), ...which, onProgress: ctx.bar.sink, signal: ctx.signal,
+    onEvent: (e) => {
+      if (e.type === 'warning') { shown.add(e.message); ctx.out(`Warning: ${e.message}`); }
+      else if (e.type === 'fold') {
+        ctx.bar.finish();
+        if (e.state === 'kept') ctx.out(`Fold ${e.fold + 1}/${e.folds} (${e.runId}): already trained and evaluated; kept.`);
+        else if (e.state === 'evaluating') ctx.out(`Fold ${e.fold + 1}/${e.folds} (${e.runId}): trained; evaluating ${e.test} test patches (evaluate.tta changed).`);
+        else if (e.state === 'training') ctx.out(`Fold ${e.fold + 1}/${e.folds} (${e.runId}): ${e.test} test patches.`);
+        else ctx.out(`Fold ${e.fold + 1}/${e.folds}: test ROC AUC ${f(e.auc, 4)}`);
+      } else if (e.event.type === 'start') {
+        ctx.bar.finish();
+        const s = e.event;
+        ctx.out(`  ${s.startEpoch > 0 ? `resuming at epoch ${s.startEpoch + 1}` : 'training'}: ${s.trainSize} training and ${s.valSize} early-stopping patches, up to ${s.epochs} epochs on ${s.backend}.`);
+        if (s.warning) ctx.out(`  Warning: ${s.warning}`);
+      } else if (e.event.type === 'epoch') {
+        ctx.bar.finish();
+        const l = e.event.log;
+        ctx.out(`  epoch ${String(l.epoch + 1).padStart(3)}  loss ${l.loss.toFixed(4)}  val_loss ${l.val_loss.toFixed(4)}  val_auc ${f(l.val_auc)}${l.best ? '  *best' : ''}`);
+      }
+    },
+  });
+  ctx.bar.finish();
+  const cv = r.report.cv;
+  ctx.out(`\nCross-validation ${r.id}: ${cv.folds} folds by patient, every patient scored by a model that never saw it.`);
+  ctx.out('  fold  patients (train/val/test)  test patches  ROC AUC  avg precision');
+  for (const row of cv.rows) ctx.out(`  ${String(row.fold).padStart(4)}  ${`${row.patients.train.length}/${row.patients.val.length}/${row.patients.test.length}`.padStart(25)}  ${String(row.n).padStart(12)}  ${f(row.auc, 4).padStart(7)}  ${f(row.averagePrecision, 4).padStart(13)}`);
+  ctx.out(`  mean ± sd over the folds that hold both classes: ROC AUC ${f(cv.mean.auc, 4)} ± ${f(cv.sd.auc, 4)}, average precision ${f(cv.mean.averagePrecision, 4)} ± ${f(cv.sd.averagePrecision, 4)}`);
+  const { evalSummaryLines } = await import('../core/evaluate/summary');
+  ctx.out(`  pooled out-of-fold, ${r.report.n} patches (the figure to quote; the interval resamples patients):`);
+  for (const line of evalSummaryLines(r.report)) ctx.out(line);
+  for (const w of r.report.warnings) if (!shown.has(w)) ctx.out(`  warning: ${w}`);
+  ctx.out(`Predictions: ${r.predictionsFile}\nMetrics:     ${r.metricsFile}`);
 }
 
 async function runReport(out: string, ctx: Context, which: { runId?: string; file?: string }): Promise<void> {

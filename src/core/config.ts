@@ -29,6 +29,7 @@ export interface EvaluateConfig {
   preprocess: 'divide255' | 'none' | 'minusOneToOne';
   batchSize: number;
   gradCamExamples: number;
+  tta: 'none' | 'flips' | 'dihedral';
   /** Patient cluster bootstrap; resamples 0 disables it. */
   bootstrap: { resamples: number; seed: number; confidence: number };
   calibration: 'none' | 'temperature';
@@ -226,8 +227,32 @@ export function defaultConfig(): IdcConfig {
 }
 
 /** The default config as pretty JSON (short arrays on one line), for "Open Config" to create. */
-export function defaultConfigText(): string {
-  return prettyJson(defaultConfig()) + '\n';
+export function defaultConfigText(preset?: PresetName): string {
+  return prettyJson(preset ? presetConfig(preset) : defaultConfig()) + '\n';
+}
+
+/**
+ * The reference notebook's training recipe, field by field where it differs from the defaults
+ * (Keras: EarlyStopping(min_delta=0.001, patience=5, start_from_epoch=10, restore_best_weights),
+ * ReduceLROnPlateau(0.5, patience=3, min_lr=1e-6), BinaryFocalCrossentropy(gamma=2)).
+ */
+export const PRESETS = {
+  notebook: {
+    train: {
+      epochs: 60, batchSize: 32, learningRate: 0.001, loss: 'focal', focalGamma: 2, classWeights: { '0': 1, '1': 4.2 },
+      earlyStopping: { enabled: true, monitor: 'val_loss', minDelta: 0.001, patience: 5, startFromEpoch: 10, restoreBestWeights: true },
+      reduceLrOnPlateau: { enabled: true, monitor: 'val_loss', factor: 0.5, patience: 3, minLr: 0.000001 },
+    },
+    model: { bnMomentum: 0.99 },
+    data: { stainNormalization: 'none' },
+    evaluate: { tta: 'none' },
+  },
+} as const satisfies Record<string, DeepPartial<IdcConfig>>;
+
+export type PresetName = keyof typeof PRESETS;
+
+export function presetConfig(name: PresetName): IdcConfig {
+  return validateConfig(deepMerge(defaultConfig(), PRESETS[name]));
 }
 
 function prettyJson(v: unknown, indent = ''): string {

@@ -35,7 +35,7 @@ export interface SplitOptions {
   manifestHash: string;
 }
 
-interface Patient {
+export interface Patient {
   id: string;
   patches: number;
   positives: number;
@@ -142,7 +142,7 @@ function checkRatios(r: readonly number[]): [number, number, number] {
 }
 
 /** Sorted by id so the result does not depend on row order. */
-function groupPatients(rows: readonly ManifestRow[]): Patient[] {
+export function groupPatients(rows: readonly ManifestRow[]): Patient[] {
   const byId = new Map<string, Patient>();
   for (const r of rows) {
     let p = byId.get(r.patient);
@@ -272,7 +272,7 @@ function giveBothClasses(members: Patient[][], active: readonly number[], ratios
   return { notes, warnings };
 }
 
-function summarize(ps: readonly Patient[]): SplitSummary {
+export function summarize(ps: readonly Pick<Patient, 'patches' | 'positives'>[]): SplitSummary {
   let patches = 0;
   let positives = 0;
   for (const p of ps) { patches += p.patches; positives += p.positives; }
@@ -280,7 +280,7 @@ function summarize(ps: readonly Patient[]): SplitSummary {
 }
 
 /** Numeric ids in numeric order (the archive's ids are numbers), anything else by code unit. */
-function comparePatientIds(a: string, b: string): number {
+export function comparePatientIds(a: string, b: string): number {
   if (/^\d+$/.test(a) && /^\d+$/.test(b) && a.length !== b.length) return a.length - b.length;
   return a < b ? -1 : a > b ? 1 : 0;
 }

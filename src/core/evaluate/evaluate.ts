@@ -11,7 +11,7 @@ import { validateConfig, type IdcConfig, type EvaluateConfig } from '../config';
 import { readManifest, type ManifestRow } from '../manifest';
 import { EvalContext, downsampleCurve, perPatient } from '../metrics';
 import { MANIFEST_FILE } from '../organize/organize';
-import { configForRun, prepareData, type PreparedData } from '../train/data';
+import { configForRun, prepareData, runData, type PreparedData } from '../train/data';
 import { listRuns, runsDir, predictSplit } from '../train/train';
 import { createTrainer, type Trainer } from '../train/trainer-factory';
 import { loadModel } from '../train/model-io';
@@ -19,6 +19,7 @@ import { foldForInference } from '../engine/model';
 import { describeCacheFailure, type CacheReader } from '../cache';
 import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
+import { withTta, type TtaMode } from './tta';
 import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
 import type { EvalReport, OperatingPointRow, Prediction } from './types';
 
@@ -64,6 +65,12 @@ export function resolveModelSource(outputDir: string, opts: { runId?: string; mo
     throw new IdcError(`Run ${run.id} has no final model yet (status: ${run.status}).`, 'Resume it to the end ("idc train --resume"), then evaluate.', 'NO_MODEL');
   }
   return { modelDir: join(runDir, 'model'), evalRoot: join(runDir, 'eval'), label: run.id, runId: run.id };
+}
+
+/** Where a model's split and patch cache are: a cross-validation fold's own, else the workspace's. */
+export function dataOf(source: { modelDir: string; runId?: string }, cacheDir: string | undefined): { splitFile?: string; cacheDir?: string } {
+  const own = source.runId ? runData(dirname(source.modelDir)) : undefined;
+  return own ?? { cacheDir };
 }
 
 /**
@@ -116,20 +123,29 @@ export function preprocessor(kind: EvaluateConfig['preprocess']): (v: number) =>
 }
 
 /** Scores every patch of a cached split; async reads only (WebGPU has no dataSync under Node). */
-export async function scoreSplit(model: tfl.LayersModel, reader: CacheReader, opts: { batchSize: number; preprocess: EvaluateConfig['preprocess']; positiveColumn: number; signal?: AbortSignal; onBatch?: (done: number) => void }): Promise<Float32Array> {
+/** A loaded model as a scorer of n preprocessed patches: the positive class's probability each. */
+export function modelScorer(model: tfl.LayersModel, positiveColumn: number): (x: Float32Array, n: number) => Promise<Float32Array> {
+  return async (x, n) => {
+    const out = tf.tidy(() => model.predict(tf.tensor4d(x.subarray(0, n * 7500), [n, 50, 50, 3]), { batchSize: n }) as tf.Tensor);
+    const p = await out.data();
+    out.dispose();
+    const cols = positiveColumn === 1 ? 2 : 1;
+    return Float32Array.from({ length: n }, (_, i) => p[i * cols + positiveColumn]);
+  };
+}
+
+export async function scoreSplit(model: tfl.LayersModel, reader: CacheReader, opts: { batchSize: number; preprocess: EvaluateConfig['preprocess']; positiveColumn: number; tta?: TtaMode; signal?: AbortSignal; onBatch?: (done: number) => void }): Promise<Float32Array> {
   const scores = new Float32Array(reader.size);
   const scale = preprocessor(opts.preprocess);
   const xf = new Float32Array(opts.batchSize * 7500);
+  const score = withTta(modelScorer(model, opts.positiveColumn), opts.tta ?? 'none');
   let done = 0;
   for await (const b of reader.batches({ batchSize: opts.batchSize, shuffle: false })) {
     await cancellationPoint(opts.signal);
     const n = b.y.length;
     for (let i = 0; i < n * 7500; i++) xf[i] = scale(b.x[i]);
-    const out = tf.tidy(() => model.predict(tf.tensor4d(xf.subarray(0, n * 7500), [n, 50, 50, 3]), { batchSize: n }) as tf.Tensor);
-    const p = await out.data();
-    out.dispose();
-    const cols = opts.positiveColumn === 1 ? 2 : 1;
-    for (let i = 0; i < n; i++) scores[b.indices[i]] = p[i * cols + opts.positiveColumn];
+    const p = await score(xf, n);
+    for (let i = 0; i < n; i++) scores[b.indices[i]] = p[i];
     done += n;
     opts.onBatch?.(done);
   }
@@ -156,7 +172,7 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   // A run's inputs are prepared as it was trained (its stain normalization), whatever the config says now.
   const dataConfig = inputConfig(config, source);
   const data = prepared && prepared.stainNormalization === dataConfig.data.stainNormalization ? prepared
-    : await prepareData(outputDir, dataConfig, { cacheDir: opts.cacheDir, onProgress: progress, signal: opts.signal });
+    : await prepareData(outputDir, dataConfig, { ...dataOf(source, opts.cacheDir), onProgress: progress, signal: opts.signal });
   const reader = data.open(split);
   if (reader.size === 0) throw new IdcError(`The ${split} split is empty.`, 'Evaluate another split (--split) or give it a non-zero share in split.ratios.', 'EMPTY_SPLIT');
   const loaded = await loadModel(source.modelDir);
@@ -186,14 +202,15 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   if (trainer) {
     backendLabel = trainer.backend;
     try {
-      scores = await predictSplit(trainer, reader, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, onBatch).then((r) => r.scores);
-      await scoreVal((r, cb) => predictSplit(trainer, r, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, cb).then((x) => x.scores));
+      const scorer = { predict: withTta(trainer.predict.bind(trainer), ev.tta), regularizationLoss: () => trainer.regularizationLoss() };
+      scores = await predictSplit(scorer, reader, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, onBatch).then((r) => r.scores);
+      await scoreVal((r, cb) => predictSplit(scorer, r, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, cb).then((x) => x.scores));
     } finally {
       await trainer.dispose();
     }
   } else {
-    scores = await scoreSplit(model, reader, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, signal: opts.signal, onBatch });
-    await scoreVal((r, cb) => scoreSplit(model, r, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, signal: opts.signal, onBatch: cb }));
+    scores = await scoreSplit(model, reader, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, tta: ev.tta, signal: opts.signal, onBatch });
+    await scoreVal((r, cb) => scoreSplit(model, r, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, tta: ev.tta, signal: opts.signal, onBatch: cb }));
   }
   valReader?.close();
   const predictSeconds = (performance.now() - t0) / 1000 - valSeconds;
@@ -212,6 +229,7 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
     : undefined;
   const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
   report.stainNormalization = data.stainNormalization;
+  report.tta = ev.tta;
   for (const f of data.cache.failed) if (f.split === split) report.warnings.push(describeCacheFailure(f));
   const dir = join(source.evalRoot, split);
   const predictionsFile = join(dir, 'predictions.csv');

@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { IdcError, isIdcError, throwIfCancelled, cancellationPoint } from '../errors';
@@ -13,7 +12,8 @@ import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
 import { applyStainTable, stainTableOf } from '../cache/stains';
 import { loadModel } from '../train/model-io';
 import { foldForInference } from '../engine/model';
-import { resolveModelSource, checkModelShape, inputConfig, preprocessor } from './evaluate';
+import { resolveModelSource, checkModelShape, inputConfig, modelScorer, preprocessor } from './evaluate';
+import { withTta } from './tta';
 import { writePredictions } from './predictions';
 import { writeSlideMaps } from './visuals';
 import type { Prediction } from './types';
@@ -167,16 +167,15 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const bs = opts.config.evaluate.batchSize;
   const xf = new Float32Array(bs * 7500);
   const predictions: Prediction[] = [];
+  const score = withTta(modelScorer(model, positiveColumn), opts.config.evaluate.tta);
   for (let start = 0; start < kept.length; start += bs) {
     await cancellationPoint(opts.signal);
     const n = Math.min(bs, kept.length - start);
     for (let i = 0; i < n * 7500; i++) xf[i] = scale(input[start * PATCH_BYTES + i]);
-    const out = tf.tidy(() => model.predict(tf.tensor4d(xf.subarray(0, n * 7500), [n, 50, 50, 3]), { batchSize: n }) as tf.Tensor);
-    const p = await out.data();
-    out.dispose();
+    const p = await score(xf, n);
     for (let i = 0; i < n; i++) {
       const { id, patient, x, y, label } = kept[start + i].name;
-      predictions.push({ id, patient, x, y, label, score: p[i * (positiveColumn === 1 ? 2 : 1) + positiveColumn] });
+      predictions.push({ id, patient, x, y, label, score: p[i] });
     }
     tick({ phase: 'predict.score', label: 'Scoring', done: start + n, total: kept.length, unit: 'img' });
   }

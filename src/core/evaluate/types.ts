@@ -111,12 +111,39 @@ export interface EvalReport {
   seconds: number;
   imagesPerSecond: number;
   backend: string;
+  /** How the model's inputs were prepared (the run's data.stainNormalization); absent in older files. */
+  stainNormalization?: 'none' | 'macenko';
   /** Confidence intervals by patient; absent when evaluate.bootstrap.resamples is 0 (and in older files). */
   intervals?: PatientIntervals;
   /** Reliability diagram, ECE, Brier score (and temperature scaling); absent in older files. */
   calibration?: CalibrationReport;
   /** Set when the data-driven thresholds were chosen on validation patients. */
   validation?: ValidationInfo;
-  /** How the model's inputs were prepared (the run's data.stainNormalization); absent in older files. */
-  stainNormalization?: 'none' | 'macenko';
+  /** Test-time augmentation the scores were averaged over (evaluate.tta); absent in older files = none. */
+  tta?: 'none' | 'flips' | 'dihedral';
+  /** Set on a cross-validation's pooled out-of-fold evaluation (idc cv). */
+  cv?: CvSummary;
+}
+
+/** metrics.json of a cross-validation: the pooled out-of-fold evaluation plus one row per fold. */
+export interface CvSummary {
+  id: string;
+  folds: number;
+  seed: number;
+  rows: CvFoldRow[];
+  /** Mean and sample standard deviation over folds (folds where the metric is undefined left out). */
+  mean: { auc: number | null; averagePrecision: number | null };
+  sd: { auc: number | null; averagePrecision: number | null };
+}
+
+export interface CvFoldRow {
+  fold: number;
+  runId: string;
+  patients: { train: string[]; val: string[]; test: string[] };
+  n: number;
+  positives: number;
+  auc: number | null;
+  averagePrecision: number | null;
+  bestEpoch?: number;
+  epochs: number;
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdcError } from '../errors';
 import { readManifestWithHash } from '../manifest';
@@ -27,7 +27,7 @@ export interface PreparedData {
  * Manifest → split → patch cache, checking that each matches the one before it: a split of an
  * older manifest, or a cache of another split, is caught here instead of training on it.
  */
-export async function prepareData(outputDir: string, config: IdcConfig, opts: { cacheDir?: string; onProgress?: ProgressSink; signal?: AbortSignal } = {}): Promise<PreparedData> {
+export async function prepareData(outputDir: string, config: IdcConfig, opts: { cacheDir?: string; splitFile?: string; onProgress?: ProgressSink; signal?: AbortSignal } = {}): Promise<PreparedData> {
   const manifestFile = join(outputDir, MANIFEST_FILE);
   const { rows, hash } = await readManifestWithHash(manifestFile);
   let meta: ManifestMeta;
@@ -39,9 +39,10 @@ export async function prepareData(outputDir: string, config: IdcConfig, opts: { 
   if (meta.manifestHash !== hash) {
     throw new IdcError(`${manifestFile} was changed after organize wrote it.`, 'Run "idc organize --force" to rebuild it from the archive.', 'STALE_MANIFEST');
   }
-  const split = await readSplit(join(outputDir, SPLIT_FILE));
+  const splitFile = opts.splitFile ?? join(outputDir, SPLIT_FILE);
+  const split = await readSplit(splitFile);
   if (split.manifestHash !== hash) {
-    throw new IdcError(`${join(outputDir, SPLIT_FILE)} was made from an older manifest.`, 'Run "idc split" again.', 'STALE_SPLIT');
+    throw new IdcError(`${splitFile} was made from an older manifest.`, opts.splitFile ? 'Run the cross-validation again with a new --id.' : 'Run "idc split" again.', 'STALE_SPLIT');
   }
   const cacheDir = opts.cacheDir ?? (config.data.cacheDir ? config.data.cacheDir : undefined);
   const cache = await buildCache({
@@ -67,6 +68,15 @@ export async function prepareData(outputDir: string, config: IdcConfig, opts: { 
     split, cache, manifestHash: hash, stainNormalization: mode, stains,
     open: (name) => openCache(cache.cacheDir, name, { expect, stains: stains[name] }),
   };
+}
+
+/**
+ * A run with patients of its own (a cross-validation fold) keeps its split.json and patch cache in
+ * its folder; training, resuming, evaluating and Grad-CAM then read those, not the workspace split.
+ */
+export function runData(runDir: string): { splitFile: string; cacheDir: string } | undefined {
+  const splitFile = join(runDir, SPLIT_FILE);
+  return existsSync(splitFile) ? { splitFile, cacheDir: join(runDir, 'cache') } : undefined;
 }
 
 /**

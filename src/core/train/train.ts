@@ -14,7 +14,8 @@ import { sampleLoss, balancedClassWeights, type LossOptions } from './losses';
 import { augmentToFloat, toFloat } from './augment';
 import { saveCheckpoint, loadCheckpoint, type CheckpointState, type EpochLog } from './checkpoint';
 import { createTrainer, type Trainer } from './trainer-factory';
-import { configForRun, prepareData, type PreparedData } from './data';
+import { configForRun, prepareData, runData, type PreparedData } from './data';
+import { oneClassValidationWarning } from './validation-check';
 
 export type TrainEvent =
   | { type: 'start'; runId: string; runDir: string; epochs: number; startEpoch: number; backend: string; trainSize: number; valSize: number; warning?: string; unreadable?: CacheFailure[] }
@@ -39,7 +40,11 @@ export interface TrainOptions {
 
 export interface TrainResult { runId: string; runDir: string; history: EpochLog[]; stopReason: 'completed' | 'early-stopped'; bestEpoch?: number; resumedFrom?: number }
 
-export interface RunInfo { id: string; createdAt: string; status: 'running' | 'finished'; backend: string; epochs: number; bestEpoch?: number; stopReason?: string; finishedAt?: string }
+export interface RunInfo {
+  id: string; createdAt: string; status: 'running' | 'finished'; backend: string; epochs: number; bestEpoch?: number; stopReason?: string; finishedAt?: string;
+  /** What makes this run's validation numbers unreliable (a one-class validation split), for the Training panel. */
+  warnings?: string[];
+}
 
 const RUNS_DIR = 'runs';
 
@@ -174,8 +179,9 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
       throw new IdcError(`Run ${runId} was trained with data.stainNormalization "${was}"; idc.config.json now says "${config.data.stainNormalization}".`, `Set data.stainNormalization back to "${was}" to resume it, or start a new run.`, 'CHECKPOINT_MISMATCH');
     }
   }
+  const own = runData(runDir);
   const data = prepared && prepared.stainNormalization === config.data.stainNormalization ? prepared
-    : await prepareData(outputDir, config, { cacheDir: opts.cacheDir, onProgress: progress, signal: opts.signal });
+    : await prepareData(outputDir, config, { cacheDir: own?.cacheDir ?? opts.cacheDir, splitFile: own?.splitFile, onProgress: progress, signal: opts.signal });
   const trainReader = data.open('train');
   const valReader = data.open('val');
   if (trainReader.size === 0) throw new IdcError('The train split is empty.', 'Check the split ratios and run "idc split" again.', 'EMPTY_SPLIT');
@@ -220,7 +226,11 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
   const backend = trainer.backend;
   if (!existing || !existsSync(join(runDir, 'config.json'))) await writeJsonAtomic(join(runDir, 'config.json'), config);
   const createdAt = existing ? (listRuns(outputDir).find((r) => r.id === runId)?.createdAt ?? new Date().toISOString()) : new Date().toISOString();
-  await writeJsonAtomic(join(runDir, 'run.json'), { id: runId, createdAt, status: 'running', backend, epochs: t.epochs } satisfies RunInfo);
+  // A one-class validation split leaves val AUC undefined and the callbacks watching one class.
+  const valWarning = oneClassValidationWarning(valReader.labels, t);
+  const warnings = valWarning ? [valWarning] : undefined;
+  await writeJsonAtomic(join(runDir, 'run.json'), { id: runId, createdAt, status: 'running', backend, epochs: t.epochs, warnings } satisfies RunInfo);
+  if (valWarning) warning = warning ? `${valWarning} ${warning}` : valWarning;
   const unnormalized = Object.values(data.stains).flatMap((tab) => Object.entries(tab?.patients ?? {}).filter(([, e]) => 'skipped' in e).map(([p]) => p));
   if (unnormalized.length) {
     const note = `no stain estimate for patient${unnormalized.length > 1 ? 's' : ''} ${unnormalized.slice(0, 10).join(', ')}${unnormalized.length > 10 ? ' …' : ''} (too little tissue); their patches are used as scanned.`;
@@ -296,7 +306,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
     if (es?.shouldRestoreAtEnd() && best) await trainer.setWeights(best);
     await trainer.saveModel(join(runDir, 'model'));
     const bestEpoch = es?.state.haveBestWeights ? es.state.bestEpoch : undefined;
-    await writeJsonAtomic(join(runDir, 'run.json'), { id: runId, createdAt, status: 'finished', backend, epochs: history.length, bestEpoch, stopReason, finishedAt: new Date().toISOString() } satisfies RunInfo);
+    await writeJsonAtomic(join(runDir, 'run.json'), { id: runId, createdAt, status: 'finished', backend, epochs: history.length, bestEpoch, stopReason, finishedAt: new Date().toISOString(), warnings } satisfies RunInfo);
     emit({ type: 'end', runId, reason: stopReason, bestEpoch, epochs: history.length });
     return { runId, runDir, history, stopReason, bestEpoch, resumedFrom: ckpt ? startEpoch : undefined };
   } finally {
@@ -305,3 +315,4 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
     await trainer.dispose();
   }
 }
+

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The evidence behind the training defaults: patient-grouped 5-fold cross-validation on the real
+# sample (../shared/data/idc-sample, 16 patients), for each recipe and training seed, scored
+# without and with test-time augmentation. Resumable: rerun to continue; finished folds are kept.
+# Usage: bench/cv-grid.sh [work dir] [cli.js]   (about 1-2 h on 2 cores)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-$here/.idc-cv-grid}
+cli=${2:-$here/dist/cli.js}
+sample=${IDC_SAMPLE:-$here/../shared/data/idc-sample}
+seeds=${IDC_GRID_SEEDS:-"1 2"}
+recipes=${IDC_GRID_RECIPES:-"notebook notebook+macenko"}
+mkdir -p "$work/results"
+cd "$work"
+[ -f out/manifest.csv ] || node "$cli" organize "$sample" --out out -q
+for recipe in $recipes; do
+  for seed in $seeds; do
+    id="${recipe//+/-}-seed$seed"
+    for tta in none dihedral; do
+      # The recipe: the notebook preset, then the variant, the seed and the scoring on top.
+      node "$cli" config init --preset notebook --force >/dev/null
+      node -e '
+        const fs = require("fs");
+        const [recipe, seed, tta] = process.argv.slice(1);
+        const c = JSON.parse(fs.readFileSync("idc.config.json", "utf8"));
+        c.paths.output = "out"; c.engine.backend = "wasm"; c.train.seed = Number(seed); c.evaluate.tta = tta;
+        if (recipe.includes("macenko")) c.data.stainNormalization = "macenko";
+        fs.writeFileSync("idc.config.json", JSON.stringify(c, null, 2));
+      ' "$recipe" "$seed" "$tta"
+      node "$cli" cv --folds 5 --seed 42 --id "$id" -q | tee "results/$id-$tta.log"
+      mkdir -p "results/$id-$tta"
+      cp "out/evals/$id/test/metrics.json" "out/evals/$id/test/predictions.csv" "results/$id-$tta/"
+    done
+  done
+done
+echo "Results in $work/results"
