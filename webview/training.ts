@@ -298,6 +298,7 @@ function renderNotices(): void {
     parts.push(`<div class="notice" data-testid="other-run">Run <b>${esc(otherRunning)}</b> is training now. <vscode-button id="show-other" secondary>Show It</vscode-button></div>`);
   }
   for (const p of view.problems) parts.push(`<div class="notice warn-notice">${esc(p)}</div>`);
+  for (const w of view.warnings ?? []) parts.push(`<div class="notice warn-notice" data-testid="run-warning">${esc(w)}</div>`);
   box.innerHTML = parts.join('');
   document.getElementById('show-other')?.addEventListener('click', () => { if (otherRunning) void load(otherRunning); });
 }

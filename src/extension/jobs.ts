@@ -68,6 +68,7 @@ export class JobTracker implements vscode.Disposable {
       client.onNotification(P.jobStarted, (j) => { this.progress = undefined; this.lastEpoch = undefined; this.status = { ...this.status, state: 'running', running: j, queued: this.status.queued.filter((q) => q.jobId !== j.jobId) }; this.render(); this.events.fire({ type: 'started', params: j }); }),
       client.onNotification(P.jobProgress, (p) => { this.progress = p; this.render(); this.events.fire({ type: 'progress', params: p }); }),
       client.onNotification(P.epochMetrics, (m) => { this.lastEpoch = m; this.render(); this.events.fire({ type: 'epoch', params: m }); }),
+      client.onNotification(P.jobWarning, (w) => { void this.offer('warn', `IDC: ${w.runId ? `run ${w.runId}: ` : ''}${w.message}`, w.runId ? [{ label: 'Show Training', run: () => vscode.commands.executeCommand('idc.showTraining', w.runId) }] : []); }),
       client.onNotification(P.jobFinished, (j) => { this.events.fire({ type: 'finished', params: j }); void this.finished(j); }),
       client.onNotification(P.jobFailed, (j) => { this.events.fire({ type: 'failed', params: j }); void this.failed(j); }),
       client.onNotification(P.jobCancelled, (j) => { this.events.fire({ type: 'cancelled', params: j }); void this.cancelled(j); }),

@@ -88,6 +88,12 @@ export interface JobProgressParams extends ProgressEvent, JobRef {
   imagesPerSecond?: number;
 }
 
+/** A job's warning the user should see now (a training run's start: e.g. a one-class validation split). */
+export interface JobWarningParams extends JobRef {
+  runId?: string;
+  message: string;
+}
+
 export interface EpochMetricsParams extends JobRef {
   runId: string;
   epochs: number;
@@ -213,6 +219,7 @@ export const configEdit = new RequestType<ConfigEditParams, ConfigEditResult, vo
 export const jobStarted = new NotificationType<JobStartedParams>('idc/jobStarted');
 export const jobProgress = new NotificationType<JobProgressParams>('idc/jobProgress');
 export const epochMetrics = new NotificationType<EpochMetricsParams>('idc/epochMetrics');
+export const jobWarning = new NotificationType<JobWarningParams>('idc/jobWarning');
 export const jobFinished = new NotificationType<JobFinishedParams>('idc/jobFinished');
 export const jobFailed = new NotificationType<JobFailedParams>('idc/jobFailed');
 export const jobCancelled = new NotificationType<JobCancelledParams>('idc/jobCancelled');

@@ -203,7 +203,10 @@ async function execute(job: Job): Promise<void> {
           job.runId = e.runId;
           epochs = e.epochs;
           log.info(`${e.startEpoch > 0 ? `Resuming run ${e.runId} at epoch ${e.startEpoch + 1}` : `Run ${e.runId}`}: ${e.trainSize} training and ${e.valSize} validation patches, up to ${e.epochs} epochs on ${e.backend}.`);
-          if (e.warning) log.warn(e.warning);
+          if (e.warning) {
+            log.warn(e.warning);
+            connection.sendNotification(P.jobWarning, { ...ref(job), runId: e.runId, message: e.warning });
+          }
         } else if (e.type === 'epoch') {
           const l = e.log;
           log.info(`epoch ${l.epoch + 1}/${epochs}  loss ${l.loss.toFixed(4)}  auc ${l.auc.toFixed(3)} | val_loss ${l.val_loss.toFixed(4)}  val_recall ${l.val_recall.toFixed(3)}  val_auc ${l.val_auc.toFixed(3)} | lr ${l.lr.toExponential(1)}  ${l.seconds.toFixed(1)} s${l.best ? '  *best' : ''}${l.lrReduced ? '  lr reduced' : ''}`);

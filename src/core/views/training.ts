@@ -186,6 +186,7 @@ export function buildTrainingView(outputDir: string, opts: TrainingViewOptions =
     config,
     running,
     problems,
+    warnings: Array.isArray(run.warnings) ? run.warnings.filter((w): w is string => typeof w === 'string') : [],
   };
 }
 

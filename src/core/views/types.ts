@@ -159,6 +159,8 @@ export interface TrainingView {
   running: boolean;
   /** Things that could not be read (damaged history line, missing config …), one line each. */
   problems: string[];
+  /** What the run said when it started (run.json warnings: a one-class validation split), also once finished. */
+  warnings: string[];
 }
 
 // ------------------------------------------------------------------------------------- threshold explorer
