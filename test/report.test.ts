@@ -7,7 +7,10 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { renderReport, writeReport, escapeHtml, SECTIONS, type ReportInput, type SectionId } from '../src/core/report';
 import { fixed, thresholdText, imageDataUri } from '../src/core/report/html';
-import type { EvalReport, OperatingPointRow } from '../src/core/evaluate/types';
+import type { EvalReport, OperatingPointRow, Prediction } from '../src/core/evaluate/types';
+import { calibrationSummary } from '../src/core/metrics/calibration';
+import { buildEvalReport } from '../src/core/evaluate/evaluate';
+import { Rng } from '../src/core/rng';
 import type { EpochLog } from '../src/core/train/checkpoint';
 import type { OrganizeReport } from '../src/core/organize/organize';
 import type { SplitFile } from '../src/core/split';
@@ -104,7 +107,8 @@ function full(): ReportInput {
   return {
     title: 'Run <A> & "B"', organize, split: split(), history, runId: 'run-2025-03-01',
     runConfig: { train: { epochs: 6, note: '</pre><script>alert("cfg")</script>' } },
-    evaluation: evaluation(), thumbnails, gradCams, slideMaps: [{ patient: '8863', png: slide }], generatedAt: '2025-03-01T12:34:56.000Z',
+    evaluation: { ...evaluation(), calibration: { method: 'none', before: calibrationSummary([0, 1, 1, 0, 1], [0.1, 0.8, 0.6, 0.3, 0.95]) } },
+    thumbnails, gradCams, slideMaps: [{ patient: '8863', png: slide }], generatedAt: '2025-03-01T12:34:56.000Z',
   };
 }
 
@@ -290,6 +294,60 @@ describe('renderReport', () => {
     assert.match(p, /data-v="0.8642">0\.864</);
     assert.match(p, /data-patient="12345">.*?<td class="num" data-v="">—<\/td><td class="num" data-v="">—<\/td>/);
     assert.match(p, /40\.0%/);
+  });
+
+  test('intervals by patient, thresholds chosen on validation patients, and calibration before and after temperature scaling', () => {
+    const rng = new Rng(4);
+    const make = (patients: number, prefix: string, shift: number): Prediction[] => Array.from({ length: patients }, (_, p) => {
+      const off = rng.normal(0, 0.8);
+      return Array.from({ length: 80 }, (_, i): Prediction => {
+        const label = rng.next() < 0.3 ? 1 : 0;
+        return { id: `${prefix}${p}_${i}`, patient: `${prefix}${p}`, x: i, y: 0, label, score: Math.fround(1 / (1 + Math.exp(-2.5 * (off + shift + (label ? 1.3 : -1.1) + rng.normal(0, 1))))) };
+      });
+    }).flat();
+    const rows = make(9, 't', 0), val = make(6, 'v', 0.4);
+    const ev = buildEvalReport(rows.map((r) => r.label!), rows.map((r) => r.score), rows,
+      { threshold: 0.5, recallTarget: 0.9, pinnedThresholds: [], bootstrap: { resamples: 300, seed: 1, confidence: 0.9 }, calibration: 'temperature' },
+      { model: 'r1', runId: 'r1', split: 'test', seconds: 1, backend: 'cpu', validation: { labels: val.map((r) => r.label!), scores: val.map((r) => r.score), patients: val.map((r) => r.patient) } });
+    const page = renderReport({ evaluation: ev });
+    const iv = ev.intervals!;
+    const range = (r: [number, number] | null) => `${fixed(r![0])}–${fixed(r![1])}`;
+    assert.match(page, new RegExp(`data-kpi="auc">.*?<div class="s">90% CI ${range(iv.auc)} by patient, 9 patients</div>`));
+    assert.match(page, new RegExp(`data-kpi="recall">.*?<div class="s">90% CI ${range(iv.operatingPoints[0].recall)} by patient</div>`));
+    // A shaded band under each curve, as one closed path.
+    for (const id of ['roc', 'pr']) {
+      const c = chart(page, id);
+      assert.equal(count(c, '<path class="band f1"'), 1, id);
+      assert.match(c, /data-band="[a-z]+-band" d="M[\d. L]+Z"/);
+      assert.match(c, /90% band by patient \(pointwise\)/);
+    }
+    // Threshold table: who chose each threshold, and an interval column beside each metric.
+    const t = page.slice(page.indexOf('<table class="thresholds'), page.indexOf('</table>', page.indexOf('<table class="thresholds')));
+    for (const h of ['Chosen on', 'Precision 90% CI', 'Recall 90% CI', 'Specificity 90% CI', 'F1 90% CI']) assert.ok(t.includes(`>${h}</th>`), h);
+    const row = (name: string) => t.slice(t.indexOf(`data-op="${name}"`), t.indexOf('</tr>', t.indexOf(`data-op="${name}"`)));
+    assert.match(row('youden'), /<td class="chosen">val<\/td>/);
+    assert.match(row('youden-in-split'), /<td class="chosen">test<\/td>/);
+    assert.match(row('youden-in-split'), /Youden&#39;s J on test \(optimistic\)/);
+    assert.match(row('default'), /<td class="chosen">config<\/td>/);
+    const k = ev.operatingPoints.findIndex((o) => o.name === 'youden');
+    const cis = [...row('youden').matchAll(/<td class="num ci"[^>]*>([^<]*)<\/td>/g)].map((m) => m[1]);
+    const p = iv.operatingPoints[k];
+    assert.deepEqual(cis, [range(p.precision), range(p.recall), range(p.specificity), range(p.f1)]);
+    assert.match(page, /data-note="validation">Youden's J, F1-optimal and the recall target were chosen on the 6 validation patients \(480 patches\)/);
+    assert.match(page, /data-note="intervals">.*patches of one slide are correlated/);
+    // Calibration: reliability diagram before and after, the bins, ECE, Brier and T.
+    assert.ok(page.includes(heading('calibration')));
+    const rel = chart(page, 'reliability');
+    assert.equal(count(rel, '<path class="series'), 2);
+    assert.match(rel, /perfect calibration/);
+    const c = ev.calibration!;
+    assert.ok(page.includes(`Expected calibration error <b>${fixed(c.before.ece)}</b>`));
+    assert.ok(page.includes(`T = <b>${c.temperature!.value.toPrecision(3)}</b> fitted on the val split`));
+    assert.equal(count(page.slice(page.indexOf('<table class="calibration')), '<tr><td>'), 10, 'ten bins');
+    // Without temperature scaling: one series, no "after" columns.
+    const plain = renderReport({ evaluation: { ...ev, calibration: { method: 'none', before: c.before } } });
+    assert.equal(count(chart(plain, 'reliability'), '<path class="series'), 1);
+    assert.ok(!plain.includes('Patches (scaled)'));
   });
 
   test('top errors: thumbnails, Grad-CAM and placeholders; ids escaped', () => {

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { EvalReport, ErrorItem, OperatingPointRow } from '../evaluate/types';
+import type { EvalReport, ErrorItem, OperatingPointRow, OperatingPointInterval } from '../evaluate/types';
+import type { Interval } from '../metrics/bootstrap';
+import { chosenOnText } from '../evaluate/summary';
 import type { EpochLog } from '../train/checkpoint';
 import type { OrganizeReport } from '../organize/organize';
 import { SPLIT_NAMES, type SplitFile, type SplitName } from '../split';
@@ -30,6 +32,7 @@ export const SECTIONS = {
   training: 'Training curves',
   curves: 'ROC and precision–recall curves',
   thresholds: 'Threshold table',
+  calibration: 'Calibration',
   patients: 'Patients',
   errors: 'Top errors',
   slides: 'Slide maps',
@@ -57,6 +60,7 @@ export function renderReport(input: ReportInput): string {
     ['training', trainingSection(input.history)],
     ['curves', ev ? curvesSection(ev) : undefined],
     ['thresholds', ev ? thresholdSection(ev) : undefined],
+    ['calibration', ev ? calibrationSection(ev) : undefined],
     ['patients', ev ? patientSection(ev) : undefined],
     ['errors', ev ? errorSection(ev, input.thumbnails, input.gradCams) : undefined],
     ['slides', input.slideMaps?.length ? slideSection(input.slideMaps) : undefined],
@@ -132,12 +136,16 @@ function header(title: string, generatedAt: string, runId: string | undefined, r
     const specificity = wp ? wp.specificity : ev.negatives ? 1 - ev.errors.totalFalsePositives / ev.negatives : NaN;
     const t = thresholdText(ev.threshold);
     const kpi = (key: string, k: string, v: string, s: string) => html`<div class="kpi" data-kpi="${key}"><div class="k">${k}</div><div class="v">${v}</div><div class="s">${s}</div></div>`;
+    const iv = ev.intervals;
+    const wpi = wp && intervalOf(ev, wp);
+    // With intervals, each headline number says how far it could move on other patients.
+    const ci = (r: Interval | undefined, fallback: string) => (iv ? `${ciLevel(iv.confidence)} CI ${rangeText(r)} by patient` : fallback);
     kpis = html`<div class="kpis">${[
-      kpi('auc', `ROC AUC (${ev.split})`, fixed(ev.auc), 'area under the ROC curve'),
-      kpi('ap', 'Average precision', fixed(ev.averagePrecision), `prevalence ${fixed(ev.n ? ev.positives / ev.n : NaN)}`),
-      kpi('recall', `Recall @ ${t}`, fixed(recall), `${int(ev.errors.totalFalseNegatives)} IDC patches missed`),
-      kpi('specificity', `Specificity @ ${t}`, fixed(specificity), `${int(ev.errors.totalFalsePositives)} false alarms`),
-      wp ? kpi('precision', `Precision @ ${t}`, fixed(wp.precision), `F1 ${fixed(wp.f1)}`) : '',
+      kpi('auc', `ROC AUC (${ev.split})`, fixed(ev.auc), iv ? `${ci(iv.auc, '')}, ${iv.patients} patients` : 'area under the ROC curve'),
+      kpi('ap', 'Average precision', fixed(ev.averagePrecision), ci(iv?.averagePrecision, `prevalence ${fixed(ev.n ? ev.positives / ev.n : NaN)}`)),
+      kpi('recall', `Recall @ ${t}`, fixed(recall), wpi ? ci(wpi.recall, '') : `${int(ev.errors.totalFalseNegatives)} IDC patches missed`),
+      kpi('specificity', `Specificity @ ${t}`, fixed(specificity), wpi ? ci(wpi.specificity, '') : `${int(ev.errors.totalFalsePositives)} false alarms`),
+      wp ? kpi('precision', `Precision @ ${t}`, fixed(wp.precision), wpi ? ci(wpi.precision, '') : `F1 ${fixed(wp.f1)}`) : '',
     ]}</div>`;
   }
   const warnings = ev?.warnings.length ? html`${ev.warnings.map((w) => html`<p class="warn">${w}</p>`)}` : '';
@@ -282,17 +290,30 @@ function opStyle(i: number): { shape: Shape; colour: Colour } {
 
 const opLabel = (o: OperatingPointRow): string => `${o.label || o.name} (t = ${thresholdText(o.threshold)})`;
 
+const ciLevel = (c: number): string => `${+(c * 100).toFixed(1)}%`;
+const rangeText = (r: Interval | undefined): string => (r ? `${fixed(r[0])}–${fixed(r[1])}` : 'undefined');
+
+/** The intervals metrics.json holds for an operating point (same order, same threshold). */
+function intervalOf(ev: EvalReport, o: OperatingPointRow): OperatingPointInterval | undefined {
+  const i = ev.operatingPoints.indexOf(o);
+  const p = ev.intervals?.operatingPoints?.[i];
+  return p && p.threshold === o.threshold ? p : undefined;
+}
+
 function curvesSection(ev: EvalReport): Html | undefined {
   const hasRoc = ev.roc?.fpr?.length > 0;
   const hasPr = ev.pr?.recall?.length > 0;
   if (!hasRoc && !hasPr) return undefined;
   const prevalence = ev.n ? ev.positives / ev.n : NaN;
   const unit = { min: 0, max: 1 };
+  const band = ev.intervals?.bands;
+  const bandLabel = ev.intervals ? `${ciLevel(ev.intervals.confidence)} band by patient (pointwise)` : '';
   const roc = hasRoc ? lineChart({
     id: 'roc', title: `ROC curve — AUC ${fixed(ev.auc)}`, width: 440, height: 400,
     description: `ROC curve of ${ev.n} ${ev.split} patches, AUC ${fixed(ev.auc)}`,
     x: { ...unit, label: 'False positive rate (1 − specificity)' }, y: { ...unit, label: 'True positive rate (recall)' },
     series: [{ key: 'roc', label: `ROC (AUC ${fixed(ev.auc)})`, x: ev.roc.fpr, y: ev.roc.tpr, colour: 1 }],
+    bands: band?.roc ? [{ key: 'roc-band', label: bandLabel, x: band.roc.x, lo: band.roc.lo, hi: band.roc.hi, colour: 1 }] : [],
     refs: [{ x1: 0, y1: 0, x2: 1, y2: 1, label: 'chance' }],
     markers: ev.operatingPoints.map((o, i) => ({ key: o.name, label: opLabel(o), x: o.fpr, y: o.tpr, ...opStyle(i), title: `${opLabel(o)}: FPR ${fixed(o.fpr)}, TPR ${fixed(o.tpr)}` })),
   }) : '';
@@ -301,24 +322,67 @@ function curvesSection(ev: EvalReport): Html | undefined {
     description: `Precision-recall curve, average precision ${fixed(ev.averagePrecision)}`,
     x: { ...unit, label: 'Recall (sensitivity)' }, y: { ...unit, label: 'Precision' },
     series: [{ key: 'pr', label: `PR (AP ${fixed(ev.averagePrecision)})`, x: ev.pr.recall, y: ev.pr.precision, colour: 1, step: false }],
+    bands: band?.pr ? [{ key: 'pr-band', label: bandLabel, x: band.pr.x, lo: band.pr.lo, hi: band.pr.hi, colour: 1 }] : [],
     refs: isNum(prevalence) ? [{ x1: 0, y1: prevalence, x2: 1, y2: prevalence, label: `prevalence baseline (${fixed(prevalence)})` }] : [],
     markers: ev.operatingPoints.map((o, i) => ({ key: o.name, label: opLabel(o), x: o.recall, y: o.precision, ...opStyle(i), title: `${opLabel(o)}: recall ${fixed(o.recall)}, precision ${fixed(o.precision)}` })),
   }) : '';
-  return html`<div class="grid">${roc}${pr}</div><p class="muted">Markers are the operating points of the threshold table. Curves are thinned for display; predictions.csv has every point.</p>`;
+  const bandNote = ev.intervals ? ` Shaded: the ${ciLevel(ev.intervals.confidence)} band over ${int(ev.intervals.resamples)} resamples of whole patients (TPR at each false positive rate, precision at each recall).` : '';
+  return html`<div class="grid">${roc}${pr}</div><p class="muted">Markers are the operating points of the threshold table. Curves are thinned for display; predictions.csv has every point.${bandNote}</p>`;
 }
 
 function thresholdSection(ev: EvalReport): Html | undefined {
   if (!ev.operatingPoints.length) return undefined;
   const wp = workingPoint(ev);
+  const iv = ev.intervals;
+  const chosen = ev.operatingPoints.some((o) => o.chosenOn);
   const num = (v: number, d = 3) => html`<td class="num" data-v="${isNum(v) ? v : ''}">${fixed(v, d)}</td>`;
   const cnt = (v: number) => html`<td class="num" data-v="${isNum(v) ? v : ''}">${int(v)}</td>`;
   const rows = ev.operatingPoints.map((o, i) => {
     const { shape, colour } = opStyle(i);
     const sw = html`<svg class="swatch" viewBox="0 0 14 14" width="14" height="14" aria-hidden="true"><path class="f${colour} mk" d="${shapePath(shape, 7, 7, 4.5)}"/></svg>`;
-    return html`<tr data-op="${o.name}"${o === wp ? raw(' class="working"') : ''}><td>${sw} ${o.label || o.name}${o === wp ? html`<span class="tag">working</span>` : ''}</td><td class="num" data-v="${o.threshold}">${thresholdText(o.threshold)}</td>${cnt(o.tp)}${cnt(o.fp)}${cnt(o.tn)}${cnt(o.fn)}${num(o.precision)}${num(o.recall)}${num(o.specificity)}${num(o.f1)}${num(o.accuracy)}${num(o.balancedAccuracy)}</tr>`;
+    const p = intervalOf(ev, o);
+    // The interval's low end sorts the column.
+    const ci = (r: Interval | undefined) => (iv ? html`<td class="num ci" data-v="${r ? r[0] : ''}">${p ? rangeText(r) : '—'}</td>` : '');
+    return html`<tr data-op="${o.name}"${o === wp ? raw(' class="working"') : ''}><td>${sw} ${o.label || o.name}${o === wp ? html`<span class="tag">working</span>` : ''}</td>${chosen ? html`<td class="chosen">${chosenOnText(o, ev.split)}</td>` : ''}<td class="num" data-v="${o.threshold}">${thresholdText(o.threshold)}</td>${cnt(o.tp)}${cnt(o.fp)}${cnt(o.tn)}${cnt(o.fn)}${num(o.precision)}${ci(p?.precision)}${num(o.recall)}${ci(p?.recall)}${num(o.specificity)}${ci(p?.specificity)}${num(o.f1)}${ci(p?.f1)}${num(o.accuracy)}${num(o.balancedAccuracy)}</tr>`;
   });
+  const ciHead = (what: string) => (iv ? html`<th class="num">${what} ${ciLevel(iv.confidence)} CI</th>` : '');
+  const notes: (Html | string)[] = [];
+  if (ev.validation) notes.push(html`<p class="muted" data-note="validation">Youden's J, F1-optimal and the recall target were chosen on the ${int(ev.validation.patients)} validation patients (${int(ev.validation.n)} patches) and are applied here unchanged, as they would be to new patients. Rows marked optimistic were chosen on the ${ev.split} patients themselves.</p>`);
+  else if (ev.operatingPoints.some((o) => o.chosenOn === ev.split && ev.split !== 'val')) notes.push(html`<p class="muted" data-note="in-split">No validation patients: the data-driven thresholds were chosen on the ${ev.split} patients themselves (optimistic).</p>`);
+  if (iv) {
+    notes.push(html`<p class="muted" data-note="intervals">Intervals: ${ciLevel(iv.confidence)} percentile intervals over ${int(iv.resamples)} resamples of the ${int(iv.patients)} patients (seed ${iv.seed}), each resample drawing whole patients with replacement: patches of one slide are correlated, so resampling patches would give intervals far too narrow.${iv.undefinedResamples.auc ? ` ${int(iv.undefinedResamples.auc)} resamples with one class only are left out of the AUC's.` : ''}</p>`);
+    for (const w of iv.warnings) notes.push(html`<p class="warn">${w}</p>`);
+  }
   return html`<p class="muted">Working threshold ${thresholdText(ev.threshold)}: the patient table, the error lists and the slide maps use it. A patch is called IDC+ when its score is at or above the threshold.</p>
-<div class="table-wrap"><table class="thresholds sortable"><thead><tr><th>Operating point</th><th class="num">Threshold</th><th class="num">TP</th><th class="num">FP</th><th class="num">TN</th><th class="num">FN</th><th class="num">Precision</th><th class="num">Recall / sensitivity</th><th class="num">Specificity</th><th class="num">F1</th><th class="num">Accuracy</th><th class="num">Balanced accuracy</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+<div class="table-wrap"><table class="thresholds sortable"><thead><tr><th>Operating point</th>${chosen ? html`<th>Chosen on</th>` : ''}<th class="num">Threshold</th><th class="num">TP</th><th class="num">FP</th><th class="num">TN</th><th class="num">FN</th><th class="num">Precision</th>${ciHead('Precision')}<th class="num">Recall / sensitivity</th>${ciHead('Recall')}<th class="num">Specificity</th>${ciHead('Specificity')}<th class="num">F1</th>${ciHead('F1')}<th class="num">Accuracy</th><th class="num">Balanced accuracy</th></tr></thead><tbody>${rows}</tbody></table></div>${notes}`;
+}
+
+// ---------------------------------------------------------------- calibration
+
+function calibrationSection(ev: EvalReport): Html | undefined {
+  const c = ev.calibration;
+  if (!c?.before?.bins?.length) return undefined;
+  const pts = (bins: typeof c.before.bins) => bins.filter((b) => b.count > 0);
+  const b0 = pts(c.before.bins);
+  const series: LineSeries[] = [{ key: 'before', label: `scores (ECE ${fixed(c.before.ece)})`, x: b0.map((b) => b.meanPredicted!), y: b0.map((b) => b.observedRate!), colour: 1, dots: true }];
+  const t = c.temperature;
+  if (t && c.after) {
+    const b1 = pts(c.after.bins);
+    series.push({ key: 'after', label: `temperature-scaled, T = ${t.value.toPrecision(3)} (ECE ${fixed(c.after.ece)})`, x: b1.map((b) => b.meanPredicted!), y: b1.map((b) => b.observedRate!), colour: 3, dots: true });
+  }
+  const chart = lineChart({
+    id: 'reliability', title: 'Reliability diagram', width: 440, height: 400,
+    description: `Observed IDC rate against mean predicted score in ${c.before.bins.length} equal-width bins`,
+    x: { min: 0, max: 1, label: 'Mean predicted score (bin)' }, y: { min: 0, max: 1, label: 'Observed IDC rate' },
+    series, refs: [{ x1: 0, y1: 0, x2: 1, y2: 1, label: 'perfect calibration' }],
+  });
+  const v = (x: number | null) => (isNum(x) ? x : '');
+  const binRows = c.before.bins.map((b, i) => {
+    const a = c.after?.bins[i];
+    return html`<tr><td>${fixed(b.lo, 1)}–${fixed(b.hi, 1)}</td><td class="num" data-v="${b.count}">${int(b.count)}</td><td class="num" data-v="${v(b.meanPredicted)}">${fixed(b.meanPredicted)}</td><td class="num" data-v="${v(b.observedRate)}">${fixed(b.observedRate)}</td>${a ? html`<td class="num" data-v="${a.count}">${int(a.count)}</td><td class="num" data-v="${v(a.observedRate)}">${fixed(a.observedRate)}</td>` : ''}</tr>`;
+  });
+  const summary = html`<p data-note="calibration">Expected calibration error <b>${fixed(c.before.ece)}</b> (count-weighted |observed − mean score| over ${c.before.bins.length} equal-width bins), Brier score <b>${fixed(c.before.brier, 4)}</b>.${t && c.after ? html` Temperature scaling: T = <b>${t.value.toPrecision(3)}</b> fitted on the ${t.fittedOn} split (${int(t.n)} patches; mean log-loss ${fixed(t.nllBefore, 4)} → ${fixed(t.nllAfter, 4)}) gives ECE <b>${fixed(c.after.ece)}</b>, Brier <b>${fixed(c.after.brier, 4)}</b>. Scores become sigmoid(logit(p) / T): the ranking, the AUC and every threshold's counts are unchanged; predictions.csv keeps the model's own scores.` : ''}</p>`;
+  return html`${summary}<div class="grid">${chart}<div class="table-wrap"><table class="calibration sortable"><thead><tr><th>Score bin</th><th class="num">Patches</th><th class="num">Mean score</th><th class="num">Observed IDC rate</th>${c.after ? html`<th class="num">Patches (scaled)</th><th class="num">Observed (scaled)</th>` : ''}</tr></thead><tbody>${binRows}</tbody></table></div></div>`;
 }
 
 // ---------------------------------------------------------------- patients, errors, slides

@@ -46,6 +46,8 @@ svg text.label{fill:var(--fg);font-size:11.5px}
 .c1{stroke:var(--c1)}.c2{stroke:var(--c2)}.c3{stroke:var(--c3)}.c4{stroke:var(--c4)}.c5{stroke:var(--c5)}.c6{stroke:var(--c6)}
 .f1{fill:var(--c1)}.f2{fill:var(--c2)}.f3{fill:var(--c3)}.f4{fill:var(--c4)}.f5{fill:var(--c5)}.f6{fill:var(--c6)}
 .ref{stroke:var(--muted);stroke-width:1.3;stroke-dasharray:3 4}
+.band{fill-opacity:.18;stroke:none}
+td.ci{color:var(--muted);font-size:.85em;white-space:nowrap}
 .vline{stroke-width:1.6}.vline.best{stroke:var(--c3)}.vline.lr{stroke:var(--c5);stroke-dasharray:5 3}
 .mk{stroke:var(--bg);stroke-width:1.4}
 .slice{stroke:var(--bg);stroke-width:2}

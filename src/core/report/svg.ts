@@ -26,6 +26,8 @@ export interface LineSeries {
 }
 
 export interface RefLine { x1: number; y1: number; x2: number; y2: number; label: string }
+/** A shaded region between lo and hi at each x (a pointwise confidence band); non-finite points are skipped. */
+export interface BandSpec { key: string; label: string; x: readonly number[]; lo: readonly number[]; hi: readonly number[]; colour: Colour }
 export interface VLine { x: number; label: string; kind: 'best' | 'lr' }
 export interface PointMarker { key: string; label: string; x: number; y: number; shape: Shape; colour: Colour; title: string }
 
@@ -47,6 +49,7 @@ export interface ChartSpec {
   refs?: RefLine[];
   vlines?: VLine[];
   markers?: PointMarker[];
+  bands?: BandSpec[];
   width?: number;
   height?: number;
   /** Screen-reader summary. */
@@ -159,7 +162,8 @@ type LegendItem =
   | { kind: 'ref'; label: string }
   | { kind: 'vline'; label: string; vkind: 'best' | 'lr' }
   | { kind: 'marker'; label: string; colour: Colour; shape: Shape }
-  | { kind: 'box'; label: string; colour: Colour };
+  | { kind: 'box'; label: string; colour: Colour }
+  | { kind: 'band'; label: string; colour: Colour };
 
 function legend(items: LegendItem[]): Html {
   if (!items.length) return raw('');
@@ -170,6 +174,7 @@ function legend(items: LegendItem[]): Html {
       case 'vline': return html`<line class="vline ${it.vkind}" x1="12" y1="0" x2="12" y2="12"/>`;
       case 'marker': return html`<path class="f${it.colour} mk" d="${shapePath(it.shape, 12, 6, 4.5)}"/>`;
       case 'box': return html`<rect class="f${it.colour}" x="5" y="1" width="14" height="10" rx="2"/>`;
+      case 'band': return html`<rect class="band f${it.colour}" x="1" y="1" width="22" height="10"/>`;
     }
   };
   return html`<ul class="legend">${items.map((it) => html`<li><svg class="swatch" viewBox="0 0 24 12" width="24" height="12" aria-hidden="true">${swatch(it)}</svg>${it.label}</li>`)}</ul>`;
@@ -181,7 +186,7 @@ export function lineChart(spec: ChartSpec): Html {
   const W = spec.width ?? 480, H = spec.height ?? 300;
   const x0 = M.left, x1 = W - M.right, y0 = H - M.bottom, y1 = M.top;
   const xs = [...spec.series.flatMap((s) => s.x), ...(spec.refs ?? []).flatMap((r) => [r.x1, r.x2]), ...(spec.vlines ?? []).map((v) => v.x), ...(spec.markers ?? []).map((m) => m.x)];
-  const ys = [...spec.series.flatMap((s) => s.y), ...(spec.refs ?? []).flatMap((r) => [r.y1, r.y2]), ...(spec.markers ?? []).map((m) => m.y)];
+  const ys = [...spec.series.flatMap((s) => s.y), ...(spec.refs ?? []).flatMap((r) => [r.y1, r.y2]), ...(spec.markers ?? []).map((m) => m.y), ...(spec.bands ?? []).flatMap((b) => [...b.lo, ...b.hi])];
   const [xlo, xhi] = extent(xs, !!spec.x.log);
   const [ylo, yhi] = extent(ys, !!spec.y.log);
   const sx = spec.x.log ? logScale(spec.x, xlo, xhi, x0, x1) : linearScale(spec.x, xlo, xhi, x0, x1, 6);
@@ -193,6 +198,12 @@ export function lineChart(spec: ChartSpec): Html {
   const refs = (spec.refs ?? []).map((r) => html`<line class="ref" x1="${r1(sx(r.x1))}" y1="${r1(sy(r.y1))}" x2="${r1(sx(r.x2))}" y2="${r1(sy(r.y2))}"><title>${r.label}</title></line>`);
   const vlines = (spec.vlines ?? []).filter((v) => inX(v.x)).map((v) => html`<line class="vline ${v.kind}" x1="${r1(sx(v.x))}" x2="${r1(sx(v.x))}" y1="${y0}" y2="${y1}"><title>${v.label}</title></line>`);
   const logY = !!spec.y.log;
+  const bands = (spec.bands ?? []).map((b) => {
+    const k = b.x.map((_, i) => i).filter((i) => isNum(b.x[i]) && isNum(b.lo[i]) && isNum(b.hi[i]));
+    if (k.length < 2) return '';
+    const pts = [...k.map((i) => `${r1(sx(b.x[i]))} ${r1(sy(b.lo[i]))}`), ...k.reverse().map((i) => `${r1(sx(b.x[i]))} ${r1(sy(b.hi[i]))}`)];
+    return html`<path class="band f${b.colour}" data-band="${b.key}" d="M${pts.join('L')}Z"><title>${b.label}</title></path>`;
+  });
   const series = spec.series.map((s) => html`<path class="series c${s.colour}${dashClass(s.dash)}" data-series="${s.key}" d="${seriesPath(s, sx, sy, logY)}"><title>${s.label}</title></path>`);
   const dots = spec.series.filter((s) => s.dots).map((s) => html`<g class="dots f${s.colour}">${s.x.map((x, i) => {
     const y = s.y[i];
@@ -203,11 +214,12 @@ export function lineChart(spec: ChartSpec): Html {
 
   const items: LegendItem[] = [
     ...spec.series.map((s): LegendItem => ({ kind: 'series', label: s.label, colour: s.colour, dash: s.dash })),
+    ...(spec.bands ?? []).map((b): LegendItem => ({ kind: 'band', label: b.label, colour: b.colour })),
     ...(spec.refs ?? []).map((r): LegendItem => ({ kind: 'ref', label: r.label })),
     ...uniqueVlines(spec.vlines ?? []).map((v): LegendItem => ({ kind: 'vline', label: v.kind === 'best' ? 'best epoch' : 'LR reduced', vkind: v.kind })),
     ...(spec.markers ?? []).map((m): LegendItem => ({ kind: 'marker', label: m.label, colour: m.colour, shape: m.shape })),
   ];
-  return html`<figure class="chart" data-chart="${spec.id}"><figcaption>${spec.title}</figcaption><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${spec.description ?? spec.title}">${grid}${axes}${refs}${vlines}${series}${dots}${markers}</svg>${legend(items)}</figure>`;
+  return html`<figure class="chart" data-chart="${spec.id}"><figcaption>${spec.title}</figcaption><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${spec.description ?? spec.title}">${grid}${axes}${bands}${refs}${vlines}${series}${dots}${markers}</svg>${legend(items)}</figure>`;
 }
 
 function uniqueVlines(v: VLine[]): VLine[] {
