@@ -60,7 +60,10 @@ describe('schema and defaults', () => {
         reduceLrOnPlateau: { enabled: true, monitor: 'val_loss', factor: 0.5, patience: 2, minDelta: 0.0001, cooldown: 0, minLr: 1e-6 },
         stepsPerEpoch: 0, seed: 42,
       },
-      evaluate: { split: 'test', threshold: 0.5, recallTarget: 0.95, pinnedThresholds: [], preprocess: 'divide255', batchSize: 256, gradCamExamples: 24 },
+      evaluate: {
+        split: 'test', threshold: 0.5, recallTarget: 0.95, pinnedThresholds: [], preprocess: 'divide255', batchSize: 256, gradCamExamples: 24, tta: 'none',
+        bootstrap: { resamples: 2000, seed: 42, confidence: 0.95 }, calibration: 'none',
+      },
     });
   });
 
