@@ -40,7 +40,8 @@ Usage:
   idc synth <out> [--patients N] [--seed S] [--zip] [--duplicate-tree]
   idc organize [<archive dir or .zip>] [--out <dir>] [--materialize link|copy] [--force]
   idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
-  idc evaluate [--run <id> | --model <model.json>] [--split test|val|train] [--out <dir>]
+  idc evaluate [--run <id> | --model <model.json>] [--split test|val|train | --archive <dir or .zip>] [--out <dir>]
+                                               (--archive: score every patch of another labelled archive)
   idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
   idc cv [--folds 5] [--seed S] [--id NAME] [--epochs N] [--out <dir>]   cross-validation by patient (resumable)
   idc report [--run <id>] [--file report.html] [--out <dir>]   one self-contained HTML file
@@ -146,10 +147,11 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     },
   },
   evaluate: {
-    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, split: { type: 'string' }, backend: { type: 'string' } },
+    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, split: { type: 'string' }, backend: { type: 'string' }, archive: { type: 'string' } },
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
     run: async (v, _pos, ctx) => {
-      await runEvaluate(outputDir(ctx, v), ctx, { runId: runFlag(v.run), modelPath: v.model as string | undefined });
+      if (v.archive !== undefined && v.split !== undefined) usage('--split does not go with --archive: every patient of the external archive is scored.');
+      await runEvaluate(outputDir(ctx, v), ctx, { runId: runFlag(v.run), modelPath: v.model as string | undefined, archive: v.archive as string | undefined });
     },
   },
   cv: {
@@ -227,12 +229,17 @@ async function runTrain(out: string, ctx: Context, which: { runId?: string; resu
   ctx.out(`Run ${r.runId} ${r.stopReason === 'early-stopped' ? 'stopped early' : 'finished'} after ${r.history.length} epochs${r.bestEpoch !== undefined ? `; best epoch ${r.bestEpoch + 1} (weights restored)` : ''}.\nModel: ${join(r.runDir, 'model', 'model.json')}`);
 }
 
-async function runEvaluate(out: string, ctx: Context, which: { runId?: string; modelPath?: string }): Promise<void> {
+async function runEvaluate(out: string, ctx: Context, which: { runId?: string; modelPath?: string; archive?: string }): Promise<void> {
   const { evaluateModel } = await import('../core/evaluate/evaluate');
   await startBackend(ctx);
   const cacheDir = cacheDirOf(ctx);
-  const r = await evaluateModel({ outputDir: out, config: ctx.config, cacheDir, ...which, onProgress: ctx.bar.sink, signal: ctx.signal });
+  const { archive, ...model } = which;
+  const ext = archive !== undefined
+    ? await (await import('../core/evaluate/external')).evaluateExternal({ outputDir: out, config: ctx.config, cacheDir, ...model, archive, onProgress: ctx.bar.sink, signal: ctx.signal })
+    : undefined;
+  const r = ext ?? await evaluateModel({ outputDir: out, config: ctx.config, cacheDir, ...model, onProgress: ctx.bar.sink, signal: ctx.signal });
   ctx.bar.finish();
+  if (ext) ctx.out(`External archive ${ext.info.archive}: ${ext.report.n} patches from ${ext.info.patients} patients, organized read-only into ${ext.dataDir}`);
   const m = r.report;
   const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
   ctx.out(`Evaluated ${m.model} on ${m.split}: ${m.n} patches (${m.positives} positive) in ${formatDuration(m.seconds)} (${Math.round(m.imagesPerSecond)} img/s)`);

@@ -21,7 +21,7 @@ import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
 import { withTta, type TtaMode } from './tta';
 import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
-import type { EvalReport, OperatingPointRow, Prediction } from './types';
+import type { EvalReport, ExternalInfo, OperatingPointRow, Prediction } from './types';
 
 export interface EvaluateOptions {
   outputDir: string;
@@ -34,6 +34,18 @@ export interface EvaluateOptions {
   cacheDir?: string;
   onProgress?: ProgressSink;
   signal?: AbortSignal;
+  /** Another organized archive (idc evaluate --archive): see external.ts. */
+  external?: ExternalData;
+}
+
+/** Where an external archive's data live and its evaluation goes; the thresholds come from the model's own validation patients. */
+export interface ExternalData {
+  /** Its manifest, split (everyone in test) and patch cache. */
+  dataDir: string;
+  evalDir: string;
+  info: ExternalInfo;
+  /** The model's validation split, when the workspace has one. */
+  validation?: { data: PreparedData; patientOf: ReadonlyMap<string, string> };
 }
 
 export interface EvaluateResult { dir: string; report: EvalReport; predictions: Prediction[]; predictionsFile: string; metricsFile: string; model: tfl.LayersModel; reader: CacheReader; gradCams: number; slideMaps: string[] }
@@ -160,7 +172,8 @@ export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedDa
   const source = resolveModelSource(opts.outputDir, opts);
   const split = opts.split ?? opts.config.evaluate.split;
   // One job per evaluation folder: two would mix predictions, metrics and Grad-CAMs.
-  return withDirLock(join(source.evalRoot, split), `evaluation ${source.runId ?? basename(source.evalRoot)}/${split}`, () => evaluateLocked(opts, prepared));
+  const dir = opts.external?.evalDir ?? join(source.evalRoot, split);
+  return withDirLock(dir, `evaluation ${opts.external ? basename(dirname(dir)) : source.runId ?? basename(source.evalRoot)}/${split}`, () => evaluateLocked(opts, prepared));
 }
 
 async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): Promise<EvaluateResult> {
@@ -171,8 +184,10 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const source = resolveModelSource(outputDir, opts);
   // A run's inputs are prepared as it was trained (its stain normalization), whatever the config says now.
   const dataConfig = inputConfig(config, source);
+  const ext = opts.external;
+  const dataDir = ext?.dataDir ?? outputDir;
   const data = prepared && prepared.stainNormalization === dataConfig.data.stainNormalization ? prepared
-    : await prepareData(outputDir, dataConfig, { ...dataOf(source, opts.cacheDir), onProgress: progress, signal: opts.signal });
+    : await prepareData(dataDir, dataConfig, { ...(ext ? { cacheDir: join(dataDir, 'cache') } : dataOf(source, opts.cacheDir)), onProgress: progress, signal: opts.signal });
   const reader = data.open(split);
   if (reader.size === 0) throw new IdcError(`The ${split} split is empty.`, 'Evaluate another split (--split) or give it a non-zero share in split.ratios.', 'EMPTY_SPLIT');
   const loaded = await loadModel(source.modelDir);
@@ -186,7 +201,8 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const tick = throttled(progress, 250);
   const onBatch = (done: number) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}`, done, total: reader.size, unit: 'img' });
   // The validation patients choose the thresholds (and the temperature) applied to these ones, as in deployment.
-  const valReader = split !== 'val' ? openIfScored(data, 'val') : undefined;
+  const valData = ext ? ext.validation?.data : data;
+  const valReader = split !== 'val' && valData ? openIfScored(valData, 'val') : undefined;
   let valScores: Float32Array | undefined;
   let valSeconds = 0;
   const scoreVal = async (score: (r: CacheReader, onBatch: (done: number) => void) => Promise<Float32Array>): Promise<void> => {
@@ -215,7 +231,7 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   valReader?.close();
   const predictSeconds = (performance.now() - t0) / 1000 - valSeconds;
 
-  const byId = new Map<string, ManifestRow>((await readManifest(join(outputDir, MANIFEST_FILE))).map((r) => [r.id, r]));
+  const byId = new Map<string, ManifestRow>((await readManifest(join(dataDir, MANIFEST_FILE))).map((r) => [r.id, r]));
   const ids = reader.ids;
   const labels = reader.labels;
   const predictions: Prediction[] = new Array(reader.size);
@@ -225,13 +241,17 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
     predictions[i] = { id: ids[i], patient: row.patient, x: row.x, y: row.y, label: labels[i] as 0 | 1, score: scores[i] };
   }
   const validation: ValidationScores | undefined = valReader && valScores
-    ? { labels: valReader.labels, scores: valScores, patients: valReader.ids.map((id) => byId.get(id)?.patient ?? '?') }
+    ? { labels: valReader.labels, scores: valScores, patients: valReader.ids.map((id) => (ext ? ext.validation?.patientOf.get(id) : byId.get(id)?.patient) ?? '?') }
     : undefined;
   const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
   report.stainNormalization = data.stainNormalization;
   report.tta = ev.tta;
   for (const f of data.cache.failed) if (f.split === split) report.warnings.push(describeCacheFailure(f));
-  const dir = join(source.evalRoot, split);
+  if (ext) {
+    report.external = ext.info;
+    if (ext.info.warning) report.warnings.push(ext.info.warning);
+  }
+  const dir = ext?.evalDir ?? join(source.evalRoot, split);
   const predictionsFile = join(dir, 'predictions.csv');
   const metricsFile = join(dir, 'metrics.json');
   await writePredictions(predictionsFile, predictions);

@@ -7,6 +7,7 @@ import type { ProgressSink } from '../progress';
 import { prepareData } from '../train/data';
 import { loadModel } from '../train/model-io';
 import { dataOf, inputConfig, preprocessor, resolveModelSource } from './evaluate';
+import { externalDataDir } from './external';
 import { readPredictions } from './predictions';
 import { writeGradCams } from './visuals';
 import type { ErrorItem, EvalReport } from './types';
@@ -51,7 +52,9 @@ async function writeGradCamsLocked(req: GradCamRequest): Promise<{ written: numb
     if (p && p.label !== undefined) items.push({ id, patient: p.patient, x: p.x, y: p.y, label: p.label, score: p.score });
   }
   const source = resolveModelSource(req.outputDir, report.runId ? { runId: report.runId } : { modelPath: report.model });
-  const data = await prepareData(req.outputDir, inputConfig(req.config, source), { ...dataOf(source, req.cacheDir), onProgress: req.onProgress, signal: req.signal });
+  // An external archive's evaluation (evaluate --archive) reads that archive's own data.
+  const extDir = report.external ? externalDataDir(req.outputDir, report.external.name) : undefined;
+  const data = await prepareData(extDir ?? req.outputDir, inputConfig(req.config, source), { ...(extDir ? { cacheDir: join(extDir, 'cache') } : dataOf(source, req.cacheDir)), onProgress: req.onProgress, signal: req.signal });
   const reader = data.open(report.split);
   try {
     const rowOf = new Map(reader.ids.map((id, i) => [id, i]));

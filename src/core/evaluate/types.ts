@@ -123,6 +123,19 @@ export interface EvalReport {
   tta?: 'none' | 'flips' | 'dihedral';
   /** Set on a cross-validation's pooled out-of-fold evaluation (idc cv). */
   cv?: CvSummary;
+  /** Set when another labelled archive was scored (idc evaluate --archive). */
+  external?: ExternalInfo;
+}
+
+/** An external archive scored by evaluate --archive; its manifest, split and cache are in <output>/external/<name>/. */
+export interface ExternalInfo {
+  name: string;
+  /** The archive as given (folder or .zip), only read. */
+  archive: string;
+  patients: number;
+  /** Its patients that are in the model's training or validation split (the workspace's own archive). */
+  overlap: string[];
+  warning?: string;
 }
 
 /** metrics.json of a cross-validation: the pooled out-of-fold evaluation plus one row per fold. */

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cellOrder, type ErrorKind } from '../evaluate/predictions';
 import { parseManifest } from '../manifest';
-import { patchImagePaths } from './patch-images';
+import { patchImagePaths, patchSourceOf } from './patch-images';
 import { loadEvaluation, pickEvaluation, type EvaluationSource } from './threshold';
 import type { GalleryItem, GalleryPage, GalleryPatientCounts } from './types';
 import { fileVersionKey } from '../fsutil';
@@ -106,10 +106,11 @@ export function buildGalleryPage(ctx: GalleryContext, q: GalleryQuery): GalleryP
   const order = orderOf(ev, q.cell, threshold, patient);
   const slice = order.subarray(q.offset, q.offset + q.limit);
   const rows = Array.from(slice, (i) => ev.predictions[i]);
-  const sources = manifestSources(ctx.outputDir);
+  const data = patchSourceOf(ev.report, ctx.outputDir, ctx.archive);
+  const sources = manifestSources(data.dataDir);
   const known = rows.map((r) => ({ id: r.id, source: sources.get(r.id) ?? '' }));
   const withSource = known.filter((k) => k.source);
-  const paths = withSource.length ? patchImagePaths(withSource, ctx.archive, ctx.outputDir) : [];
+  const paths = withSource.length && data.archive ? patchImagePaths(withSource, data.archive, data.dataDir, { copy: data.copy }) : [];
   const image = new Map<string, string | null>(withSource.map((k, i) => [k.id, paths[i]]));
   const items: GalleryItem[] = rows.map((r) => {
     const cam = gradCamPath(ev.dir, r.id);

@@ -22,7 +22,7 @@ import { openCache } from '../cache/reader';
 import { PATCH_BYTES, decodeRgb, placePatch } from '../cache/pixels';
 import { readManifest } from '../manifest';
 import { SPLIT_NAMES, type SplitName } from '../split';
-import { patchImagePaths } from './patch-images';
+import { patchImagePaths, patchSourceOf } from './patch-images';
 import type { SlideMapView, SlidePatientRow, SlideTileView } from './types';
 
 export interface SlideMapSources {
@@ -104,6 +104,9 @@ function readReport(file: string): EvalReport {
 /** What the slide-map panel shows for one patient of one evaluation (renders the layers if needed). */
 export async function buildSlideMapView(src: SlideMapSources, req: SlideMapRequest = {}): Promise<SlideMapView> {
   const report = readReport(join(src.dir, 'metrics.json'));
+  // An external archive's patches: its own cache, manifest and archive.
+  const data = patchSourceOf(report, src.outputDir, src.archive);
+  if (data.copy) src = { ...src, outputDir: data.dataDir, archive: data.archive, cacheDir: join(data.dataDir, 'cache'), manifest: undefined };
   const predictionsFile = join(src.dir, 'predictions.csv');
   const { rows, byPatient } = loadPredictions(predictionsFile);
   if (rows.length === 0) throw new IdcError(`${predictionsFile} has no predictions.`, 'Run "Evaluate Model" again.', 'NO_PREDICTIONS');
