@@ -40,12 +40,12 @@ Usage:
   idc synth <out> [--patients N] [--seed S] [--zip] [--duplicate-tree]
   idc organize [<archive dir or .zip>] [--out <dir>] [--materialize link|copy] [--force]
   idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
-  idc evaluate [--run <id> | --model <model.json>] [--split test|val|train | --archive <dir or .zip>] [--out <dir>]
+  idc evaluate [--run <id>[,<id>…] | --model <model.json>] [--split test|val|train | --archive <dir or .zip>] [--out <dir>]
                                                (--archive: score every patch of another labelled archive)
   idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
   idc cv [--folds 5] [--seed S] [--id NAME] [--epochs N] [--out <dir>]   cross-validation by patient (resumable)
   idc report [--run <id>] [--file report.html] [--out <dir>]   one self-contained HTML file
-  idc predict <folder> [--run <id> | --model <model.json>]    score unlabelled patches
+  idc predict <folder> [--run <id>[,<id>…] | --model <model.json>]    score unlabelled patches
   idc config init [--preset notebook]          write a default ${CONFIG_FILE_NAME} here (or the reference notebook's recipe)
 
 Options for every command:
@@ -151,7 +151,7 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
     run: async (v, _pos, ctx) => {
       if (v.archive !== undefined && v.split !== undefined) usage('--split does not go with --archive: every patient of the external archive is scored.');
-      await runEvaluate(outputDir(ctx, v), ctx, { runId: runFlag(v.run), modelPath: v.model as string | undefined, archive: v.archive as string | undefined });
+      await runEvaluate(outputDir(ctx, v), ctx, { ...runsFlag(v.run), modelPath: v.model as string | undefined, archive: v.archive as string | undefined });
     },
   },
   cv: {
@@ -173,10 +173,10 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined } }),
     run: async (v, pos, ctx) => {
       const folder = pos[0] ?? usage('idc predict needs the folder of patches to score, e.g. "idc predict new-patient/".');
-      const runId = runFlag(v.run);
+      const runs = runsFlag(v.run);
       const { predictFolder } = await import('../core/evaluate/predict');
       await startBackend(ctx);
-      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), config: ctx.config, runId, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
+      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), config: ctx.config, ...runs, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
       ctx.bar.finish();
       if (r.stainNormalization === 'macenko') ctx.out('Inputs stain-normalized per slide (Macenko), each patient from its own patches in the folder, as the run was trained.');
       ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);
@@ -229,7 +229,7 @@ async function runTrain(out: string, ctx: Context, which: { runId?: string; resu
   ctx.out(`Run ${r.runId} ${r.stopReason === 'early-stopped' ? 'stopped early' : 'finished'} after ${r.history.length} epochs${r.bestEpoch !== undefined ? `; best epoch ${r.bestEpoch + 1} (weights restored)` : ''}.\nModel: ${join(r.runDir, 'model', 'model.json')}`);
 }
 
-async function runEvaluate(out: string, ctx: Context, which: { runId?: string; modelPath?: string; archive?: string }): Promise<void> {
+async function runEvaluate(out: string, ctx: Context, which: { runId?: string; runIds?: string[]; modelPath?: string; archive?: string }): Promise<void> {
   const { evaluateModel } = await import('../core/evaluate/evaluate');
   await startBackend(ctx);
   const cacheDir = cacheDirOf(ctx);
@@ -338,6 +338,17 @@ function usage(message: string): never {
 }
 
 /** --run names a folder under runs/: a plain name only (never ".", ".." or a path). */
+/** --run id, or id,id,… (or a cross-validation's id) for an ensemble: the mean probability of the runs. */
+function runsFlag(v: unknown): { runId?: string; runIds?: string[] } {
+  if (v === undefined) return {};
+  const ids = String(v).split(',').map((s) => s.trim());
+  for (const id of ids) {
+    const problem = runIdProblem(id);
+    if (problem) usage(`--run: the run id ${problem}.`);
+  }
+  return ids.length > 1 ? { runIds: ids } : { runId: ids[0] };
+}
+
 function runFlag(v: unknown): string | undefined {
   if (v === undefined) return undefined;
   const problem = runIdProblem(v);

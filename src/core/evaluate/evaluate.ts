@@ -20,14 +20,17 @@ import { describeCacheFailure, type CacheReader } from '../cache';
 import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
 import { withTta, type TtaMode } from './tta';
+import { accumulate, meanOf, openModel, resolveModels, seenPatients, setInputConfig } from './ensemble';
 import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
 import type { EvalReport, ExternalInfo, OperatingPointRow, Prediction } from './types';
 
 export interface EvaluateOptions {
   outputDir: string;
   config: IdcConfig;
-  /** A run of this output folder (default: the newest finished run). */
+  /** A run of this output folder (default: the newest finished run), or a cross-validation's id (its folds as an ensemble). */
   runId?: string;
+  /** Several runs: their mean probability is the score (an ensemble). */
+  runIds?: string[];
   /** Or any TF.js layers model (model.json) taking 50x50x3 patches. */
   modelPath?: string;
   split?: 'test' | 'val' | 'train';
@@ -97,7 +100,7 @@ export function inputConfig(config: IdcConfig, source: { modelDir: string; runId
  * A trainer holding a run's final weights, built from the config the run trained with; undefined
  * when that config is missing or does not match the saved model (then the loaded model scores).
  */
-async function trainerForRun(configFile: string, loaded: tfl.LayersModel): Promise<(Trainer & { backend: string }) | undefined> {
+export async function trainerForRun(configFile: string, loaded: tfl.LayersModel): Promise<(Trainer & { backend: string }) | undefined> {
   if (!existsSync(configFile)) return undefined;
   let trainer: (Trainer & { backend: string }) | undefined;
   try {
@@ -146,17 +149,18 @@ export function modelScorer(model: tfl.LayersModel, positiveColumn: number): (x:
   };
 }
 
-export async function scoreSplit(model: tfl.LayersModel, reader: CacheReader, opts: { batchSize: number; preprocess: EvaluateConfig['preprocess']; positiveColumn: number; tta?: TtaMode; signal?: AbortSignal; onBatch?: (done: number) => void }): Promise<Float32Array> {
+/** Scores every row of a split with `score` (n preprocessed patches → probabilities), with test-time augmentation. */
+export async function scoreSplit(score: (x: Float32Array, n: number) => Promise<Float32Array>, reader: CacheReader, opts: { batchSize: number; preprocess: EvaluateConfig['preprocess']; tta?: TtaMode; signal?: AbortSignal; onBatch?: (done: number) => void }): Promise<Float32Array> {
   const scores = new Float32Array(reader.size);
   const scale = preprocessor(opts.preprocess);
   const xf = new Float32Array(opts.batchSize * 7500);
-  const score = withTta(modelScorer(model, opts.positiveColumn), opts.tta ?? 'none');
+  const scoreTta = withTta(score, opts.tta ?? 'none');
   let done = 0;
   for await (const b of reader.batches({ batchSize: opts.batchSize, shuffle: false })) {
     await cancellationPoint(opts.signal);
     const n = b.y.length;
     for (let i = 0; i < n * 7500; i++) xf[i] = scale(b.x[i]);
-    const p = await score(xf, n);
+    const p = await scoreTta(xf, n);
     for (let i = 0; i < n; i++) scores[b.indices[i]] = p[i];
     done += n;
     opts.onBatch?.(done);
@@ -169,11 +173,11 @@ export async function scoreSplit(model: tfl.LayersModel, reader: CacheReader, op
  * metrics.json: curves with scikit-learn's semantics, the operating points, patients and errors.
  */
 export async function evaluateModel(opts: EvaluateOptions, prepared?: PreparedData): Promise<EvaluateResult> {
-  const source = resolveModelSource(opts.outputDir, opts);
+  const set = resolveModels(opts.outputDir, opts);
   const split = opts.split ?? opts.config.evaluate.split;
   // One job per evaluation folder: two would mix predictions, metrics and Grad-CAMs.
-  const dir = opts.external?.evalDir ?? join(source.evalRoot, split);
-  return withDirLock(dir, `evaluation ${opts.external ? basename(dirname(dir)) : source.runId ?? basename(source.evalRoot)}/${split}`, () => evaluateLocked(opts, prepared));
+  const dir = opts.external?.evalDir ?? join(set.evalRoot, split);
+  return withDirLock(dir, `evaluation ${opts.external ? basename(dirname(dir)) : set.runId ?? basename(set.evalRoot)}/${split}`, () => evaluateLocked(opts, prepared));
 }
 
 async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): Promise<EvaluateResult> {
@@ -181,53 +185,47 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const ev = config.evaluate;
   const split = opts.split ?? ev.split;
   const progress = opts.onProgress ?? noProgress;
-  const source = resolveModelSource(outputDir, opts);
+  const set = resolveModels(outputDir, opts);
+  const source = set.members[0];
   // A run's inputs are prepared as it was trained (its stain normalization), whatever the config says now.
-  const dataConfig = inputConfig(config, source);
+  const dataConfig = setInputConfig(config, set);
   const ext = opts.external;
   const dataDir = ext?.dataDir ?? outputDir;
   const data = prepared && prepared.stainNormalization === dataConfig.data.stainNormalization ? prepared
-    : await prepareData(dataDir, dataConfig, { ...(ext ? { cacheDir: join(dataDir, 'cache') } : dataOf(source, opts.cacheDir)), onProgress: progress, signal: opts.signal });
+    : await prepareData(dataDir, dataConfig, { ...(ext ? { cacheDir: join(dataDir, 'cache') } : set.ensemble ? { cacheDir: opts.cacheDir } : dataOf(source, opts.cacheDir)), onProgress: progress, signal: opts.signal });
   const reader = data.open(split);
   if (reader.size === 0) throw new IdcError(`The ${split} split is empty.`, 'Evaluate another split (--split) or give it a non-zero share in split.ratios.', 'EMPTY_SPLIT');
-  const loaded = await loadModel(source.modelDir);
-  const { positiveColumn } = checkModelShape(loaded, source.label);
-  // Our own models run faster with batch norm folded into the convolutions; others run as they are.
-  let model = loaded;
-  if (!opts.modelPath) {
-    try { model = foldForInference(loaded); } catch { model = loaded; }
-  }
   const t0 = performance.now();
   const tick = throttled(progress, 250);
-  const onBatch = (done: number) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}`, done, total: reader.size, unit: 'img' });
-  // The validation patients choose the thresholds (and the temperature) applied to these ones, as in deployment.
   const valData = ext ? ext.validation?.data : data;
   const valReader = split !== 'val' && valData ? openIfScored(valData, 'val') : undefined;
-  let valScores: Float32Array | undefined;
-  let valSeconds = 0;
-  const scoreVal = async (score: (r: CacheReader, onBatch: (done: number) => void) => Promise<Float32Array>): Promise<void> => {
-    if (!valReader) return;
-    const tv = performance.now();
-    valScores = await score(valReader, (done) => tick({ phase: 'evaluate.predict', label: 'Scoring val (thresholds, calibration)', done, total: valReader.size, unit: 'img' }));
-    valSeconds = (performance.now() - tv) / 1000;
-  };
-  // Our own runs score on the trainer (data-parallel over threads on CPU backends); other models as loaded.
-  const trainer = opts.modelPath ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded);
+  // Each model in turn (one in memory at a time); an ensemble's score is the members' mean probability.
+  const preprocess = opts.modelPath ? ev.preprocess : 'divide255';
+  const sum = new Float64Array(reader.size);
+  const valSum = valReader ? new Float64Array(valReader.size) : undefined;
+  const loadedModels: tfl.LayersModel[] = [];
   let backendLabel = tf.getBackend();
-  let scores: Float32Array;
-  if (trainer) {
-    backendLabel = trainer.backend;
+  let valSeconds = 0;
+  for (const [m, member] of set.members.entries()) {
+    const open = await openModel(member, Boolean(opts.modelPath), backendLabel);
+    loadedModels.push(open.loaded);
+    backendLabel = open.backend;
+    const of = set.members.length > 1 ? ` (model ${m + 1}/${set.members.length})` : '';
     try {
-      const scorer = { predict: withTta(trainer.predict.bind(trainer), ev.tta), regularizationLoss: () => trainer.regularizationLoss() };
-      scores = await predictSplit(scorer, reader, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, onBatch).then((r) => r.scores);
-      await scoreVal((r, cb) => predictSplit(scorer, r, { kind: 'bce', gamma: 0 }, ev.batchSize, opts.signal, cb).then((x) => x.scores));
+      accumulate(sum, await scoreSplit(open.score, reader, { batchSize: ev.batchSize, preprocess, tta: ev.tta, signal: opts.signal, onBatch: (done) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}${of}`, done, total: reader.size, unit: 'img' }) }));
+      if (valReader && valSum) {
+        // The validation patients choose the thresholds (and the temperature) applied to these ones, as in deployment.
+        const tv = performance.now();
+        accumulate(valSum, await scoreSplit(open.score, valReader, { batchSize: ev.batchSize, preprocess, tta: ev.tta, signal: opts.signal, onBatch: (done) => tick({ phase: 'evaluate.predict', label: `Scoring val (thresholds, calibration)${of}`, done, total: valReader.size, unit: 'img' }) }));
+        valSeconds += (performance.now() - tv) / 1000;
+      }
     } finally {
-      await trainer.dispose();
+      await open.dispose();
     }
-  } else {
-    scores = await scoreSplit(model, reader, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, tta: ev.tta, signal: opts.signal, onBatch });
-    await scoreVal((r, cb) => scoreSplit(model, r, { batchSize: ev.batchSize, preprocess: opts.modelPath ? ev.preprocess : 'divide255', positiveColumn, tta: ev.tta, signal: opts.signal, onBatch: cb }));
   }
+  const scores = meanOf(sum, set.members.length);
+  const valScores = valSum && meanOf(valSum, set.members.length);
+  const loaded = loadedModels[0];
   valReader?.close();
   const predictSeconds = (performance.now() - t0) / 1000 - valSeconds;
 
@@ -243,20 +241,25 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const validation: ValidationScores | undefined = valReader && valScores
     ? { labels: valReader.labels, scores: valScores, patients: valReader.ids.map((id) => (ext ? ext.validation?.patientOf.get(id) : byId.get(id)?.patient) ?? '?') }
     : undefined;
-  const report = buildEvalReport(labels, scores, predictions, ev, { model: source.label, runId: source.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
+  const report = buildEvalReport(labels, scores, predictions, ev, { model: set.label, runId: set.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
   report.stainNormalization = data.stainNormalization;
   report.tta = ev.tta;
+  if (set.ensemble) {
+    report.ensemble = set.ensemble;
+    for (const [label, hit] of await seenPatients(set, new Set(predictions.map((p) => p.patient)))) {
+      report.warnings.push(`${label} was trained or stopped early on ${hit.length} of these patients (${hit.slice(0, 10).join(', ')}${hit.length > 10 ? ' …' : ''}): the ensemble's figures on them are optimistic.`);
+    }
+  }
   for (const f of data.cache.failed) if (f.split === split) report.warnings.push(describeCacheFailure(f));
   if (ext) {
     report.external = ext.info;
     if (ext.info.warning) report.warnings.push(ext.info.warning);
   }
-  const dir = ext?.evalDir ?? join(source.evalRoot, split);
+  const dir = ext?.evalDir ?? join(set.evalRoot, split);
   const predictionsFile = join(dir, 'predictions.csv');
   const metricsFile = join(dir, 'metrics.json');
   await writePredictions(predictionsFile, predictions);
   await writeJsonAtomic(metricsFile, report);
-  if (model !== loaded) model.dispose();
 
   // What the report and the gallery show beside the numbers: Grad-CAMs of the worst errors, slide maps of the worst patients.
   const rowOf = new Map(ids.map((id, i) => [id, i]));
@@ -269,7 +272,7 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const scale = preprocessor(opts.modelPath ? ev.preprocess : 'divide255');
   let gradCams = 0;
   try {
-    gradCams = await writeGradCams(loaded, worst, pixels, dir, { scale: (x) => x.map(scale), input });
+    gradCams = await writeGradCams(loadedModels, worst, pixels, dir, { scale: (x) => x.map(scale), input });
   } catch (e) {
     report.warnings.push(`Grad-CAM unavailable for this model: ${(e as Error).message}`);
     await writeJsonAtomic(metricsFile, report);

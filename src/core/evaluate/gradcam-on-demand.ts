@@ -6,7 +6,9 @@ import { withDirLock } from '../run-lock';
 import type { ProgressSink } from '../progress';
 import { prepareData } from '../train/data';
 import { loadModel } from '../train/model-io';
-import { dataOf, inputConfig, preprocessor, resolveModelSource } from './evaluate';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { dataOf, preprocessor } from './evaluate';
+import { resolveModels, setInputConfig, type ModelSet } from './ensemble';
 import { externalDataDir } from './external';
 import { readPredictions } from './predictions';
 import { writeGradCams } from './visuals';
@@ -51,32 +53,48 @@ async function writeGradCamsLocked(req: GradCamRequest): Promise<{ written: numb
     const p = byId.get(id);
     if (p && p.label !== undefined) items.push({ id, patient: p.patient, x: p.x, y: p.y, label: p.label, score: p.score });
   }
-  const source = resolveModelSource(req.outputDir, report.runId ? { runId: report.runId } : { modelPath: report.model });
+  // A cross-validation's pooled evaluation: each patch is explained by the fold model that scored it.
+  if (report.cv) {
+    let written = 0;
+    for (const row of report.cv.rows) {
+      const test = new Set(row.patients.test);
+      const mine = items.filter((i) => test.has(i.patient));
+      if (mine.length) written += await drawWith(req, resolveModels(req.outputDir, { runId: row.runId }), mine, undefined, 'test');
+    }
+    return { written, skipped: wanted.length - written };
+  }
+  const set = resolveModels(req.outputDir, report.ensemble ? { runIds: report.ensemble } : report.runId ? { runId: report.runId } : { modelPath: report.model });
   // An external archive's evaluation (evaluate --archive) reads that archive's own data.
   const extDir = report.external ? externalDataDir(req.outputDir, report.external.name) : undefined;
-  const data = await prepareData(extDir ?? req.outputDir, inputConfig(req.config, source), { ...(extDir ? { cacheDir: join(extDir, 'cache') } : dataOf(source, req.cacheDir)), onProgress: req.onProgress, signal: req.signal });
-  const reader = data.open(report.split);
+  const written = await drawWith(req, set, items, extDir, report.split, !report.runId && !report.ensemble);
+  return { written, skipped: wanted.length - written };
+}
+
+/** Grad-CAMs of `items` with the set's models (an ensemble's mean map), read from the data they were scored on. */
+async function drawWith(req: GradCamRequest, set: ModelSet, items: readonly ErrorItem[], extDir: string | undefined, split: EvalReport['split'], thirdParty = false): Promise<number> {
+  const source = set.members[0];
+  const dataFrom = extDir ? { cacheDir: join(extDir, 'cache') } : set.ensemble ? { cacheDir: req.cacheDir } : dataOf(source, req.cacheDir);
+  const data = await prepareData(extDir ?? req.outputDir, setInputConfig(req.config, set), { ...dataFrom, onProgress: req.onProgress, signal: req.signal });
+  const reader = data.open(split);
+  const models: tfl.LayersModel[] = [];
   try {
     const rowOf = new Map(reader.ids.map((id, i) => [id, i]));
     const present = items.filter((i) => rowOf.has(i.id));
     throwIfCancelled(req.signal);
-    const model = await loadModel(source.modelDir);
-    try {
-      const scale = preprocessor(report.runId ? 'divide255' : req.config.evaluate.preprocess);
-      const pixels = (ids: readonly string[]) => reader.readRawBatch(ids.map((id) => rowOf.get(id)!));
-      const input = (ids: readonly string[]) => reader.readBatch(ids.map((id) => rowOf.get(id)!));
-      let written = 0;
-      // Batches keep memory flat and let a cancel land between them.
-      for (let i = 0; i < present.length; i += 32) {
-        await cancellationPoint(req.signal);
-        written += await writeGradCams(model, present.slice(i, i + 32), pixels, req.evalDir, { scale: (x) => x.map(scale), input });
-        req.onProgress?.({ phase: 'gradcam', label: 'Grad-CAM', done: Math.min(present.length, i + 32), total: present.length, unit: 'images' });
-      }
-      return { written, skipped: wanted.length - written };
-    } finally {
-      model.dispose();
+    for (const m of set.members) models.push(await loadModel(m.modelDir));
+    const scale = preprocessor(thirdParty ? req.config.evaluate.preprocess : 'divide255');
+    const pixels = (ids: readonly string[]) => reader.readRawBatch(ids.map((id) => rowOf.get(id)!));
+    const input = (ids: readonly string[]) => reader.readBatch(ids.map((id) => rowOf.get(id)!));
+    let written = 0;
+    // Batches keep memory flat and let a cancel land between them.
+    for (let i = 0; i < present.length; i += 32) {
+      await cancellationPoint(req.signal);
+      written += await writeGradCams(models, present.slice(i, i + 32), pixels, req.evalDir, { scale: (x) => x.map(scale), input });
+      req.onProgress?.({ phase: 'gradcam', label: 'Grad-CAM', done: Math.min(present.length, i + 32), total: present.length, unit: 'images' });
     }
+    return written;
   } finally {
+    for (const m of models) m.dispose();
     reader.close();
   }
 }

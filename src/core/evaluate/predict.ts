@@ -10,9 +10,9 @@ import { listDirectory } from '../organize/listing';
 import type { Issue } from '../organize/layout';
 import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
 import { applyStainTable, stainTableOf } from '../cache/stains';
-import { loadModel } from '../train/model-io';
-import { foldForInference } from '../engine/model';
-import { resolveModelSource, checkModelShape, inputConfig, modelScorer, preprocessor } from './evaluate';
+import { preprocessor } from './evaluate';
+import { meanOf, openModel, resolveModels, setInputConfig } from './ensemble';
+import * as tf from '@tensorflow/tfjs-core';
 import { withTta } from './tta';
 import { writePredictions } from './predictions';
 import { writeSlideMaps } from './visuals';
@@ -23,6 +23,8 @@ export interface PredictOptions {
   outputDir: string;
   config: IdcConfig;
   runId?: string;
+  /** Several runs (or a cross-validation's id as runId): their mean probability scores. */
+  runIds?: string[];
   modelPath?: string;
   onProgress?: ProgressSink;
   signal?: AbortSignal;
@@ -118,7 +120,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const progress = opts.onProgress ?? noProgress;
   const folder = resolve(opts.folder);
   folderToScore(folder);
-  const source = resolveModelSource(opts.outputDir, opts);
+  const set = resolveModels(opts.outputDir, opts);
   const listing = listDirectory(folder, { layout: false }); // any layout: no <patient>/<0|1>/ checks
   const skipped: Issue[] = [...listing.issues];
   const unreadable: Issue[] = [];
@@ -148,13 +150,9 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
     }
     tick({ phase: 'predict.decode', label: 'Reading patches', done: kept.length, total: found.length, unit: 'files' });
   }
-  const loaded = await loadModel(source.modelDir);
-  const { positiveColumn } = checkModelShape(loaded, source.label);
-  let model = loaded;
-  if (!opts.modelPath) { try { model = foldForInference(loaded); } catch { model = loaded; } }
   const scale = preprocessor(opts.modelPath ? opts.config.evaluate.preprocess : 'divide255');
   // Normalized as the run was trained; the slide maps keep the patches as scanned.
-  const stainMode = inputConfig(opts.config, source).data.stainNormalization;
+  const stainMode = setInputConfig(opts.config, set).data.stainNormalization;
   const keptPixels = pixels.subarray(0, kept.length * PATCH_BYTES);
   let input = keptPixels;
   let stains: ReturnType<typeof stainTableOf> | undefined;
@@ -166,21 +164,27 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   }
   const bs = opts.config.evaluate.batchSize;
   const xf = new Float32Array(bs * 7500);
-  const predictions: Prediction[] = [];
-  const score = withTta(modelScorer(model, positiveColumn), opts.config.evaluate.tta);
-  for (let start = 0; start < kept.length; start += bs) {
-    await cancellationPoint(opts.signal);
-    const n = Math.min(bs, kept.length - start);
-    for (let i = 0; i < n * 7500; i++) xf[i] = scale(input[start * PATCH_BYTES + i]);
-    const p = await score(xf, n);
-    for (let i = 0; i < n; i++) {
-      const { id, patient, x, y, label } = kept[start + i].name;
-      predictions.push({ id, patient, x, y, label, score: p[i] });
+  // Members one after another: one model (and its worker threads) in memory at a time.
+  const sum = new Float64Array(kept.length);
+  for (const [m, source] of set.members.entries()) {
+    const member = await openModel(source, Boolean(opts.modelPath), tf.getBackend());
+    try {
+      const score = withTta(member.score, opts.config.evaluate.tta);
+      for (let start = 0; start < kept.length; start += bs) {
+        await cancellationPoint(opts.signal);
+        const n = Math.min(bs, kept.length - start);
+        for (let i = 0; i < n * 7500; i++) xf[i] = scale(input[start * PATCH_BYTES + i]);
+        const p = await score(xf, n);
+        for (let i = 0; i < n; i++) sum[start + i] += p[i];
+        tick({ phase: 'predict.score', label: set.members.length > 1 ? `Scoring with model ${m + 1}/${set.members.length}` : 'Scoring', done: start + n, total: kept.length, unit: 'img' });
+      }
+    } finally {
+      await member.dispose();
+      member.loaded.dispose();
     }
-    tick({ phase: 'predict.score', label: 'Scoring', done: start + n, total: kept.length, unit: 'img' });
   }
-  if (model !== loaded) model.dispose();
-  loaded.dispose();
+  const scores = meanOf(sum, set.members.length);
+  const predictions: Prediction[] = kept.map((f, i) => ({ ...f.name, score: scores[i] }));
   const threshold = opts.config.evaluate.threshold;
   const per = new Map<string, PatientPrediction>();
   for (const p of predictions) {
@@ -198,7 +202,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const note = dir === first ? undefined : `predictions/${basename(first)}/ holds the predictions of ${predictionsOwner(first) || 'another folder'}; these are in predictions/${basename(dir)}/.`;
   const predictionsFile = join(dir, 'predictions.csv');
   await writePredictions(predictionsFile, predictions);
-  await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: source.label, threshold, createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stains: stains?.patients });
+  await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: set.label, ensemble: set.ensemble, threshold, createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stains: stains?.patients });
   const rowOf = new Map(predictions.map((p, i) => [p.id, i]));
   const gather = (ids: readonly string[]): Uint8Array => {
     const out = new Uint8Array(ids.length * PATCH_BYTES);

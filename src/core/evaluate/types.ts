@@ -121,6 +121,8 @@ export interface EvalReport {
   validation?: ValidationInfo;
   /** Test-time augmentation the scores were averaged over (evaluate.tta); absent in older files = none. */
   tta?: 'none' | 'flips' | 'dihedral';
+  /** The runs of an ensemble (their mean probability is the score). */
+  ensemble?: string[];
   /** Set on a cross-validation's pooled out-of-fold evaluation (idc cv). */
   cv?: CvSummary;
   /** Set when another labelled archive was scored (idc evaluate --archive). */

@@ -12,11 +12,19 @@ export type PixelSource = (ids: readonly string[]) => Uint8Array;
  * Grad-CAM overlays (PNG, 200 px) for the given error patches: `<dir>/gradcam/<id>.png`, drawn over
  * `pixels`; the model reads `opts.input` (stain-normalized patches) when given, else `pixels`.
  */
-export async function writeGradCams(model: tfl.LayersModel, items: readonly ErrorItem[], pixels: PixelSource, dir: string, opts: { scale?: (x: Float32Array) => Float32Array; input?: PixelSource } = {}): Promise<number> {
+export async function writeGradCams(model: tfl.LayersModel | readonly tfl.LayersModel[], items: readonly ErrorItem[], pixels: PixelSource, dir: string, opts: { scale?: (x: Float32Array) => Float32Array; input?: PixelSource } = {}): Promise<number> {
   if (items.length === 0) return 0;
   const ids = items.map((i) => i.id);
   const px = pixels(ids);
-  const maps = await gradCam(model, opts.input ? opts.input(ids) : px, items.length, { scale: opts.scale });
+  const input = opts.input ? opts.input(ids) : px;
+  // An ensemble's overlay is its members' mean map, as its score is their mean probability.
+  const models = Array.isArray(model) ? model : [model as tfl.LayersModel];
+  const maps = await gradCam(models[0], input, items.length, { scale: opts.scale });
+  for (const other of models.slice(1)) {
+    const more = await gradCam(other, input, items.length, { scale: opts.scale });
+    maps.forEach((m, k) => { for (let i = 0; i < m.length; i++) m[i] += more[k][i]; });
+  }
+  if (models.length > 1) for (const m of maps) for (let i = 0; i < m.length; i++) m[i] /= models.length;
   for (let k = 0; k < items.length; k++) {
     const png = await gradCamOverlayPng(px.subarray(k * PATCH_BYTES, (k + 1) * PATCH_BYTES), maps[k]);
     await writeFileAtomic(join(dir, 'gradcam', `${items[k].id}.png`), png);

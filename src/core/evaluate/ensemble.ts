@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { IdcError } from '../errors';
+import type { IdcConfig } from '../config';
+import { foldForInference } from '../engine/model';
+import { loadModel } from '../train/model-io';
+import { runData } from '../train/data';
+import { listRuns } from '../train/train';
+import { readSplit } from '../split';
+import { checkModelShape, inputConfig, modelScorer, resolveModelSource, trainerForRun } from './evaluate';
+
+export type ModelSource = ReturnType<typeof resolveModelSource>;
+
+/** One model or several whose mean probability is the score (an ensemble). */
+export interface ModelSet {
+  members: ModelSource[];
+  evalRoot: string;
+  label: string;
+  /** The run, when there is exactly one. */
+  runId?: string;
+  /** The member runs of an ensemble. */
+  ensemble?: string[];
+}
+
+/** A cross-validation's definition (src/core/cv/cv.ts writes it): its fold runs are an ensemble. */
+function cvFoldRuns(outputDir: string, id: string): string[] | undefined {
+  const file = join(outputDir, 'evals', id, 'cv.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    const def = JSON.parse(readFileSync(file, 'utf8')) as { folds?: unknown[] };
+    return Array.isArray(def.folds) ? def.folds.map((_, i) => `${id}-fold${i + 1}`) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The models to score with: `modelPath`, one run, several runs (`runIds`) or a cross-validation's
+ * id (its fold models). Several make an ensemble evaluated under evals/<name>/.
+ */
+export function resolveModels(outputDir: string, opts: { runId?: string; runIds?: readonly string[]; modelPath?: string }): ModelSet {
+  let ids = opts.runIds && opts.runIds.length > 1 ? [...opts.runIds] : undefined;
+  const one = opts.runIds?.length === 1 ? opts.runIds[0] : opts.runId;
+  if (!ids && one && !opts.modelPath && !listRuns(outputDir).some((r) => r.id === one)) ids = cvFoldRuns(outputDir, one);
+  if (!ids) {
+    const source = resolveModelSource(outputDir, { runId: one, modelPath: opts.modelPath });
+    return { members: [source], evalRoot: source.evalRoot, label: source.label, runId: source.runId };
+  }
+  if (new Set(ids).size !== ids.length) throw new IdcError(`The ensemble lists a run twice: ${ids.join(', ')}.`, 'Name each run once.', 'USAGE');
+  const members = ids.map((runId) => resolveModelSource(outputDir, { runId }));
+  const cv = !opts.runIds || opts.runIds.length === 1 ? one : undefined;
+  const joined = ids.join('+');
+  const name = cv ? `${cv}-ensemble` : joined.length <= 80 ? `ensemble-${joined}` : `ensemble-${ids.length}-${createHash('sha256').update(joined).digest('hex').slice(0, 10)}`;
+  return { members, evalRoot: join(outputDir, 'evals', name), label: `ensemble of ${ids.length} (${cv ? `the folds of ${cv}` : ids.join(', ')}), mean probability`, ensemble: ids };
+}
+
+/** The config the set's inputs are prepared with; an ensemble's members must agree, or their mean mixes two inputs. */
+export function setInputConfig(config: IdcConfig, set: ModelSet): IdcConfig {
+  const configs = set.members.map((m) => inputConfig(config, m));
+  const modes = new Set(configs.map((c) => c.data.stainNormalization));
+  if (modes.size > 1) {
+    const list = set.members.map((m, i) => `${m.label}: ${configs[i].data.stainNormalization}`).join('; ');
+    throw new IdcError(`The ensemble's models take different inputs (data.stainNormalization ${list}).`, 'Ensemble runs trained with the same data.stainNormalization.', 'ENSEMBLE_INPUTS');
+  }
+  return configs[0];
+}
+
+/**
+ * Patients an ensemble member trained or stopped early on, among `patients`: a cross-validation
+ * fold knows its own (its split.json). Scoring them with it would be optimistic.
+ */
+export async function seenPatients(set: ModelSet, patients: ReadonlySet<string>): Promise<Map<string, string[]>> {
+  const seen = new Map<string, string[]>();
+  for (const m of set.members) {
+    const own = m.runId ? runData(dirname(m.modelDir)) : undefined;
+    if (!own) continue;
+    const split = await readSplit(own.splitFile);
+    const hit = [...split.patients.train, ...split.patients.val].filter((p) => patients.has(p));
+    if (hit.length) seen.set(m.label, hit);
+  }
+  return seen;
+}
+
+export interface OpenModel {
+  loaded: tfl.LayersModel;
+  positiveColumn: number;
+  backend: string;
+  /** Probabilities of n preprocessed patches. */
+  score: (x: Float32Array, n: number) => Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+/** Loads one member for scoring: our runs on their trainer (data-parallel on CPU backends), other models as loaded. */
+export async function openModel(source: ModelSource, thirdParty: boolean, backend: string): Promise<OpenModel> {
+  const loaded = await loadModel(source.modelDir);
+  const { positiveColumn } = checkModelShape(loaded, source.label);
+  const trainer = thirdParty ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded);
+  if (trainer) {
+    return { loaded, positiveColumn, backend: trainer.backend, score: (x, n) => trainer.predict(x, n), dispose: async () => { await trainer.dispose(); } };
+  }
+  // Our own models run faster with batch norm folded into the convolutions; others run as they are.
+  let model = loaded;
+  if (!thirdParty) {
+    try { model = foldForInference(loaded); } catch { model = loaded; }
+  }
+  return { loaded, positiveColumn, backend, score: modelScorer(model, positiveColumn), dispose: async () => { if (model !== loaded) model.dispose(); } };
+}
+
+/** Adds `p` into the running sum `into` (float64, so the mean does not depend on member order beyond rounding). */
+export function accumulate(into: Float64Array, p: ArrayLike<number>): void {
+  for (let i = 0; i < into.length; i++) into[i] += p[i];
+}
+
+export function meanOf(sum: Float64Array, members: number): Float32Array {
+  return Float32Array.from(sum, (s) => s / members);
+}
