@@ -143,3 +143,18 @@ test('a closed stdout (idc … | head -1) ends the command quietly: no stack tra
   assert.equal(code, 141, err);
   assert.ok(existsSync(join(cwd, 'out', 'manifest.csv')), 'the work itself was done');
 });
+
+test('config init --preset notebook writes the reference notebook recipe; an unknown preset is a usage error', () => {
+  const cwd = tempDir();
+  const r = idc(['config', 'init', '--preset', 'notebook'], cwd);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /notebook preset/);
+  const c = JSON.parse(readFileSync(join(cwd, 'idc.config.json'), 'utf8'));
+  assert.deepEqual(
+    [c.train.epochs, c.train.batchSize, c.train.classWeights, c.train.earlyStopping.minDelta, c.train.earlyStopping.patience, c.train.earlyStopping.startFromEpoch, c.train.earlyStopping.restoreBestWeights, c.train.reduceLrOnPlateau.factor, c.train.reduceLrOnPlateau.patience, c.train.reduceLrOnPlateau.minLr, c.train.loss, c.train.focalGamma],
+    [60, 32, { 0: 1, 1: 4.2 }, 0.001, 5, 10, true, 0.5, 3, 1e-6, 'focal', 2],
+  );
+  const bad = idc(['config', 'init', '--preset', 'keras', '--force'], tempDir());
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--preset must be one of notebook/);
+});
