@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { renderReport, writeReport, escapeHtml, SECTIONS, type ReportInput, type SectionId } from '../src/core/report';
 import { fixed, thresholdText, imageDataUri } from '../src/core/report/html';
-import type { EvalReport, OperatingPointRow, Prediction } from '../src/core/evaluate/types';
+import type { CvSummary, EvalReport, OperatingPointRow, Prediction } from '../src/core/evaluate/types';
 import { calibrationSummary } from '../src/core/metrics/calibration';
 import { buildEvalReport } from '../src/core/evaluate/evaluate';
 import { Rng } from '../src/core/rng';
@@ -107,8 +107,21 @@ function full(): ReportInput {
   return {
     title: 'Run <A> & "B"', organize, split: split(), history, runId: 'run-2025-03-01',
     runConfig: { train: { epochs: 6, note: '</pre><script>alert("cfg")</script>' } },
-    evaluation: { ...evaluation(), calibration: { method: 'none', before: calibrationSummary([0, 1, 1, 0, 1], [0.1, 0.8, 0.6, 0.3, 0.95]) } },
+    evaluation: { ...evaluation(), calibration: { method: 'none', before: calibrationSummary([0, 1, 1, 0, 1], [0.1, 0.8, 0.6, 0.3, 0.95]) }, cv: cvSummary() },
+    cvHistories: cvSummary().rows.map((r, i) => ({ fold: r.fold, runId: r.runId, history: history.slice(0, 3 + i) })),
     thumbnails, gradCams, slideMaps: [{ patient: '8863', png: slide }], generatedAt: '2025-03-01T12:34:56.000Z',
+  };
+}
+
+/** metrics.json's cv part of a 3-fold cross-validation; fold 3 holds one class (no AUC of its own). */
+function cvSummary(): CvSummary {
+  const row = (fold: number, n: number, positives: number, auc: number | null, ap: number | null) => ({
+    fold, runId: `cv-3fold-seed42-fold${fold}`, patients: { train: ['1', '2'], val: ['3'], test: ['4', '5'] }, n, positives, auc, averagePrecision: ap, bestEpoch: fold, epochs: 6,
+  });
+  return {
+    id: 'cv-3fold-seed42', folds: 3, seed: 42,
+    rows: [row(1, 400, 120, 0.9, 0.8), row(2, 350, 100, 0.8, 0.7), row(3, 250, 0, null, null)],
+    mean: { auc: 0.85, averagePrecision: 0.75 }, sd: { auc: Math.SQRT1_2 / 10, averagePrecision: Math.SQRT1_2 / 10 },
   };
 }
 
@@ -348,6 +361,34 @@ describe('renderReport', () => {
     const plain = renderReport({ evaluation: { ...ev, calibration: { method: 'none', before: c.before } } });
     assert.equal(count(chart(plain, 'reliability'), '<path class="series'), 1);
     assert.ok(!plain.includes('Patches (scaled)'));
+  });
+
+  test('cross-validation: fold table, mean ± sd over the folds with both classes, pooled figures with their intervals, per-fold curves', () => {
+    const page = renderReport(full());
+    const sec = page.slice(page.indexOf('<section id="cv"'), page.indexOf('</section>', page.indexOf('<section id="cv"')));
+    assert.ok(sec, 'a cross-validation section');
+    assert.ok(page.indexOf('<section id="cv"') < page.indexOf('<section id="curves"'), 'before the pooled curves');
+    assert.match(sec, /3-fold cross-validation by patient \(fold seed 42\)/);
+    const row = (fold: number) => sec.slice(sec.indexOf(`<tr data-fold="${fold}">`), sec.indexOf('</tr>', sec.indexOf(`<tr data-fold="${fold}">`)));
+    assert.match(row(1), /<code>cv-3fold-seed42-fold1<\/code>.*2 \/ 1 \/ 2.*>400<.*>120<.*>0\.900<.*>0\.800<.*>2<\/td>/);
+    assert.match(row(3), />250<.*>0<.*>—<.*>—</, 'a one-class fold has no AUC');
+    assert.match(sec, /data-row="mean"><th colspan="5">Mean ± sd over the 2 folds with both classes<\/th><td class="num">0\.850 ± 0\.071<\/td><td class="num">0\.750 ± 0\.071<\/td>/);
+    assert.match(sec, /data-row="pooled">.*>1,000<.*><b>0\.912<\/b>.*><b>0\.877<\/b>/);
+    assert.ok(!sec.includes('CI '), 'no intervals in this metrics.json');
+    // Per fold: one validation curve each.
+    const c = chart(page, 'cv-val-auc');
+    for (const f of [1, 2, 3]) assert.ok(c.includes(`data-series="fold${f}"`), `fold ${f} curve`);
+    assert.ok(page.includes('data-chart="cv-val-loss"'));
+    // With intervals by patient, the pooled figures carry them.
+    const iv = { auc: [0.88, 0.94], averagePrecision: [0.83, 0.91], confidence: 0.95, resamples: 1000, patients: 6 } as unknown as NonNullable<EvalReport['intervals']>;
+    const withCi = renderReport({ evaluation: { ...evaluation(), cv: cvSummary(), intervals: { ...iv, operatingPoints: [], bands: { roc: null, pr: null }, warnings: [], undefinedResamples: { auc: 0, averagePrecision: 0 } } } });
+    const pooled = withCi.slice(withCi.indexOf('data-row="pooled"'), withCi.indexOf('</tr>', withCi.indexOf('data-row="pooled"')));
+    assert.match(pooled, /<b>0\.912<\/b><br><span class="muted">95% CI 0\.880–0\.940<\/span>/);
+    assert.match(pooled, /<b>0\.877<\/b><br><span class="muted">95% CI 0\.830–0\.910<\/span>/);
+    assert.match(withCi, /with 95% intervals from 1,000 resamples of the 6 patients/);
+    // Without histories there are no per-fold curves, and an ordinary evaluation has no such section.
+    assert.ok(!withCi.includes('data-chart="cv-val-auc"'));
+    assert.ok(!renderReport({ evaluation: evaluation() }).includes('<section id="cv"'));
   });
 
   test('top errors: thumbnails, Grad-CAM and placeholders; ids escaped', () => {

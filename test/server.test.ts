@@ -310,3 +310,58 @@ test('a second training while one runs is refused, naming the run; run ids must 
   await lsp.conn.sendRequest(P.stopJob, {});
   await lsp.next(P.jobCancelled, (x) => x.jobId === tr.jobId, 120_000);
 });
+
+test('cross-validation: fold and epoch progress, refused beside a training either way, cancel leaves it resumable, a rerun finishes it', async () => {
+  // Run alone (--test-name-pattern), the workspace is not organized yet.
+  if (!existsSync(join(ws, 'out', 'manifest.csv'))) {
+    const org = await lsp.conn.sendRequest(P.runJob, { kind: 'organize' });
+    await lsp.next(P.jobFinished, (p) => p.jobId === org.jobId);
+  }
+  const id = 'cv-3fold-seed42';
+  await assert.rejects(lsp.conn.sendRequest(P.runJob, { kind: 'cv', id: '../x' }), /id: the cross-validation id/);
+  const cv = await lsp.conn.sendRequest(P.runJob, { kind: 'cv', folds: 3, epochs: 2 });
+  assert.equal(cv.refused, undefined);
+  assert.equal(cv.title, 'Cross-validate by patient');
+  const p = await lsp.next(P.jobProgress, (x) => x.jobId === cv.jobId && x.fold !== undefined && x.epoch !== undefined, 120_000);
+  assert.deepEqual([p.folds, p.epochs, p.cv], [3, 2, { id, folds: 3, seed: 42 }]);
+  assert.match(p.runId!, new RegExp(`^${id}-fold${p.fold}$`));
+  // A training, a resume or a second cross-validation is refused while it runs, naming it and its fold's run.
+  for (const req of [{ kind: 'train' }, { kind: 'resume' }, { kind: 'cv', folds: 3 }] as P.JobRequest[]) {
+    const r = await lsp.conn.sendRequest(P.runJob, req);
+    assert.ok(r.refused, `${req.kind} was not refused`);
+    assert.match(r.refused.message, new RegExp(`^Cross-validation is already running \\(${id}, run ${id}-fold\\d\\)\\.$`));
+    assert.match(r.refused.hint, /Stop it first, or wait/);
+    assert.equal(r.refused.running.jobId, cv.jobId);
+    assert.deepEqual(r.refused.cv, { id, folds: 3, seed: 42 });
+  }
+  // The notification says which fold.
+  const values = progressOf(lsp, tokenOf(lsp, cv.jobId));
+  assert.equal(values[0].title, 'IDC: Cross-validate by patient');
+  assert.ok(values.some((v) => /^Fold \d\/3 — Epoch \d\/2/.test(v.message ?? '')), JSON.stringify(values.slice(0, 8)));
+
+  await lsp.conn.sendRequest(P.stopJob, { jobId: cv.jobId });
+  const c = await lsp.next(P.jobCancelled, (x) => x.jobId === cv.jobId, 120_000);
+  assert.equal(c.resumable, true);
+  assert.deepEqual(c.cv, { id, folds: 3, seed: 42 });
+  assert.match(c.message, new RegExp(`^Cross-validation ${id} stopped; the finished folds are kept and run ${id}-fold\\d keeps its last finished epoch\\. Run it again to resume\\.$`));
+
+  // Running it again resumes it and writes the pooled evaluation beside the fold runs.
+  const again = await lsp.conn.sendRequest(P.runJob, { kind: 'cv', folds: 3, epochs: 2 });
+  const done = await lsp.next(P.jobFinished, (x) => x.jobId === again.jobId, 600_000);
+  assert.deepEqual(done.cv, { id, folds: 3, seed: 42 });
+  const metrics = join(ws, 'out', 'evals', id, 'test', 'metrics.json');
+  assert.ok(done.outputs.some((o) => o.path === metrics));
+  const m = JSON.parse(readFileSync(metrics, 'utf8')) as { n: number; cv: { rows: { runId: string }[] } };
+  assert.deepEqual(m.cv.rows.map((r) => r.runId), [1, 2, 3].map((f) => `${id}-fold${f}`));
+  assert.equal(m.n, 60, 'every patch once');
+  assert.match(done.summary, new RegExp(`^Cross-validation ${id}: 3 folds by patient, pooled out-of-fold ROC AUC`));
+  const info = await lsp.conn.sendRequest(P.workspaceInfo, {});
+  assert.ok(info.evaluations.some((e) => e.model === id && e.split === 'test'), 'listed for the panels');
+
+  // And the other way round: a cross-validation while a training runs is refused.
+  const tr = await lsp.conn.sendRequest(P.runJob, { kind: 'train', epochs: 3 });
+  const r = await lsp.conn.sendRequest(P.runJob, { kind: 'cv', folds: 3 });
+  assert.match(r.refused?.message ?? '', /^Training is already (running|queued)/);
+  await lsp.conn.sendRequest(P.stopJob, { jobId: tr.jobId });
+  await lsp.next(P.jobCancelled, (x) => x.jobId === tr.jobId, 120_000);
+});

@@ -129,6 +129,14 @@ function empty(message: string): void {
   document.body.dataset.ready = 'true';
 }
 
+/** A cross-validation's pooled evaluation says so, with the spread of the folds' own AUCs. */
+function cvNote(v: ThresholdView): string {
+  const cv = v.cv;
+  if (!cv) return '';
+  const folds = cv.aucs.map((a, i) => `fold ${i + 1}: ${fmt(a)}`).join(', ');
+  return `<div class="notice" data-testid="cv-note">Cross-validation <b>${esc(cv.id)}</b>: ${cv.folds} folds by patient, pooled out of fold (every patient scored once by a model that never saw it). Per-fold ROC AUC ${fmt(cv.mean)} ± ${fmt(cv.sd)} (range ${fmt(cv.min)}–${fmt(cv.max)}; ${esc(folds)}).</div>`;
+}
+
 function render(v: ThresholdView): void {
   document.body.dataset.state = 'data';
   const e = v.evaluation;
@@ -146,6 +154,7 @@ function render(v: ThresholdView): void {
           (${e.positives.toLocaleString()} IDC, ${e.negatives.toLocaleString()} non-IDC) · ROC AUC ${fmt(e.auc)}${ciText(v.intervals, v.intervals?.auc, true)} · average precision ${fmt(e.averagePrecision)}${ciText(v.intervals, v.intervals?.averagePrecision)}${when ? ` · ${esc(when)}` : ''}</span>
       </div>
     </header>
+    ${cvNote(v)}
     ${v.warnings.map((w) => `<div class="notice warn-notice" data-testid="warning">${esc(w)}</div>`).join('')}
     ${trustNotes(v)}
     ${v.working !== v.evaluatedThreshold ? `<div class="notice" data-testid="working-note">This evaluation ran at threshold ${esc(v.evaluatedThreshold)}; the working threshold is now ${esc(v.working)}. Its patient table, error lists and slide maps follow the new one after the next evaluation.</div>` : ''}

@@ -10,7 +10,7 @@ import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import { Chart, LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Legend, Tooltip, type ChartDataset, type ChartType, type Plugin, type Scale } from 'chart.js';
 import { PanelRpc, cssVar, esc, fmt, showError } from './lib/rpc';
-import type { TrainingView, TrainingEpoch, RunSummary, TrainingEvents } from '../src/protocol/webview';
+import type { TrainingView, TrainingEpoch, RunSummary, TrainingEvents, CvListItem, CvTrainingView } from '../src/protocol/webview';
 import type { ModelSummary } from '../src/core/views/types';
 
 // ------------------------------------------------------------------------------------- chart.js setup
@@ -58,6 +58,8 @@ const app = document.getElementById('app')!;
 
 let view: TrainingView | null = null;
 let runs: RunSummary[] = [];
+/** Cross-validations: one selector entry each, over their fold runs. */
+let cvs: CvListItem[] = [];
 let compare: { run: RunSummary; history: TrainingEpoch[] } | null = null;
 let live: Batch | null = null;
 let busy: 'stopping' | 'resuming' | null = null;
@@ -106,12 +108,13 @@ function recompute(v: TrainingView): void {
 // ------------------------------------------------------------------------------------- loading
 
 let loading = false;
-async function load(runId?: string): Promise<void> {
+async function load(runId?: string, cv?: string): Promise<void> {
   loading = true;
   try {
-    const [v, list] = await Promise.all([rpc.request('load', { runId }), rpc.request('runs', {})]);
+    const [v, list, cvList] = await Promise.all([rpc.request('load', cv ? { cv } : { runId }), rpc.request('runs', {}), rpc.request('cvs', {})]);
     view = v;
     runs = list;
+    cvs = cvList;
     live = null;
     busy = null;
     if (v) {
@@ -162,8 +165,11 @@ function render(): void {
         <span id="status" class="status" data-testid="run-status"></span></h1>
       <div class="toolbar">
         <label class="field">Run
-          <vscode-single-select id="run-select" data-testid="run-select">${runs.slice().reverse().map((r) => `<vscode-option value="${esc(r.id)}"${r.id === v.run.id ? ' selected' : ''}>${esc(runLabel(r))}</vscode-option>`).join('')}</vscode-single-select>
+          <vscode-single-select id="run-select" data-testid="run-select">${runOptions(v)}</vscode-single-select>
         </label>
+        ${v.cv ? `<label class="field">Fold
+          <vscode-single-select id="fold-select" data-testid="fold-select">${v.cv.rows.filter((r) => r.status !== 'pending').map((r) => `<vscode-option value="${esc(r.runId)}"${r.runId === v.run.id ? ' selected' : ''}>fold ${r.fold} of ${v.cv!.folds}</vscode-option>`).join('')}</vscode-single-select>
+        </label>` : ''}
         <label class="field">Compare with
           <vscode-single-select id="compare-select" data-testid="compare-select">
             <vscode-option value=""${compare ? '' : ' selected'}>no other run</vscode-option>
@@ -181,6 +187,7 @@ function render(): void {
       <div id="live-text" class="live-text" data-testid="live-text"></div>
       <vscode-progress-bar id="live-bar" data-testid="batch-progress"></vscode-progress-bar>
     </section>
+    <section id="cv" class="cv" data-testid="cv-section"${v.cv ? '' : ' hidden'}></section>
     <div class="cards" id="cards" data-testid="cards"></div>
     <p class="legend muted" id="legend"></p>
     <div class="charts" id="charts">
@@ -204,12 +211,62 @@ function render(): void {
   renderStatus();
   renderNotices();
   renderLive();
+  renderCv();
   renderCards();
   renderCharts();
   renderEpochs();
   renderModel(v.model, v.modelNote);
   document.getElementById('config')!.textContent = v.config === null ? 'No config.json in the run folder.' : JSON.stringify(v.config, null, 2);
   document.body.dataset.ready = 'true';
+}
+
+/** Plain runs, and one entry per cross-validation standing for its fold runs (newest first). */
+function runOptions(v: TrainingView): string {
+  const folds = new Set(cvs.flatMap((c) => c.runIds));
+  const entries: { value: string; label: string; at: string }[] = runs.filter((r) => !folds.has(r.id)).map((r) => ({ value: r.id, label: runLabel(r), at: r.createdAt }));
+  for (const c of cvs) {
+    if (!c.runIds.length) continue;
+    const first = runs.find((r) => c.runIds.includes(r.id));
+    entries.push({ value: `cv:${c.id}`, label: `${c.id} (${c.folds} folds${c.finished ? '' : `, ${c.runIds.length} started`})`, at: first?.createdAt ?? '' });
+  }
+  entries.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+  const selected = v.cv ? `cv:${v.cv.id}` : v.run.id;
+  return entries.map((e) => `<vscode-option value="${esc(e.value)}"${e.value === selected ? ' selected' : ''}>${esc(e.label)}</vscode-option>`).join('');
+}
+
+/** The fold table: patients, test patches and the fold's own test figures; mean ± sd over folds; the pooled evaluation. */
+function renderCv(): void {
+  const box = document.getElementById('cv');
+  const cv = view?.cv;
+  if (!box || !cv || !view) return;
+  const state: Record<string, string> = { pending: 'not started', running: 'training', interrupted: 'interrupted', finished: 'finished' };
+  const rows = cv.rows.map((r) => `<tr data-fold="${r.fold}"${r.runId === view!.run.id ? ' class="shown-row"' : ''}>
+      <td><a href="#" data-run="${esc(r.runId)}" title="Show ${esc(r.runId)}">${r.fold}</a></td><td class="left">${esc(state[r.status])}</td>
+      <td>${r.patients.train}</td><td>${r.patients.val}</td><td>${r.patients.test}</td>
+      <td>${r.testPatches === null ? '–' : int(r.testPatches)}</td><td>${fmt(r.auc)}</td><td>${fmt(r.averagePrecision)}</td>
+      <td>${r.bestEpoch === null ? '–' : r.bestEpoch + 1}</td><td>${r.status === 'pending' ? '–' : `${r.epochsDone}/${r.epochs}`}</td></tr>`).join('');
+  const pm = (m: number | null, sd: number | null) => (m === null ? '–' : `${fmt(m)} ± ${fmt(sd)}`);
+  const p = cv.pooled;
+  box.innerHTML = `
+    <h2>Cross-validation <span class="run-id">${esc(cv.id)}</span> <span class="muted">${cv.folds} folds by patient, fold seed ${cv.seed}: each fold's model trains on ${cv.folds - 2} folds, stops early on the next and is tested on its own</span></h2>
+    ${cv.warnings.map((w) => `<div class="notice warn-notice" data-testid="cv-warning">${esc(w)}</div>`).join('')}
+    <table class="data" data-testid="cv-table">
+      <thead><tr><th>fold</th><th class="left">state</th><th title="Patients the fold's model trained on">train patients</th><th title="Patients of the next fold: early stopping and LR reduction watch them">val patients</th><th>test patients</th><th>test patches</th><th>test AUC</th><th>test AP</th><th>best epoch</th><th>epochs</th></tr></thead>
+      <tbody>${rows}</tbody>
+      <tfoot>
+        <tr data-testid="cv-mean"><th colspan="6">mean ± sd over ${cv.scored} scored fold${cv.scored === 1 ? '' : 's'} with both classes</th><td>${pm(cv.mean.auc, cv.sd.auc)}</td><td>${pm(cv.mean.averagePrecision, cv.sd.averagePrecision)}</td><td colspan="2"></td></tr>
+        ${p ? `<tr data-testid="cv-pooled"><th colspan="5">pooled out of fold (every patient once)</th><td>${int(p.n)}</td><td><b>${fmt(p.auc)}</b>${p.aucInterval ? ` <span class="muted">(${fmt(p.aucInterval[0])}–${fmt(p.aucInterval[1])})</span>` : ''}</td><td><b>${fmt(p.averagePrecision)}</b></td><td colspan="2"><vscode-button id="cv-evaluation" data-testid="cv-evaluation" secondary icon="graph-line">Show Evaluation</vscode-button></td></tr>` : ''}
+      </tfoot>
+    </table>
+    <p class="muted">${p ? 'The pooled figures are the ones to quote; the spread over folds shows how much one split by patient could move them.' : 'The pooled out-of-fold evaluation is written when every fold is scored; running the cross-validation again resumes it.'} Dashed lines in the charts: the other folds' validation curves.</p>`;
+  box.querySelectorAll<HTMLAnchorElement>('a[data-run]').forEach((a) => a.addEventListener('click', (e) => {
+    e.preventDefault();
+    const id = a.dataset.run!;
+    if (id !== view?.run.id && cv.rows.some((r) => r.runId === id && r.status !== 'pending')) void load(id);
+  }));
+  document.getElementById('cv-evaluation')?.addEventListener('click', () => {
+    if (p) void rpc.request('runCommand', { command: 'idc.showEvaluation', args: [p.evaluation] }).catch(showError);
+  });
 }
 
 function runLabel(r: RunSummary): string {
@@ -219,7 +276,13 @@ function runLabel(r: RunSummary): string {
 
 function wire(): void {
   const runSelect = document.getElementById('run-select') as HTMLElement & { value: string };
-  runSelect.addEventListener('change', () => { if (runSelect.value && runSelect.value !== view?.run.id) void load(runSelect.value); });
+  runSelect.addEventListener('change', () => {
+    const value = runSelect.value;
+    if (!value) return;
+    if (value.startsWith('cv:')) { if (value.slice(3) !== view?.cv?.id) void load(undefined, value.slice(3)); } else if (value !== view?.run.id) void load(value);
+  });
+  const foldSelect = document.getElementById('fold-select') as (HTMLElement & { value: string }) | null;
+  foldSelect?.addEventListener('change', () => { if (foldSelect.value && foldSelect.value !== view?.run.id) void load(foldSelect.value); });
   const cmp = document.getElementById('compare-select') as HTMLElement & { value: string };
   cmp.addEventListener('change', () => void setCompare(cmp.value));
   document.getElementById('stop')!.addEventListener('click', () => void stop());
@@ -357,6 +420,8 @@ function renderLegend(): void {
   el.textContent = `Solid: this run (train and validation). ${compare ? `Dashed: validation of ${compare.run.id}. ` : ''}Vertical lines: ★ the best epoch (its weights are ${view.run.status === 'finished' ? 'the saved model' : 'restored at the end'}), LR↓ where ReduceLROnPlateau lowered the learning rate.`;
 }
 
+const FOLD_COLOURS: [string, string][] = [['--vscode-charts-purple', '#b180d7'], ['--vscode-charts-green', '#89d185'], ['--vscode-charts-red', '#f14c4c'], ['--vscode-charts-yellow', '#cca700'], ['--vscode-charts-blue', '#3794ff'], ['--vscode-charts-foreground', '#cccccc']];
+
 interface Palette { train: string; val: string; compare: string; lr: string; best: string; reduced: string; fg: string; grid: string; font: string }
 function palette(): Palette {
   return {
@@ -381,7 +446,7 @@ function renderCharts(): void {
   Chart.defaults.borderColor = p.grid;
   Chart.defaults.font.family = p.font;
   const h = v.history;
-  const xMax = Math.max(v.epochs, h.length, compare?.history.length ?? 0, 1);
+  const xMax = Math.max(v.epochs, h.length, compare?.history.length ?? 0, ...(v.cv?.rows ?? []).map((r) => r.history.length), 1);
   const bestX = v.bestEpoch === null ? null : v.bestEpoch + 1;
   const markers: Marker[] = [
     ...v.lrReducedAt.map((e) => ({ x: e + 1.5, color: p.reduced, dash: [4, 3], label: 'LR↓', row: 1 })),
@@ -396,6 +461,13 @@ function renderCharts(): void {
       { label: 'train', data: h.map((e) => pt(e, key)), borderColor: p.train, backgroundColor: p.train, pointRadius: radius, pointStyle: style, borderWidth: 2, yAxisID: 'y' },
       { label: 'validation', data: h.map((e) => pt(e, m.val)), borderColor: p.val, backgroundColor: p.val, pointRadius: radius, pointStyle: style, borderWidth: 2, yAxisID: 'y' },
     ];
+    // The other folds of a cross-validation, each in its own colour: how alike the folds train.
+    for (const [i, r] of (v.cv?.rows ?? []).entries()) {
+      if (r.runId === v.run.id || !r.history.length) continue;
+      const c = FOLD_COLOURS[i % FOLD_COLOURS.length];
+      const col = cssVar(c[0], c[1]);
+      datasets.push({ label: `validation, fold ${r.fold}`, data: r.history.map((e) => pt(e, m.val)), borderColor: col, backgroundColor: col, borderDash: [4, 3], pointRadius: 1, borderWidth: 1.2, yAxisID: 'y' });
+    }
     if (compare) {
       datasets.push({ label: `validation, ${compare.run.id}`, data: compare.history.map((e) => pt(e, m.val)), borderColor: p.compare, backgroundColor: p.compare, borderDash: [6, 4], pointRadius: 1.5, borderWidth: 1.5, yAxisID: 'y' });
     }
@@ -523,8 +595,19 @@ function renderModel(m: ModelSummary | null, note?: string): void {
 rpc.on('epoch', (d) => {
   const v = view;
   if (!v) { if (!loading) void load(); return; }
+  const row = v.cv?.rows.find((r) => r.runId === d.runId);
+  if (row) {
+    const k = row.history.findIndex((e) => e.epoch === d.epoch.epoch);
+    if (k >= 0) row.history[k] = d.epoch; else row.history.push(d.epoch);
+    row.history.sort((a, b) => a.epoch - b.epoch);
+    row.epochsDone = row.history.length;
+    row.epochs = Math.max(d.epochs, row.history.length);
+    if (d.epoch.best) row.bestEpoch = d.epoch.epoch;
+    row.status = 'running';
+  }
   if (d.runId !== v.run.id) {
     if (otherRunning !== d.runId) { otherRunning = d.runId; renderNotices(); }
+    if (row) { renderCv(); renderCharts(); }
     return;
   }
   const i = v.history.findIndex((e) => e.epoch === d.epoch.epoch);
@@ -571,7 +654,8 @@ rpc.on('job', (j) => {
     return;
   }
   if (j.runId && otherRunning === j.runId) { otherRunning = null; renderNotices(); }
-  if (v && (j.runId === v.run.id || (j.runId === undefined && v.running))) {
+  // A cross-validation's job ends on its last fold: the shown fold's table needs the fold figures too.
+  if (v && (j.runId === v.run.id || (j.runId === undefined && v.running) || (j.runId !== undefined && v.cv?.rows.some((r) => r.runId === j.runId)))) {
     // The run's status, model and summary changed on disk: read it again.
     void load(v.run.id).then(() => { if (j.message && j.state !== 'finished') showNotice(j.message); });
   }

@@ -44,7 +44,7 @@ Usage:
                                                (--archive: score every patch of another labelled archive)
   idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
   idc cv [--folds 5] [--seed S] [--id NAME] [--epochs N] [--out <dir>]   cross-validation by patient (resumable)
-  idc report [--run <id>] [--file report.html] [--out <dir>]   one self-contained HTML file
+  idc report [--run <id> | --cv <id>] [--file report.html] [--out <dir>]   one self-contained HTML file
   idc predict <folder> [--run <id>[,<id>…] | --model <model.json>]    score unlabelled patches
   idc config init [--preset notebook]          write a default ${CONFIG_FILE_NAME} here (or the reference notebook's recipe)
 
@@ -162,10 +162,11 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     },
   },
   report: {
-    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, split: { type: 'string' }, file: { type: 'string' } },
+    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, cv: { type: 'string' }, split: { type: 'string' }, file: { type: 'string' } },
     overrides: (v) => ({ paths: { output: v.out as string | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
     run: async (v, _pos, ctx) => {
-      await runReport(outputDir(ctx, v), ctx, { runId: runFlag(v.run), file: v.file as string | undefined });
+      if (v.cv !== undefined && v.run !== undefined) usage('Give --run or --cv, not both.');
+      await runReport(outputDir(ctx, v), ctx, { runId: runFlag(v.run), cv: v.cv as string | undefined, file: v.file as string | undefined });
     },
   },
   predict: {
@@ -294,12 +295,12 @@ async function runCv(out: string, ctx: Context, which: { folds: number; seed: nu
   ctx.out(`Predictions: ${r.predictionsFile}\nMetrics:     ${r.metricsFile}`);
 }
 
-async function runReport(out: string, ctx: Context, which: { runId?: string; file?: string }): Promise<void> {
+async function runReport(out: string, ctx: Context, which: { runId?: string; cv?: string; file?: string }): Promise<void> {
   const { exportReport } = await import('../core/report/assemble');
   const file = which.file ? resolve(which.file) : join(out, 'report.html');
   const cacheDir = cacheDirOf(ctx);
-  const input = await exportReport(out, file, { runId: which.runId, split: ctx.config.evaluate.split, cacheDir });
-  const parts = [input.organize && 'dataset', input.history && 'training curves', input.evaluation && 'evaluation', input.thumbnails?.size && `${input.thumbnails.size} error thumbnails`, input.gradCams?.size && 'Grad-CAM', input.slideMaps?.length && 'slide maps'].filter(Boolean);
+  const input = await exportReport(out, file, { runId: which.runId, cv: which.cv, split: ctx.config.evaluate.split, cacheDir });
+  const parts = [input.organize && 'dataset', input.evaluation?.cv && `cross-validation ${input.evaluation.cv.id} (${input.evaluation.cv.folds} folds)`, input.history && 'training curves', input.evaluation && 'evaluation', input.thumbnails?.size && `${input.thumbnails.size} error thumbnails`, input.gradCams?.size && 'Grad-CAM', input.slideMaps?.length && 'slide maps'].filter(Boolean);
   ctx.out(`Report (${parts.join(', ')}): ${file}`);
 }
 

@@ -19,9 +19,10 @@ export function registerCommands(context: vscode.ExtensionContext, idc: IdcClien
     'idc.split': () => c.split(),
     'idc.train': () => c.train(),
     'idc.resume': (runId?: string, folder?: Folder) => c.resume(runId, folder),
+    'idc.crossValidate': (cv?: Partial<P.CvJobInfo>) => c.crossValidate(cv),
     'idc.stopJob': () => c.stopJob(),
     'idc.evaluate': (runId?: string) => c.evaluate(runId),
-    'idc.exportReport': () => c.exportReport(),
+    'idc.exportReport': (cv?: string) => c.exportReport(cv),
     'idc.synth': () => c.synth(),
     'idc.predict': () => c.predict(),
     'idc.openConfig': () => c.openConfig(),
@@ -29,7 +30,7 @@ export function registerCommands(context: vscode.ExtensionContext, idc: IdcClien
     'idc.checkGpu': () => c.checkGpu(),
     'idc.showDataset': () => c.showDataset(),
     'idc.showTraining': (runId?: string) => c.showTraining(runId),
-    'idc.showEvaluation': () => c.showEvaluation('threshold'),
+    'idc.showEvaluation': (evaluation?: string) => c.showEvaluation('threshold', undefined, evaluation),
     'idc.showFalseNegatives': () => c.showEvaluation('gallery', { cell: 'fn' }),
     'idc.showSlideMap': () => c.showSlideMap(),
     'idc.showLog': async () => log.show(),
@@ -101,6 +102,22 @@ class Commands {
     await this.run(folder, { kind: 'resume', runId: run.id });
   }
 
+  /** Cross-validation by patient; `cv` (from a Resume button) skips the question and resumes that experiment. */
+  async crossValidate(cv?: Partial<P.CvJobInfo>): Promise<void> {
+    const { folder, info } = await this.context();
+    await this.needs(info, ['manifest']);
+    let folds = cv && typeof cv === 'object' && Number.isInteger(cv.folds) ? cv.folds : undefined;
+    if (folds === undefined) {
+      const v = await this.input({
+        title: 'IDC: Cross-Validate by Patient', value: '5',
+        prompt: 'How many folds? Each patient is scored once by a model trained without it; every fold trains a model, so k folds take about k trainings. Running it again with the same count resumes it.',
+        validateInput: (t) => (/^\d+$/.test(t.trim()) && +t >= 3 && +t <= 100 ? undefined : 'A whole number from 3 to 100 (one fold tests, the next stops early, the rest train)'),
+      });
+      folds = Number(v.trim());
+    }
+    await this.run(folder, { kind: 'cv', folds, ...(cv && typeof cv === 'object' ? { seed: cv.seed, id: cv.id } : {}) });
+  }
+
   async evaluate(runId?: string): Promise<void> {
     const { folder, info } = await this.context();
     await this.needs(info, ['manifest', 'split']);
@@ -108,10 +125,10 @@ class Commands {
     await this.run(folder, { kind: 'evaluate', ...model });
   }
 
-  async exportReport(): Promise<void> {
+  async exportReport(cv?: string): Promise<void> {
     const { folder, info } = await this.context();
     await this.needs(info, ['manifest']);
-    await this.run(folder, { kind: 'report' });
+    await this.run(folder, { kind: 'report', ...(typeof cv === 'string' ? { cv } : {}) });
   }
 
   async synth(): Promise<void> {
@@ -152,7 +169,8 @@ class Commands {
     }
     const r = await this.idc.request(P.stopJob, params);
     if (s.running && r.stopped.some((j) => j.jobId === s.running!.jobId)) {
-      void vscode.window.showInformationMessage(`IDC: stopping ${s.running.title} at the next safe point…${s.running.kind === 'train' || s.running.kind === 'resume' ? ' The run can be resumed.' : ''}`);
+      const resumable = s.running.kind === 'cv' ? ' Running it again resumes it.' : s.running.kind === 'train' || s.running.kind === 'resume' ? ' The run can be resumed.' : '';
+      void vscode.window.showInformationMessage(`IDC: stopping ${s.running.title} at the next safe point…${resumable}`);
     }
   }
 
@@ -214,10 +232,11 @@ class Commands {
   }
 
   /** Threshold explorer (evaluation), or the gallery on one cell (false negatives). */
-  async showEvaluation(panel: 'threshold' | 'gallery', ui?: Record<string, unknown>): Promise<void> {
+  async showEvaluation(panel: 'threshold' | 'gallery', ui?: Record<string, unknown>, evaluation?: string): Promise<void> {
     const { folder, info } = await this.context();
     if (!info.evaluations.length) return this.missing('no evaluation yet.', 'Evaluate Model', 'idc.evaluate');
-    await this.panels.show(panel, { folder: folder.uri.fsPath, evaluation: evaluationId(info.evaluations.at(-1)!), ui });
+    const wanted = typeof evaluation === 'string' ? info.evaluations.find((e) => evaluationId(e) === evaluation) : undefined;
+    await this.panels.show(panel, { folder: folder.uri.fsPath, evaluation: evaluationId(wanted ?? info.evaluations.at(-1)!), ui });
   }
 
   async showSlideMap(): Promise<void> {
@@ -290,9 +309,10 @@ class Commands {
     if (r.refused) {
       // One training at a time: say which, and offer the way to it or to stop it.
       const { message, hint, running, runId } = r.refused;
-      const pick = await vscode.window.showWarningMessage(`IDC: ${message} ${hint}`, 'Show Training', 'Stop Training');
+      const stop = running.kind === 'cv' ? 'Stop Cross-Validation' : 'Stop Training';
+      const pick = await vscode.window.showWarningMessage(`IDC: ${message} ${hint}`, 'Show Training', stop);
       if (pick === 'Show Training') await vscode.commands.executeCommand('idc.showTraining', runId);
-      else if (pick === 'Stop Training') await this.idc.request(P.stopJob, { jobId: running.jobId });
+      else if (pick === stop) await this.idc.request(P.stopJob, { jobId: running.jobId });
       return;
     }
     if (r.queued && r.behind) {

@@ -4,7 +4,7 @@ import * as P from '../protocol/protocol';
 
 const VERB: Record<P.JobKind, string> = {
   organize: 'organizing', split: 'splitting', train: 'training', resume: 'training', evaluate: 'evaluating',
-  report: 'exporting the report', synth: 'generating', predict: 'scoring', gradcam: 'drawing Grad-CAM',
+  report: 'exporting the report', synth: 'generating', predict: 'scoring', gradcam: 'drawing Grad-CAM', cv: 'cross-validating',
 };
 
 /** Next steps offered when a job ends: button label -> command (with its argument). */
@@ -16,7 +16,7 @@ export function formatEta(s: number): string {
   return `${Math.floor(s / 3600)}h ${Math.round((s % 3600) / 60)}m`;
 }
 
-/** "IDC: training epoch 3/20, ETA 2m · wasm" */
+/** "IDC: training epoch 3/20, ETA 2m · wasm"; "IDC: cross-validating fold 2/5, epoch 3/20, ETA 9m · wasm" */
 export type ServerState = 'starting' | 'up' | 'down';
 
 export function statusText(s: P.StatusParams, p: P.JobProgressParams | undefined, server: ServerState): string {
@@ -26,7 +26,8 @@ export function statusText(s: P.StatusParams, p: P.JobProgressParams | undefined
   if (s.state === 'idle' || !s.running) return `$(beaker) IDC: idle · ${backend}`;
   let t = `$(sync~spin) IDC: ${VERB[s.running.kind]}`;
   if (p && p.jobId === s.running.jobId) {
-    if (p.epoch !== undefined) t += ` epoch ${p.epoch}/${p.epochs}`;
+    if (p.fold !== undefined) t += ` fold ${p.fold}/${p.folds}${p.epoch !== undefined && p.phase.startsWith('train.') ? `, epoch ${p.epoch}/${p.epochs}` : ` — ${p.label}`}`;
+    else if (p.epoch !== undefined) t += ` epoch ${p.epoch}/${p.epochs}`;
     else if (p.percentage !== undefined) t += ` ${p.percentage}%`;
     else t += ` — ${p.label}${p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : ''}`;
     if (p.etaSeconds !== undefined) t += `, ETA ${formatEta(p.etaSeconds)}`;
@@ -129,6 +130,7 @@ export class JobTracker implements vscode.Disposable {
       synth: [cmd('Organize Raw Archive', 'idc.organize', output('Archive'))],
       predict: open('Open Predictions', output('Predictions')),
       gradcam: [],
+      cv: [cmd('Show Training', 'idc.showTraining', j.runId), cmd('Show Evaluation', 'idc.showEvaluation', j.cv && `${j.cv.id}/test`), cmd('Export Report', 'idc.exportReport', j.cv?.id)],
     };
     // The gallery that asked shows the overlays; a message per page of tiles would be noise.
     if (j.kind === 'gradcam') return;
@@ -147,13 +149,15 @@ export class JobTracker implements vscode.Disposable {
     else if (c === 'NO_PREDICTIONS' || c === 'NOTHING_TO_REPORT') fixes.push(cmd('Evaluate Model', 'idc.evaluate'));
     else if (c === 'BACKEND_UNAVAILABLE' || c === 'WASM_INIT') fixes.push(cmd('Select Backend', 'idc.selectBackend'), cmd('Check GPU Setup', 'idc.checkGpu'));
     else if (c === 'JOB_CRASHED' && (j.kind === 'train' || j.kind === 'resume') && j.runId) fixes.push(cmd('Resume Training', 'idc.resume', j.runId));
+    else if (c === 'JOB_CRASHED' && j.kind === 'cv') fixes.push(cmd('Resume Cross-Validation', 'idc.crossValidate', j.cv));
     const text = `IDC: ${j.title} failed: ${j.message}${j.hint ? ` ${j.hint}` : ''}`;
     await this.offer(j.internal ? 'error' : 'warn', text.replace(/\n\s*/g, ' '), fixes, true);
   }
 
   private async cancelled(j: P.JobCancelledParams): Promise<void> {
     if (j.wasQueued) return;
-    const resume: Action[] = j.resumable && j.runId ? [{ label: 'Resume Training', run: () => vscode.commands.executeCommand('idc.resume', j.runId) }]
+    const resume: Action[] = j.kind === 'cv' ? [{ label: 'Resume Cross-Validation', run: () => vscode.commands.executeCommand('idc.crossValidate', j.cv) }]
+      : j.resumable && j.runId ? [{ label: 'Resume Training', run: () => vscode.commands.executeCommand('idc.resume', j.runId) }]
       : j.resumable && j.kind === 'organize' ? [{ label: 'Organize Again', run: () => vscode.commands.executeCommand('idc.organize') }] : [];
     await this.offer('info', `IDC: ${j.message}`, resume);
   }

@@ -6,8 +6,12 @@
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
 import type { ProgressEvent } from '../core/progress';
 import type { TrainEvent } from '../core/train/train';
+import type { CvEvent } from '../core/cv/cv';
 import type { BackendProbe, ConcreteBackend } from '../core/engine/backends';
-import type { JobOutput, JobRequest, ServerSettings } from './protocol';
+import type { CvJobInfo, JobOutput, JobRequest, ServerSettings } from './protocol';
+
+/** A cross-validation's fold and warning events (its training events go as hostTrainEvent), with the experiment they belong to. */
+export type HostCvEvent = Exclude<CvEvent, { type: 'train' }> & { cv: CvJobInfo };
 
 export const JOB_HOST_ARG = '--idc-job-host';
 
@@ -26,6 +30,7 @@ export interface JobOutcome {
   summary: string;
   outputs: JobOutput[];
   runId?: string;
+  cv?: CvJobInfo;
 }
 
 export interface HostError {
@@ -49,5 +54,6 @@ export const hostCancel = new NotificationType<Record<string, never>>('idcHost/c
 // job process -> server
 export const hostProgress = new NotificationType<ProgressEvent>('idcHost/progress');
 export const hostTrainEvent = new NotificationType<TrainEvent>('idcHost/trainEvent');
+export const hostCvEvent = new NotificationType<HostCvEvent>('idcHost/cvEvent');
 export const hostLog = new NotificationType<{ level: 'info' | 'warn' | 'error'; message: string }>('idcHost/log');
 export const hostBackend = new NotificationType<{ name: string }>('idcHost/backend');

@@ -14,7 +14,9 @@ export type { ProgressEvent, EpochLog, BackendName, BackendProbe, RunInfo };
 
 // ------------------------------------------------------------------------------------- jobs
 
-export type JobKind = 'organize' | 'split' | 'train' | 'resume' | 'evaluate' | 'report' | 'synth' | 'predict' | 'gradcam';
+export type JobKind = 'organize' | 'split' | 'train' | 'resume' | 'evaluate' | 'report' | 'synth' | 'predict' | 'gradcam' | 'cv';
+/** Jobs that train: one at a time, a second one is refused (never queued). */
+export const TRAINING_KINDS: readonly JobKind[] = ['train', 'resume', 'cv'];
 export type EvalSplit = 'test' | 'val' | 'train';
 
 interface JobTarget {
@@ -30,13 +32,23 @@ export type JobRequest = JobTarget & (
   /** Continues `runId`, or the newest unfinished run. */
   | { kind: 'resume'; runId?: string }
   | { kind: 'evaluate'; runId?: string; modelPath?: string; split?: EvalSplit }
-  | { kind: 'report'; runId?: string; file?: string; split?: EvalSplit }
+  /** `cv`: report that cross-validation's pooled evaluation (default: the newest run's, or its CV's when it is a fold). */
+  | { kind: 'report'; runId?: string; file?: string; split?: EvalSplit; cv?: string }
   | { kind: 'synth'; out: string; patients?: number; seed?: number; zip?: boolean }
   /** `patches`: the folder of unlabelled patches to score. */
   | { kind: 'predict'; patches: string; runId?: string; modelPath?: string }
   /** Grad-CAM overlays for patches of an evaluation (`evalDir`, inside the output folder) that lack one. */
   | { kind: 'gradcam'; evalDir: string; ids: string[] }
+  /** Patient-grouped k-fold cross-validation (idc cv); the same folds, seed and id resume it. */
+  | { kind: 'cv'; folds?: number; seed?: number; id?: string; epochs?: number; backend?: BackendName }
 );
+
+/** A cross-validation job's experiment: rerunning with these resumes it. */
+export interface CvJobInfo {
+  id: string;
+  folds: number;
+  seed: number;
+}
 
 export interface JobRef {
   jobId: string;
@@ -65,6 +77,8 @@ export interface JobRefusal {
   running: JobRef;
   /** Its run, once known. */
   runId?: string;
+  /** A cross-validation in the way. */
+  cv?: CvJobInfo;
 }
 
 export interface JobStartedParams extends JobRef {
@@ -86,6 +100,10 @@ export interface JobProgressParams extends ProgressEvent, JobRef {
   steps?: number;
   loss?: number;
   imagesPerSecond?: number;
+  /** Cross-validation only: the 1-based fold being trained or scored, and the fold count. */
+  fold?: number;
+  folds?: number;
+  cv?: CvJobInfo;
 }
 
 /** A job's warning the user should see now (a training run's start: e.g. a one-class validation split). */
@@ -111,6 +129,8 @@ export interface JobFinishedParams extends JobRef {
   outputs: JobOutput[];
   seconds: number;
   runId?: string;
+  /** Cross-validation: its pooled evaluation is `<cv.id>/test`. */
+  cv?: CvJobInfo;
 }
 
 export interface JobFailedParams extends JobRef {
@@ -122,6 +142,7 @@ export interface JobFailedParams extends JobRef {
   internal: boolean;
   /** Training: the run it was working on (JOB_CRASHED leaves it resumable). */
   runId?: string;
+  cv?: CvJobInfo;
 }
 
 export interface JobCancelledParams extends JobRef {
@@ -131,6 +152,8 @@ export interface JobCancelledParams extends JobRef {
   runId?: string;
   /** It was cancelled before it started. */
   wasQueued: boolean;
+  /** Cross-validation: running it again with these resumes it. */
+  cv?: CvJobInfo;
 }
 
 export interface StatusParams {
@@ -235,6 +258,7 @@ export const JOB_TITLES: Record<JobKind, string> = {
   synth: 'Generate synthetic dataset',
   predict: 'Score patches',
   gradcam: 'Grad-CAM overlays',
+  cv: 'Cross-validate by patient',
 };
 
 /** Diagnostic codes of idc.config.json (the `code` of each published diagnostic). */

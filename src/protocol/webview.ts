@@ -11,9 +11,9 @@ import { z } from 'zod';
 // No compiled validators: they probe `navigator` (an error in VS Code's extension host) and eval
 // (refused by the webviews' CSP).
 z.config({ jitless: true });
-import type { DatasetView, DatasetPatient, PatientStain, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary } from '../core/views/types';
+import type { DatasetView, DatasetPatient, PatientStain, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary, CvListItem, CvTrainingView, CvFoldView } from '../core/views/types';
 
-export type { DatasetView, DatasetPatient, PatientStain, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary };
+export type { DatasetView, DatasetPatient, PatientStain, SlideMapView, TrainingView, TrainingEpoch, ThresholdView, GalleryPage, RunSummary, CvListItem, CvTrainingView, CvFoldView };
 /** Parts of the threshold explorer's view (metrics.json's intervals by patient and calibration), named for the page. */
 export type { PatientIntervals, OperatingPointInterval, CalibrationReport } from '../core/evaluate/types';
 export type { ReliabilityBin } from '../core/metrics/calibration';
@@ -116,10 +116,15 @@ export type DatasetEvents = CommonEvents;
 
 export const trainingRequests = {
   ...commonRequests,
-  /** The run (default: the panel's, else the newest); null when the output folder has no run yet. */
-  load: request<TrainingView | null>()(z.object({ runId: id.optional() })),
+  /**
+   * The run (default: the panel's, else the newest); null when the output folder has no run yet.
+   * `cv` instead: that cross-validation's running fold, else its first unfinished one, else fold 1.
+   */
+  load: request<TrainingView | null>()(z.object({ runId: id.optional(), cv: id.optional() })),
   /** Every run of the output folder, oldest first: to switch to or overlay. */
   runs: request<RunSummary[]>()(z.object({})),
+  /** The cross-validations of the output folder, oldest first: each is one selector entry over its fold runs. */
+  cvs: request<CvListItem[]>()(z.object({})),
   /** Another run's history, to overlay its validation curves. */
   compare: request<{ run: RunSummary; history: TrainingEpoch[] }>()(z.object({ runId: id })),
   /** Stops the running training job (only when it trains the run the panel shows). */

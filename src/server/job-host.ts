@@ -32,6 +32,7 @@ export function runJobHost(): void {
           }
           void conn.sendNotification(H.hostTrainEvent, e);
         },
+        onCvEvent: (e) => void conn.sendNotification(H.hostCvEvent, e),
         log: (message) => void conn.sendNotification(H.hostLog, { level: 'info', message }),
         setBackend: (name) => void conn.sendNotification(H.hostBackend, { name }),
       };

@@ -17,6 +17,7 @@ export const HARD_STOP_MS = 30_000;
 export interface HostEvents {
   progress(e: ProgressEvent): void;
   train(e: TrainEvent): void;
+  cv(e: H.HostCvEvent): void;
   backend(name: string): void;
   log(level: 'info' | 'warn' | 'error', message: string): void;
 }
@@ -47,6 +48,7 @@ function startHost(on: Partial<HostEvents> & Pick<HostEvents, 'log'>): Host {
   const conn = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
   conn.onNotification(H.hostProgress, (e) => on.progress?.(e));
   conn.onNotification(H.hostTrainEvent, (e) => on.train?.(e));
+  conn.onNotification(H.hostCvEvent, (e) => on.cv?.(e));
   conn.onNotification(H.hostBackend, (e) => on.backend?.(e.name));
   conn.onNotification(H.hostLog, (e) => on.log(e.level, e.message));
   conn.listen();

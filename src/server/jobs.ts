@@ -1,12 +1,16 @@
 import type { ProgressEvent } from '../core/progress';
 import type { TrainEvent } from '../core/train/train';
-import { JOB_TITLES, type JobKind, type JobProgressParams, type JobRef, type JobRequest } from '../protocol/protocol';
+import { JOB_TITLES, type CvJobInfo, type JobKind, type JobProgressParams, type JobRef, type JobRequest } from '../protocol/protocol';
 
 export interface Job extends JobRef {
   request: JobRequest;
   controller: AbortController;
-  /** Training: the run it trains, once its job process has said. */
+  /** Training: the run it trains, once its job process has said (cross-validation: the fold's run). */
   runId?: string;
+  /** Cross-validation: the experiment, once its job process has said. */
+  cv?: CvJobInfo;
+  /** Warnings already shown for this job (each fold's training would repeat the same one). */
+  warned?: Set<string>;
 }
 
 /**
@@ -89,6 +93,8 @@ export type MeterReading = { event: ProgressEvent } & Omit<JobProgressParams, ke
 const MAIN_PHASE: Record<JobKind, string> = {
   organize: 'organize.check', split: 'split', train: 'train.', resume: 'train.', evaluate: 'evaluate.predict',
   report: 'report', synth: 'synth', predict: 'predict.score', gradcam: 'gradcam',
+  // Its share done comes from the folds (see onCvFold); no core phase stands for it.
+  cv: 'cv',
 };
 
 /**
@@ -102,8 +108,17 @@ export class JobMeter {
   private lastSent = 0;
   private percent = 0;
   private training: { runId: string; epochs: number; startEpoch: number; started?: number; epoch: number; batch: number; batches: number; loss?: number; imagesPerSecond?: number } | undefined;
+  /** Cross-validation: the 0-based fold now, the fold count, and the experiment. */
+  private cv: { fold: number; folds: number; info: CvJobInfo } | undefined;
 
   constructor(private readonly kind: JobKind, private readonly intervalMs = 200, private readonly now: () => number = () => Date.now()) {}
+
+  /** A cross-validation moved to fold `fold` (0-based) of `folds`: the whole job's share counts folds. */
+  onCvFold(fold: number, folds: number, info: CvJobInfo): void {
+    if (this.cv?.fold !== fold) this.training = undefined;
+    this.cv = { fold, folds, info };
+    this.bump((100 * fold) / folds);
+  }
 
   onTrainEvent(e: TrainEvent): void {
     if (e.type === 'start') this.training = { runId: e.runId, epochs: e.epochs, startEpoch: e.startEpoch, epoch: e.startEpoch, batch: 0, batches: 1 };
@@ -128,13 +143,15 @@ export class JobMeter {
       const span = Math.max(1, tr.epochs - tr.startEpoch);
       const inEpoch = e.phase === 'train.epoch' && e.total ? Math.min(1, e.done / e.total) : e.phase === 'train.validate' ? 1 : 0;
       const fraction = Math.min(1, (tr.epoch - tr.startEpoch + inEpoch) / span);
-      reading.percentage = this.bump(100 * fraction);
+      const cv = this.cv;
+      reading.percentage = this.bump(cv ? (100 * (cv.fold + fraction)) / cv.folds : 100 * fraction);
       reading.epoch = Math.min(tr.epoch + 1, tr.epochs);
       reading.epochs = tr.epochs;
       reading.runId = tr.runId;
       if (tr.batch > 0) Object.assign(reading, { step: tr.batch, steps: tr.batches, loss: tr.loss, imagesPerSecond: tr.imagesPerSecond });
       const unitsDone = (tr.epoch - tr.startEpoch) * tr.batches + tr.batch;
-      const unitsAll = span * tr.batches;
+      // Later folds train as many epochs at most (early stopping may end them sooner).
+      const unitsAll = span * tr.batches + (this.cv ? (this.cv.folds - this.cv.fold - 1) * tr.epochs * tr.batches : 0);
       if (tr.started !== undefined && unitsDone > 0 && t - tr.started > 1000) reading.etaSeconds = Math.round(((t - tr.started) / 1000 / unitsDone) * (unitsAll - unitsDone));
     } else if (e.total) {
       const fraction = Math.min(1, e.done / e.total);
@@ -142,6 +159,7 @@ export class JobMeter {
       const elapsed = (t - this.phaseStart) / 1000;
       if (e.done > 0 && elapsed > 1 && fraction < 1) reading.etaSeconds = Math.round((elapsed / e.done) * (e.total - e.done));
     }
+    if (this.cv) Object.assign(reading, { fold: this.cv.fold + 1, folds: this.cv.folds, cv: this.cv.info });
     return reading;
   }
 

@@ -94,6 +94,7 @@ connection.onRequest(P.runJob, (req): P.RunJobResult => {
   if (req.kind === 'synth' && !req.out) throw new ResponseError(ErrorCodes.InvalidParams, 'A synth job needs "out", the folder or .zip to write.');
   if (req.kind === 'predict' && !req.patches) throw new ResponseError(ErrorCodes.InvalidParams, 'A predict job needs "patches", the folder of patches to score.');
   if ('runId' in req && req.runId !== undefined && runIdProblem(req.runId)) throw new ResponseError(ErrorCodes.InvalidParams, `runId: the run id ${runIdProblem(req.runId)}.`);
+  if (req.kind === 'cv' && req.id !== undefined && runIdProblem(req.id)) throw new ResponseError(ErrorCodes.InvalidParams, `id: the cross-validation id ${runIdProblem(req.id)}.`);
   jobFolder(req);
   const refused = refuseSecondTraining(req);
   if (refused) {
@@ -110,12 +111,19 @@ connection.onRequest(P.runJob, (req): P.RunJobResult => {
  * left (often the same run, resumed or refused), long after the user asked. Refused instead.
  */
 function refuseSecondTraining(req: P.JobRequest): P.JobRefusal | undefined {
-  if (req.kind !== 'train' && req.kind !== 'resume') return undefined;
-  const other = [queue.running, ...queue.queued].find((j): j is Job => j !== undefined && (j.kind === 'train' || j.kind === 'resume'));
+  if (!P.TRAINING_KINDS.includes(req.kind)) return undefined;
+  const other = [queue.running, ...queue.queued].find((j): j is Job => j !== undefined && P.TRAINING_KINDS.includes(j.kind));
   if (!other) return undefined;
+  const state = other === queue.running ? 'running' : 'queued';
+  if (other.kind === 'cv') {
+    // A cross-validation trains its folds one after another: anything else would compete with it for the cores.
+    const id = other.cv?.id ?? (other.request.kind === 'cv' ? other.request.id : undefined);
+    const what = [id, other.runId && `run ${other.runId}`].filter(Boolean).join(', ');
+    return { message: `Cross-validation is already ${state}${what ? ` (${what})` : ''}.`, hint: 'Stop it first, or wait for it to finish.', running: ref(other), runId: other.runId, cv: other.cv };
+  }
   const runId = other.runId ?? (other.request.kind === 'train' || other.request.kind === 'resume' ? other.request.runId : undefined);
   return {
-    message: `Training is already ${other === queue.running ? 'running' : 'queued'}${runId ? ` (run ${runId})` : ''}.`,
+    message: `Training is already ${state}${runId ? ` (run ${runId})` : ''}.`,
     hint: 'Stop it first, or wait for it to finish.', running: ref(other), runId,
   };
 }
@@ -181,13 +189,20 @@ async function execute(job: Job): Promise<void> {
   log.info(`${job.title} started (job ${job.jobId}) in ${folder}.`);
   let runId: string | undefined;
   let epochs = 0;
+  const warn = (message: string, run?: string): void => {
+    log.warn(message);
+    // A cross-validation's folds would each repeat the same warning.
+    if ((job.warned ??= new Set()).has(message)) return;
+    job.warned.add(message);
+    connection.sendNotification(P.jobWarning, { ...ref(job), runId: run, message });
+  };
   const send = (r: MeterReading): void => {
     const message = progressMessage(r);
     if (r.percentage !== undefined) reporter.report(r.percentage, message);
     else reporter.report(message);
     connection.sendNotification(P.jobProgress, {
       ...r.event, ...ref(job), percentage: r.percentage, etaSeconds: r.etaSeconds, epoch: r.epoch, epochs: r.epochs,
-      runId: r.runId, step: r.step, steps: r.steps, loss: r.loss, imagesPerSecond: r.imagesPerSecond,
+      runId: r.runId, step: r.step, steps: r.steps, loss: r.loss, imagesPerSecond: r.imagesPerSecond, fold: r.fold, folds: r.folds, cv: r.cv,
     });
   };
   try {
@@ -203,15 +218,21 @@ async function execute(job: Job): Promise<void> {
           job.runId = e.runId;
           epochs = e.epochs;
           log.info(`${e.startEpoch > 0 ? `Resuming run ${e.runId} at epoch ${e.startEpoch + 1}` : `Run ${e.runId}`}: ${e.trainSize} training and ${e.valSize} validation patches, up to ${e.epochs} epochs on ${e.backend}.`);
-          if (e.warning) {
-            log.warn(e.warning);
-            connection.sendNotification(P.jobWarning, { ...ref(job), runId: e.runId, message: e.warning });
-          }
+          if (e.warning) warn(e.warning, e.runId);
         } else if (e.type === 'epoch') {
           const l = e.log;
           log.info(`epoch ${l.epoch + 1}/${epochs}  loss ${l.loss.toFixed(4)}  auc ${l.auc.toFixed(3)} | val_loss ${l.val_loss.toFixed(4)}  val_recall ${l.val_recall.toFixed(3)}  val_auc ${l.val_auc.toFixed(3)} | lr ${l.lr.toExponential(1)}  ${l.seconds.toFixed(1)} s${l.best ? '  *best' : ''}${l.lrReduced ? '  lr reduced' : ''}`);
           connection.sendNotification(P.epochMetrics, { ...ref(job), runId: e.runId, epochs, log: l });
         }
+      },
+      cv: (e) => {
+        job.cv = e.cv;
+        if (e.type === 'warning') { warn(e.message); return; }
+        meter.onCvFold(e.fold, e.folds, e.cv);
+        if (e.state !== 'done') { runId = e.runId; job.runId = e.runId; }
+        const f = `Fold ${e.fold + 1}/${e.folds} (${e.runId})`;
+        log.info(e.state === 'kept' ? `${f}: already trained and evaluated; kept.` : e.state === 'evaluating' ? `${f}: trained; scoring its ${e.test} test patches.`
+          : e.state === 'training' ? `${f}: ${e.test} test patches.` : `${f}: test ROC AUC ${e.auc === null || e.auc === undefined ? '—' : e.auc.toFixed(4)}.`);
       },
       backend: (name) => { backendInUse = name; sendStatus(); },
       log: (level, message) => log[level](message),
@@ -220,7 +241,7 @@ async function execute(job: Job): Promise<void> {
     if (result.ok) {
       const seconds = (Date.now() - t0) / 1000;
       log.info(`${job.title} finished in ${seconds.toFixed(1)} s.\n${result.outcome.summary}`);
-      connection.sendNotification(P.jobFinished, { ...ref(job), ...result.outcome, seconds, runId: result.outcome.runId ?? runId });
+      connection.sendNotification(P.jobFinished, { ...ref(job), ...result.outcome, seconds, runId: result.outcome.runId ?? runId, cv: result.outcome.cv ?? job.cv });
     } else reportFailure(job, result.error, runId);
   } finally {
     onCancel.dispose();
@@ -232,12 +253,14 @@ async function execute(job: Job): Promise<void> {
 function reportFailure(job: Job, error: H.HostError, runId: string | undefined): void {
   if (error.kind === 'cancelled') {
     const training = job.kind === 'train' || job.kind === 'resume';
-    const what = training && runId ? `Training stopped; run ${runId} keeps its last finished epoch and can be resumed.`
+    const cv = job.cv;
+    const what = job.kind === 'cv' ? `Cross-validation${cv ? ` ${cv.id}` : ''} stopped${runId ? `; the finished folds are kept and run ${runId} keeps its last finished epoch` : ''}. Run it again to resume.`
+      : training && runId ? `Training stopped; run ${runId} keeps its last finished epoch and can be resumed.`
       : job.kind === 'organize' ? 'Organize stopped; the patients already checked are kept and a rerun continues from there.'
         : `${job.title} stopped.`;
     const message = error.message === 'Cancelled.' ? what : `${what} ${error.message}`;
     log.info(`${job.title} (job ${job.jobId}): ${message}`);
-    connection.sendNotification(P.jobCancelled, { ...ref(job), message, resumable: (training && runId !== undefined) || job.kind === 'organize', runId, wasQueued: false });
+    connection.sendNotification(P.jobCancelled, { ...ref(job), message, resumable: (training && runId !== undefined) || job.kind === 'organize' || job.kind === 'cv', runId, wasQueued: false, cv });
     return;
   }
   if (error.kind === 'user') log.error(`${job.title} failed: ${error.message}${error.hint ? `\n${error.hint}` : ''}`);
@@ -245,12 +268,13 @@ function reportFailure(job: Job, error: H.HostError, runId: string | undefined):
   const internal = error.kind === 'internal';
   const message = internal && error.code === 'INTERNAL' ? `Internal error in ${job.title}: ${error.message}` : error.message;
   const hint = internal && error.code === 'INTERNAL' ? 'This is a bug in IDC Inspector; the IDC log has the details. Please report it.' : error.hint;
-  connection.sendNotification(P.jobFailed, { ...ref(job), message, hint, code: error.code, internal, runId });
+  connection.sendNotification(P.jobFailed, { ...ref(job), message, hint, code: error.code, internal, runId, cv: job.cv });
 }
 
 function progressMessage(r: MeterReading): string {
   const e = r.event;
   const parts: string[] = [];
+  if (r.fold !== undefined) parts.push(`Fold ${r.fold}/${r.folds}`);
   if (r.epoch !== undefined) parts.push(`Epoch ${r.epoch}/${r.epochs}`);
   if (!(r.epoch !== undefined && e.phase === 'train.epoch')) parts.push(e.label);
   let line = parts.join(' — ');

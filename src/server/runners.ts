@@ -14,7 +14,7 @@ import { generateSyntheticArchive } from '../core/synth/synth';
 import type { ProgressSink } from '../core/progress';
 import type { TrainEvent } from '../core/train/train';
 import type { JobKind, JobRequest, ServerSettings } from '../protocol/protocol';
-import type { JobOutcome } from '../protocol/job-host';
+import type { HostCvEvent, JobOutcome } from '../protocol/job-host';
 
 export const SPLIT_FILE = 'split.json';
 
@@ -26,6 +26,8 @@ export interface JobContext {
   signal: AbortSignal;
   onProgress: ProgressSink;
   onTrainEvent(e: TrainEvent): void;
+  /** A cross-validation's fold and warning events. */
+  onCvEvent(e: HostCvEvent): void;
   log(line: string): void;
   /** The TF.js backend now in use, for the status bar. */
   setBackend(name: string): void;
@@ -113,9 +115,9 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       const { exportReport } = await import('../core/report/assemble');
       const file = req.file ? resolve(ctx.folder, req.file) : join(ctx.outputDir, 'report.html');
       ctx.onProgress({ phase: 'report', label: 'Writing the report', done: 0, total: 1, unit: 'file' });
-      const input = await exportReport(ctx.outputDir, file, { runId: req.runId, split: ctx.config.evaluate.split, cacheDir: cacheDir(ctx) });
+      const input = await exportReport(ctx.outputDir, file, { runId: req.runId, cv: req.cv, split: ctx.config.evaluate.split, cacheDir: cacheDir(ctx) });
       ctx.onProgress({ phase: 'report', label: 'Writing the report', done: 1, total: 1, unit: 'file' });
-      const parts = [input.organize && 'dataset', input.history && 'training curves', input.evaluation && 'evaluation', input.slideMaps?.length && 'slide maps'].filter(Boolean);
+      const parts = [input.organize && 'dataset', input.history && 'training curves', input.evaluation?.cv && `cross-validation ${input.evaluation.cv.id}`, input.evaluation && 'evaluation', input.slideMaps?.length && 'slide maps'].filter(Boolean);
       return { summary: `Report (${parts.join(', ')}): ${file}`, outputs: [{ label: 'Report', path: file }] };
     },
   },
@@ -146,6 +148,31 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       for (const p of r.patients) lines.push(`patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive, mean score ${p.meanScore.toFixed(3)}`);
       for (const i of r.skipped.slice(0, 10)) lines.push(`skipped ${i.path}: ${i.reason}`);
       return { summary: lines.join('\n'), outputs: [{ label: 'Predictions', path: r.predictionsFile }, ...(r.slideMaps ?? []).map((p) => ({ label: 'Slide map', path: p }))] };
+    },
+  },
+  cv: {
+    overrides: (r) => ({ engine: { backend: r.backend }, train: { epochs: r.epochs } }),
+    async run(req, ctx) {
+      const { initBackend } = await import('../core/engine/backends');
+      const { crossValidate } = await import('../core/cv/cv');
+      const { evalSummaryLines } = await import('../core/evaluate/summary');
+      await useBackend(ctx, initBackend);
+      const folds = req.folds ?? 5;
+      const seed = req.seed ?? ctx.config.split.seed;
+      // The id crossValidate would pick, named here so every event (and a cancel) can say what to rerun.
+      const cv = { id: req.id ?? `cv-${folds}fold-seed${seed}`, folds, seed };
+      const r = await crossValidate({
+        outputDir: ctx.outputDir, config: ctx.config, cacheDir: cacheDir(ctx), folds, seed, id: cv.id, onProgress: ctx.onProgress, signal: ctx.signal,
+        onEvent: (e) => (e.type === 'train' ? ctx.onTrainEvent(e.event) : ctx.onCvEvent({ ...e, cv })),
+      });
+      const s = r.report.cv;
+      const f = (x: number | null | undefined, d = 3): string => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
+      const lines = [
+        `Cross-validation ${r.id}: ${s.folds} folds by patient, pooled out-of-fold ROC AUC ${f(r.report.auc)} on ${r.report.n} patches; per fold ${f(s.mean.auc)} ± ${f(s.sd.auc)}.`,
+        ...s.rows.map((row) => `fold ${row.fold} (${row.runId}): ${row.patients.train.length}/${row.patients.val.length}/${row.patients.test.length} patients train/val/test, ${row.n} test patches, ROC AUC ${f(row.auc)}, AP ${f(row.averagePrecision)}`),
+        ...evalSummaryLines(r.report).map((l) => l.trim()),
+      ];
+      return { summary: lines.join('\n'), cv, outputs: [{ label: 'Metrics', path: r.metricsFile }, { label: 'Predictions', path: r.predictionsFile }] };
     },
   },
   gradcam: {

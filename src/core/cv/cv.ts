@@ -15,9 +15,9 @@ import { evaluateModel, buildEvalReport } from '../evaluate/evaluate';
 import { readPredictions, writePredictions } from '../evaluate/predictions';
 import type { CvFoldRow, CvSummary, EvalReport, Prediction } from '../evaluate/types';
 import { patientFolds, foldSplit } from './folds';
+import { cvDir, foldRunId, type CvDefinition } from './read';
 
-/** cv.json: the folds and the settings they were trained with, so a rerun resumes the same experiment. */
-interface CvDefinition { version: 1; id: string; folds: string[][]; warnings: string[]; seed: number; manifestHash: string; configHash: string; createdAt: string }
+export { cvDir, foldRunId };
 
 export type CvEvent =
   | { type: 'fold'; fold: number; folds: number; runId: string; state: 'training' | 'evaluating' | 'done' | 'kept'; test: number; auc?: number | null }
@@ -39,13 +39,6 @@ export interface CvOptions {
 }
 
 export interface CvResult { id: string; dir: string; report: EvalReport & { cv: CvSummary }; predictionsFile: string; metricsFile: string }
-
-/** Where a cross-validation's pooled evaluation lives: beside other models' evaluations, so every panel reads it. */
-export function cvDir(outputDir: string, id: string): string {
-  return join(outputDir, 'evals', id);
-}
-
-export const foldRunId = (id: string, fold: number): string => `${id}-fold${fold + 1}`;
 
 /** Only what changes a trained model: resuming a cross-validation under other settings would mix two experiments. */
 function trainingConfigHash(c: IdcConfig): string {

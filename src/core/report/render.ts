@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { EvalReport, ErrorItem, OperatingPointRow, OperatingPointInterval } from '../evaluate/types';
+import type { CvSummary, EvalReport, ErrorItem, OperatingPointRow, OperatingPointInterval } from '../evaluate/types';
 import type { Interval } from '../metrics/bootstrap';
 import { chosenOnText } from '../evaluate/summary';
 import type { EpochLog } from '../train/checkpoint';
@@ -22,6 +22,8 @@ export interface ReportInput {
   /** Grad-CAM overlay PNGs, keyed by patch id. */
   gradCams?: Map<string, Buffer>;
   slideMaps?: { patient: string; png: Buffer }[];
+  /** A cross-validation's fold runs' histories (the evaluation's cv rows), for the per-fold curves. */
+  cvHistories?: { fold: number; runId: string; history: EpochLog[] }[];
   /** ISO time; defaults to now. */
   generatedAt?: string;
 }
@@ -29,6 +31,7 @@ export interface ReportInput {
 /** Section ids, in page order (also the nav). */
 export const SECTIONS = {
   dataset: 'Dataset',
+  cv: 'Cross-validation',
   training: 'Training curves',
   curves: 'ROC and precision–recall curves',
   thresholds: 'Threshold table',
@@ -57,6 +60,7 @@ export function renderReport(input: ReportInput): string {
 
   const sections: [SectionId, Html | undefined][] = [
     ['dataset', datasetSection(input.organize, input.split)],
+    ['cv', ev?.cv ? cvSection(ev, ev.cv, input.cvHistories) : undefined],
     ['training', trainingSection(input.history)],
     ['curves', ev ? curvesSection(ev) : undefined],
     ['thresholds', ev ? thresholdSection(ev) : undefined],
@@ -222,6 +226,31 @@ function organizeBlock(org: OrganizeReport): Html {
 <div class="table-wrap"><table class="organize-table"><tbody>${rows.map(([k, v, note]) => html`<tr data-key="${k}"><th>${k}</th><td class="num">${int(v)}</td><td class="muted wrap">${note}</td></tr>`)}</tbody></table></div>
 ${org.issues.length ? html`<h3>Issues</h3><p class="muted">${org.issues.length > issues.length ? `First ${issues.length} of ${int(org.issues.length)} issues.` : `${int(org.issues.length)} issue${org.issues.length === 1 ? '' : 's'}.`}</p>
 <div class="table-wrap"><table class="issues"><thead><tr><th>Severity</th><th>Path</th><th>Reason</th></tr></thead><tbody>${issues.map((i) => html`<tr><td>${i.severity}</td><td class="wrap"><code>${i.path}</code></td><td class="wrap">${i.reason}</td></tr>`)}</tbody></table></div>` : html`<p class="muted">No issues.</p>`}`;
+}
+
+// ---------------------------------------------------------------- cross-validation
+
+function cvSection(ev: EvalReport, cv: CvSummary, histories: ReportInput['cvHistories']): Html {
+  const v = (x: number | null | undefined) => (isNum(x) ? x : '');
+  const rows = cv.rows.map((r) => html`<tr data-fold="${r.fold}"><td class="num" data-v="${r.fold}">${r.fold}</td><td><code>${r.runId}</code></td><td class="num">${r.patients.train.length} / ${r.patients.val.length} / ${r.patients.test.length}</td><td class="num" data-v="${r.n}">${int(r.n)}</td><td class="num" data-v="${r.positives}">${int(r.positives)}</td><td class="num" data-v="${v(r.auc)}">${fixed(r.auc)}</td><td class="num" data-v="${v(r.averagePrecision)}">${fixed(r.averagePrecision)}</td><td class="num" data-v="${v(r.bestEpoch)}">${isNum(r.bestEpoch) ? r.bestEpoch + 1 : '—'}</td><td class="num" data-v="${r.epochs}">${int(r.epochs)}</td></tr>`);
+  const pm = (m: number | null, sd: number | null) => `${fixed(m)} ± ${fixed(sd)}`;
+  const both = cv.rows.filter((r) => r.positives > 0 && r.positives < r.n).length;
+  const iv = ev.intervals;
+  const ci = (r: Interval | undefined) => (iv ? html`<br><span class="muted">${ciLevel(iv.confidence)} CI ${rangeText(r)}</span>` : '');
+  const foot = html`<tfoot><tr data-row="mean"><th colspan="5">Mean ± sd over the ${both} folds with both classes</th><td class="num">${pm(cv.mean.auc, cv.sd.auc)}</td><td class="num">${pm(cv.mean.averagePrecision, cv.sd.averagePrecision)}</td><td colspan="2"></td></tr>
+<tr data-row="pooled"><th colspan="3">Pooled out-of-fold (every patient once)</th><td class="num">${int(ev.n)}</td><td class="num">${int(ev.positives)}</td><td class="num"><b>${fixed(ev.auc)}</b>${ci(iv?.auc)}</td><td class="num"><b>${fixed(ev.averagePrecision)}</b>${ci(iv?.averagePrecision)}</td><td colspan="2"></td></tr></tfoot>`;
+  const table = html`<div class="table-wrap"><table class="cv-folds sortable"><thead><tr><th class="num">Fold</th><th>Run</th><th class="num">Patients train / val / test</th><th class="num">Test patches</th><th class="num">IDC+</th><th class="num">ROC AUC</th><th class="num">Average precision</th><th class="num">Best epoch</th><th class="num">Epochs</th></tr></thead><tbody>${rows}</tbody>${foot}</table></div>`;
+  const intro = html`<p data-note="cv">${cv.folds}-fold cross-validation by patient (fold seed ${cv.seed}): each fold's model trained on ${cv.folds - 2} folds, chose its epoch on the next fold and scored its own, so every patient is scored once by a model that never saw it. The pooled out-of-fold figures${iv ? `, with ${ciLevel(iv.confidence)} intervals from ${int(iv.resamples)} resamples of the ${int(iv.patients)} patients,` : ''} are the ones to quote; the spread over folds shows how much one split by patient could have moved them. The curves, thresholds, patients and errors below are the pooled ones.</p>`;
+  const hs = (histories ?? []).filter((h) => h.history.length);
+  const curve = (id: string, title: string, key: 'val_auc' | 'val_loss') => lineChart({
+    id, title, width: 440, height: 280, x: { label: 'Epoch', integer: true }, y: { label: title },
+    series: hs.map((h, i) => {
+      const sorted = [...h.history].sort((a, b) => a.epoch - b.epoch);
+      return { key: `fold${h.fold}`, label: `fold ${h.fold}`, x: sorted.map((e) => e.epoch + 1), y: sorted.map((e) => e[key]), colour: (OP_COLOURS[i % OP_COLOURS.length]), dots: sorted.length <= MAX_DOTS };
+    }),
+  });
+  const charts = hs.length ? html`<div class="grid">${curve('cv-val-auc', 'Validation AUC per fold', 'val_auc')}${curve('cv-val-loss', 'Validation loss per fold', 'val_loss')}</div><p class="muted">Each fold's early-stopping patients are its next fold's test patients.</p>` : '';
+  return html`${intro}${table}${charts}`;
 }
 
 // ---------------------------------------------------------------- training

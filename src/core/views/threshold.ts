@@ -161,6 +161,17 @@ export function buildThresholdView(list: readonly EvaluationSource[], opts: { ev
     pinned: [...new Set(s.pinnedThresholds)].sort((a, b) => a - b),
     warnings,
     intervals: r.intervals, calibration: r.calibration, validation: r.validation,
+    ...(r.cv ? { cv: cvHeader(r.cv) } : {}),
+  };
+}
+
+/** A cross-validation's folds and the spread of their own AUCs, for the explorer's header. */
+function cvHeader(cv: NonNullable<EvalReport['cv']>): NonNullable<ThresholdView['cv']> {
+  const aucs = cv.rows.map((r) => (typeof r.auc === 'number' && Number.isFinite(r.auc) ? r.auc : null));
+  const finite = aucs.filter((a): a is number => a !== null);
+  return {
+    id: cv.id, folds: cv.folds, aucs, mean: cv.mean.auc, sd: cv.sd.auc,
+    min: finite.length ? Math.min(...finite) : null, max: finite.length ? Math.max(...finite) : null,
   };
 }
 

@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import type { RunInfo } from '../train/train';
 import { isRunId } from '../run-id';
 import type { EpochLog } from '../train/checkpoint';
-import type { ModelSummary, ModelSummaryRow, RunSummary, TrainingView } from './types';
+import type { CvFoldView, CvListItem, CvTrainingView, ModelSummary, ModelSummaryRow, RunSummary, TrainingView } from './types';
+import { cvDir, cvOfRun, foldRunId, listCrossValidations, readCvDefinition } from '../cv/read';
+import type { EvalReport } from '../evaluate/types';
+import type { SplitFile } from '../split';
 
 // ------------------------------------------------------------------------------------- runs and history
 
@@ -117,6 +120,8 @@ export function newestOpenRun(outputDir: string): string | undefined {
 export interface TrainingViewOptions {
   /** Run to show; default: the newest. */
   runId?: string;
+  /** Show this cross-validation (when runId is not given): its running fold, else the first unfinished one, else fold 1. */
+  cv?: string;
   /** Whether the language server is training this run now (the host knows; files do not). */
   running?: (runId: string) => boolean;
 }
@@ -125,7 +130,10 @@ export interface TrainingViewOptions {
 export function buildTrainingView(outputDir: string, opts: TrainingViewOptions = {}): TrainingView | null {
   const runs = listRuns(outputDir);
   if (!runs.length && !opts.runId) return null;
-  const runId = opts.runId ?? runs[runs.length - 1].id;
+  const group = !opts.runId && opts.cv ? buildCvTrainingView(outputDir, opts.cv, opts.running) : undefined;
+  if (!opts.runId && opts.cv && !group?.rows.some((r) => r.status !== 'pending')) throw new Error(`Cross-validation ${opts.cv} has no fold run yet.`);
+  const pick = group && (group.rows.find((r) => r.status === 'running') ?? group.rows.find((r) => r.status === 'interrupted') ?? group.rows.find((r) => r.status !== 'pending'));
+  const runId = opts.runId ?? pick?.runId ?? runs[runs.length - 1].id;
   const run = runInfo(outputDir, runId);
   const runDir = join(runsDir(outputDir), runId);
   const problems: string[] = [];
@@ -187,7 +195,86 @@ export function buildTrainingView(outputDir: string, opts: TrainingViewOptions =
     running,
     problems,
     warnings: Array.isArray(run.warnings) ? run.warnings.filter((w): w is string => typeof w === 'string') : [],
+    ...cvPart(outputDir, runId, group, opts.running),
   };
+}
+
+function cvPart(outputDir: string, runId: string, group: CvTrainingView | undefined, running: TrainingViewOptions['running']): { cv?: CvTrainingView } {
+  if (group?.rows.some((r) => r.runId === runId)) return { cv: group };
+  const of = cvOfRun(outputDir, runId);
+  return of ? { cv: buildCvTrainingView(outputDir, of.def.id, running)! } : {};
+}
+
+// ------------------------------------------------------------------------------------- cross-validation
+
+const readJson = <T>(file: string): T | undefined => {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+};
+
+/** Mean and sample sd of the folds that hold both classes (a one-class fold's AUC is undefined), as cv.ts computes them. */
+function foldStat(rows: readonly CvFoldView[], key: 'auc' | 'averagePrecision'): { mean: number | null; sd: number | null; n: number } {
+  const xs = rows.filter((r) => r.testPatches !== null && r.positives !== null && r.positives > 0 && r.positives < r.testPatches).map((r) => r[key]).filter(isNum);
+  if (!xs.length) return { mean: null, sd: null, n: 0 };
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, sd: xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : null, n: xs.length };
+}
+
+/**
+ * A cross-validation's folds as far as they have got (cv.json, each fold run's run.json, history,
+ * split.json and test evaluation), with mean ± sd over the scored folds and the pooled
+ * out-of-fold evaluation once written. Undefined when evals/<id>/cv.json is missing.
+ */
+export function buildCvTrainingView(outputDir: string, id: string, running?: (runId: string) => boolean): CvTrainingView | undefined {
+  const def = readCvDefinition(outputDir, id);
+  if (!def) return undefined;
+  const k = def.folds.length;
+  const rows: CvFoldView[] = def.folds.map((test, i) => {
+    const runId = foldRunId(id, i);
+    const runDir = join(runsDir(outputDir), runId);
+    const run = readJson<RunInfo>(join(runDir, 'run.json'));
+    const history = run ? readHistory(runDir) : [];
+    const val = def.folds[(i + 1) % k];
+    const train = def.folds.reduce((n, f, j) => (j === i || j === (i + 1) % k ? n : n + f.length), 0);
+    const split = readJson<SplitFile>(join(runDir, 'split.json'));
+    const ev = readJson<EvalReport>(join(runDir, 'eval', 'test', 'metrics.json'));
+    const status: CvFoldView['status'] = !run ? 'pending' : running?.(runId) ? 'running' : run.status === 'finished' ? 'finished' : 'interrupted';
+    const finished = run?.status === 'finished';
+    return {
+      fold: i + 1, runId, status, patients: { train, val: val.length, test: test.length },
+      testPatches: ev ? ev.n : split?.summary?.test?.patches ?? null,
+      positives: ev ? ev.positives : split?.summary?.test?.positives ?? null,
+      auc: ev ? ev.auc : null, averagePrecision: ev ? ev.averagePrecision : null,
+      bestEpoch: run ? bestEpochOf(run, history) : null,
+      epochsDone: history.length,
+      epochs: !run ? 0 : finished ? history.length : Math.max(run.epochs, history.length),
+      history,
+    };
+  });
+  // Unscored folds have no figures and drop out here.
+  const auc = foldStat(rows, 'auc');
+  const ap = foldStat(rows, 'averagePrecision');
+  const pooledReport = readJson<EvalReport>(join(cvDir(outputDir, id), 'test', 'metrics.json'));
+  const pooled = pooledReport?.cv?.id === id ? {
+    evaluation: `${id}/test`, n: pooledReport.n, positives: pooledReport.positives, auc: pooledReport.auc, averagePrecision: pooledReport.averagePrecision,
+    ...(pooledReport.intervals ? { aucInterval: pooledReport.intervals.auc } : {}),
+  } : null;
+  return {
+    id, folds: k, seed: def.seed, createdAt: def.createdAt, rows,
+    mean: { auc: auc.mean, averagePrecision: ap.mean }, sd: { auc: auc.sd, averagePrecision: ap.sd }, scored: auc.n,
+    pooled, warnings: def.warnings,
+  };
+}
+
+/** The cross-validations of the output folder, oldest first, for the panel's selector. */
+export function listCvSummaries(outputDir: string): CvListItem[] {
+  return listCrossValidations(outputDir).map((def) => {
+    const runIds = def.folds.map((_, i) => foldRunId(def.id, i)).filter((r) => existsSync(join(runsDir(outputDir), r, 'run.json')));
+    return { id: def.id, folds: def.folds.length, runIds, finished: existsSync(join(cvDir(outputDir, def.id), 'test', 'metrics.json')) };
+  });
 }
 
 // ------------------------------------------------------------------------------------- model summary

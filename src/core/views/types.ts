@@ -161,6 +161,58 @@ export interface TrainingView {
   problems: string[];
   /** What the run said when it started (run.json warnings: a one-class validation split), also once finished. */
   warnings: string[];
+  /** Set when the run is a fold of a cross-validation (`<cv>-fold<i>`): every fold, for the fold table and overlaid curves. */
+  cv?: CvTrainingView;
+}
+
+/** One fold of a cross-validation, as far as it has got. */
+export interface CvFoldView {
+  /** 1-based. */
+  fold: number;
+  runId: string;
+  /** pending: not started; interrupted: started, not running now (rerunning the cross-validation resumes it). */
+  status: 'pending' | 'running' | 'interrupted' | 'finished';
+  /** Patients training, stopping early (the next fold) and tested. */
+  patients: { train: number; val: number; test: number };
+  /** Test patches and their IDC+ count: the fold's evaluation once scored, else its split; null before either exists. */
+  testPatches: number | null;
+  positives: number | null;
+  /** The fold's own test figures, once it is scored. */
+  auc: number | null;
+  averagePrecision: number | null;
+  bestEpoch: number | null;
+  epochsDone: number;
+  /** Planned epochs (a finished run: the ones it ran). */
+  epochs: number;
+  history: TrainingEpoch[];
+}
+
+/** A cross-validation's folds for the Training panel. */
+export interface CvTrainingView {
+  id: string;
+  folds: number;
+  seed: number;
+  createdAt: string;
+  rows: CvFoldView[];
+  /** Mean and sample sd over the scored folds that hold both classes (as metrics.json's cv); null until there is one. */
+  mean: { auc: number | null; averagePrecision: number | null };
+  sd: { auc: number | null; averagePrecision: number | null };
+  /** Folds the mean covers. */
+  scored: number;
+  /** The pooled out-of-fold evaluation (`<id>/test`), once every fold is scored. */
+  pooled: { evaluation: string; n: number; positives: number; auc: number | null; averagePrecision: number | null; aucInterval?: [number, number] | null } | null;
+  /** cv.json's warnings (fewer patients of a class than folds …). */
+  warnings: string[];
+}
+
+/** A cross-validation in the Training panel's selector. */
+export interface CvListItem {
+  id: string;
+  folds: number;
+  /** Fold runs that exist so far. */
+  runIds: string[];
+  /** The pooled evaluation exists. */
+  finished: boolean;
 }
 
 // ------------------------------------------------------------------------------------- threshold explorer
@@ -200,6 +252,8 @@ export interface ThresholdView {
   calibration?: CalibrationReport;
   /** The validation patients that chose the data-driven thresholds. */
   validation?: ValidationInfo;
+  /** Set on a cross-validation's pooled out-of-fold evaluation: the folds and the spread of their own AUCs. */
+  cv?: { id: string; folds: number; aucs: (number | null)[]; mean: number | null; sd: number | null; min: number | null; max: number | null };
 }
 
 // ------------------------------------------------------------------------------------- gallery

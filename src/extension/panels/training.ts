@@ -3,14 +3,15 @@ import type * as W from '../../protocol/webview';
 import * as P from '../../protocol/protocol';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildTrainingView, listRunSummaries, newestOpenRun, runHistory, runsDir } from '../../core/views/training';
+import { buildTrainingView, listCvSummaries, listRunSummaries, newestOpenRun, runHistory, runsDir } from '../../core/views/training';
 import type { JobEvent } from '../jobs';
 import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
 
 /** Batch progress reaches the page at most this often (the server sends up to 5 a second). */
 const BATCH_INTERVAL_MS = 250;
 
-const isTraining = (kind: P.JobKind) => kind === 'train' || kind === 'resume';
+/** Cross-validation trains its folds as ordinary runs: their curves follow live too. */
+const isTraining = (kind: P.JobKind) => P.TRAINING_KINDS.includes(kind);
 
 /**
  * Training curves of one run, live while it trains: forwards the language server's epoch and
@@ -46,15 +47,16 @@ export class TrainingPanel extends IdcPanel<'training'> {
 
   protected handlers(): PanelHandlers<'training'> {
     return {
-      load: ({ runId }) => {
-        let id = runId ?? this.state.runId;
+      load: ({ runId, cv }) => {
+        let id = runId ?? (cv ? undefined : this.state.runId);
         // The panel's run was deleted since: show the newest instead.
         if (!runId && id && !existsSync(join(runsDir(this.outputDir), id, 'run.json'))) id = undefined;
-        const view = buildTrainingView(this.outputDir, { runId: id, running: (r) => this.isRunning(r) });
+        const view = buildTrainingView(this.outputDir, { runId: id, cv, running: (r) => this.isRunning(r) });
         if (view) this.state = { ...this.state, runId: view.run.id };
         return view;
       },
       runs: () => listRunSummaries(this.outputDir),
+      cvs: () => listCvSummaries(this.outputDir),
       compare: ({ runId }) => runHistory(this.outputDir, runId),
       stop: async () => {
         const shown = this.state.runId;
