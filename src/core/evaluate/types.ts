@@ -1,5 +1,5 @@
 import type { ThresholdMetrics } from '../metrics';
-import type { Band, Interval } from '../metrics/bootstrap';
+import type { BootstrapResult, Interval } from '../metrics/bootstrap';
 import type { CalibrationSummary } from '../metrics/calibration';
 import type { PatientResult } from '../metrics';
 
@@ -45,20 +45,9 @@ export interface OperatingPointInterval {
 }
 
 /** Confidence intervals by patient (src/core/metrics/bootstrap.ts); percentile intervals, [low, high] or null. */
-export interface PatientIntervals {
-  method: 'patient-bootstrap-percentile';
-  resamples: number;
-  seed: number;
-  confidence: number;
-  patients: number;
-  undefinedResamples: { auc: number; averagePrecision: number };
-  auc: Interval;
-  averagePrecision: Interval;
+export interface PatientIntervals extends Omit<BootstrapResult, 'thresholds' | 'samples'> {
   /** One per operatingPoints row, same order. */
   operatingPoints: OperatingPointInterval[];
-  /** Pointwise bands: TPR on a fixed FPR grid, precision on a fixed recall grid; null where the metric has no interval. */
-  bands: { roc: Band | null; pr: Band | null };
-  warnings: string[];
   seconds: number;
 }
 
