@@ -13,8 +13,9 @@ recipes=${IDC_GRID_RECIPES:-"notebook notebook+macenko"}
 mkdir -p "$work/results"
 cd "$work"
 [ -f out/manifest.csv ] || node "$cli" organize "$sample" --out out -q
-for recipe in $recipes; do
-  for seed in $seeds; do
+# Seed outer: a grid stopped early still compares every recipe on the same seeds.
+for seed in $seeds; do
+  for recipe in $recipes; do
     id="${recipe//+/-}-seed$seed"
     for tta in none dihedral; do
       # The recipe: the notebook preset, then the variant, the seed and the scoring on top.
