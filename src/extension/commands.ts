@@ -78,7 +78,8 @@ class Commands {
     await this.needs(info, ['manifest', 'split']);
     const pending = this.idc.tracker.pendingKinds();
     const open = info.runs.filter((r) => r.status === 'running');
-    if (open.length && !pending.has('train') && !pending.has('resume')) {
+    // A running cross-validation's fold run looks interrupted; the server refuses a training beside it anyway.
+    if (open.length && !pending.has('train') && !pending.has('resume') && !pending.has('cv')) {
       const items = [
         ...open.reverse().map((r) => ({ label: `$(debug-continue) Resume ${r.id}`, description: `started ${new Date(r.createdAt).toLocaleString()}, ${r.epochs} epochs planned`, runId: r.id as string | undefined })),
         { label: '$(add) Start a new run', description: 'with the settings in idc.config.json', runId: undefined },
