@@ -248,7 +248,7 @@ function renderCv(): void {
   const pm = (m: number | null, sd: number | null) => (m === null ? '–' : `${fmt(m)} ± ${fmt(sd)}`);
   const p = cv.pooled;
   box.innerHTML = `
-    <h2>Cross-validation <span class="run-id">${esc(cv.id)}</span> <span class="muted">${cv.folds} folds by patient, fold seed ${cv.seed}: each fold's model trains on ${cv.folds - 2} folds, stops early on the next and is tested on its own</span></h2>
+    <h2>Cross-validation <span class="run-id">${esc(cv.id)}</span> <span class="muted">${cv.folds} folds by patient, fold seed ${cv.seed}: each fold's model trains on ${cv.folds - 2} fold${cv.folds === 3 ? '' : 's'}, stops early on the next and is tested on its own</span></h2>
     ${cv.warnings.map((w) => `<div class="notice warn-notice" data-testid="cv-warning">${esc(w)}</div>`).join('')}
     <table class="data" data-testid="cv-table">
       <thead><tr><th>fold</th><th class="left">state</th><th title="Patients the fold's model trained on">train patients</th><th title="Patients of the next fold: early stopping and LR reduction watch them">val patients</th><th>test patients</th><th>test patches</th><th>test AUC</th><th>test AP</th><th>best epoch</th><th>epochs</th></tr></thead>

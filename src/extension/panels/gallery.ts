@@ -13,7 +13,7 @@ import { evaluationId } from '../../core/views/ids';
  * folders by imageUri()).
  */
 export class GalleryPanel extends IdcPanel<'gallery'> {
-  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate'];
+  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate', 'cv'];
 
   constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
     super('gallery', panel, host, state, info);

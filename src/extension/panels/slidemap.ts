@@ -11,7 +11,7 @@ import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
  * (pure Node, no TF.js, no native module) into the evaluation's slidemaps/layers/ folder.
  */
 export class SlideMapPanel extends IdcPanel<'slidemap'> {
-  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate'];
+  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate', 'cv'];
 
   constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
     super('slidemap', panel, host, state, info);

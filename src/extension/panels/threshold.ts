@@ -13,7 +13,7 @@ import { IdcPanel, type PanelHandlers, type PanelHost } from './panel';
  * threshold and making it the working one (idc.config.json edits that keep comments).
  */
 export class ThresholdPanel extends IdcPanel<'threshold'> {
-  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate'];
+  protected override readonly reloadAfter: readonly P.JobKind[] = ['evaluate', 'cv'];
 
   constructor(panel: vscode.WebviewPanel, host: PanelHost, state: W.PanelState, info: P.WorkspaceInfo) {
     super('threshold', panel, host, state, info);
