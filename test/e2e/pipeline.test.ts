@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, FrameLocator, Page } from 'playwright-core';
 import {
   ROOT, VSIX, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
   startCodeServer, tinyConfig, waitForFile, sleep, type CodeServer,
@@ -115,8 +115,10 @@ test('Train Model shows a cancellable progress notification and the epoch in the
   assert.doesNotMatch((await statusItem.innerText()).trim(), /queued/, 'nothing was queued');
   // The training panel, opened mid-run from the refusal, follows it live: one table row per finished epoch.
   await refusal.getByRole('button', { name: 'Show Training' }).click();
-  await runCommand(page, 'IDC: Show Training');
   const panel = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
+  // The panel takes focus when it has loaded, which would close a palette opened before then.
+  await panel.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
+  await runCommand(page, 'IDC: Show Training');
   await panel.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
   await panel.locator('[data-testid="run-status"][data-status="running"]').waitFor({ timeout: 60_000 });
   await screenshot(page, '02b-training-panel-live');
@@ -152,6 +154,99 @@ test('Evaluate Model writes metrics and predictions', async () => {
   assert.ok(existsSync(join(runs, run, 'eval', 'test', 'predictions.csv')));
   await screenshot(page, '04-evaluated');
 });
+
+test('Cross-Validate by Patient from the palette: 3 fold runs, the pooled evaluation, then the fold table and the threshold explorer on it', async () => {
+  // Shorter folds than the training above: three of them train here.
+  writeFileSync(join(workspace, 'idc.config.json'), JSON.stringify({ ...config, train: { ...config.train, epochs: 2, stepsPerEpoch: 8 } }, null, 2) + '\n');
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  await runCommand(page, 'IDC: Cross-Validate by Patient');
+  const input = page.locator('.quick-input-widget input');
+  await page.locator('.quick-input-widget', { hasText: 'How many folds?' }).waitFor({ timeout: 30_000 });
+  assert.equal(await input.inputValue(), '5', 'five folds by default');
+  await input.fill('3');
+  await input.press('Enter');
+  const id = 'cv-3fold-seed3';
+  // The server's progress notification, with Cancel, and the fold and epoch in the status bar.
+  const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Cross-validate by patient', hasNotText: 'done in' }).first();
+  await toast.waitFor({ timeout: 60_000 });
+  assert.ok(await toast.getByRole('button', { name: 'Cancel' }).count() > 0, `no Cancel on the progress notification: ${await toast.innerText()}`);
+  const statusItem = page.locator('.statusbar-item', { hasText: 'IDC:' }).first();
+  const deadline = Date.now() + 180_000;
+  let seen = '';
+  while (Date.now() < deadline) {
+    seen = (await statusItem.innerText()).trim();
+    if (/IDC: cross-validating fold \d\/3, epoch \d\/2/.test(seen)) break;
+    await sleep(200);
+  }
+  assert.match(seen, /IDC: cross-validating fold \d\/3, epoch \d\/2/);
+  await screenshot(page, '06-cv-progress');
+  // A training while it runs is refused, naming the cross-validation.
+  await runCommand(page, 'IDC: Train Model');
+  await toastWithButton(new RegExp(`Cross-validation is already running \\(${id}, run ${id}-fold\\d\\)`), 'Stop Cross-Validation');
+
+  const metricsFile = join(out, 'evals', id, 'test', 'metrics.json');
+  await waitForFile(metricsFile, 600_000, page);
+  await statusBarIdle(60_000);
+  for (const f of [1, 2, 3]) {
+    const run = join(out, 'runs', `${id}-fold${f}`);
+    assert.ok(existsSync(join(run, 'model', 'model.json')), `fold ${f} model`);
+    assert.ok(existsSync(join(run, 'split.json')), `fold ${f} split`);
+    assert.ok(existsSync(join(run, 'eval', 'test', 'metrics.json')), `fold ${f} scored`);
+  }
+  const m = JSON.parse(readFileSync(metricsFile, 'utf8')) as { n: number; cv: { folds: number; rows: { n: number }[] } };
+  assert.equal(m.cv.folds, 3);
+  assert.equal(m.cv.rows.reduce((s, r) => s + r.n, 0), m.n, 'every patch scored once');
+  assert.equal(readFileSync(join(out, 'evals', id, 'test', 'predictions.csv'), 'utf8').trim().split('\n').length - 1, readFileSync(join(out, 'manifest.csv'), 'utf8').trim().split('\n').length - 1);
+  await toastWithButton('Cross-validate by patient done', 'Show Evaluation');
+  await screenshot(page, '07-cv-done');
+
+  // The Training panel shows the newest run, a fold: the cross-validation's fold table.
+  await runCommand(page, 'View: Close All Editors');
+  await runCommand(page, 'IDC: Show Training');
+  const panel = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
+  await panel.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
+  const rows = panel.locator('[data-testid="cv-table"] tbody tr');
+  await rows.first().waitFor({ timeout: 30_000 });
+  assert.equal(await rows.count(), 3);
+  assert.match(await panel.getByTestId('cv-mean').innerText(), /mean ± sd/);
+  assert.match(await panel.getByTestId('cv-pooled').innerText(), /pooled out of fold/);
+  assert.match(await panel.locator(`[data-testid="run-select"] vscode-option[value="cv:${id}"]`).textContent() ?? '', new RegExp(`${id} \\(3 folds\\)`));
+  await screenshot(page, '08-cv-training-panel');
+
+  // The threshold explorer opens on the pooled evaluation (the newest) and says it is a cross-validation.
+  await runCommand(page, 'View: Close All Editors');
+  await runCommand(page, 'IDC: Show Evaluation');
+  const th = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
+  await th.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
+  const note = await th.getByTestId('cv-note').innerText({ timeout: 30_000 });
+  assert.match(note, new RegExp(`Cross-validation ${id}: 3 folds by patient`));
+  assert.match(note, /Per-fold ROC AUC .* ± /);
+  assert.ok(await canvasDrawn(th, 'roc-chart'), 'ROC drawn');
+  assert.equal(firstNumber(await th.getByTestId('evaluation-summary').innerText()), m.n);
+  await screenshot(page, '09-cv-threshold');
+  await runCommand(page, 'View: Close All Editors');
+  writeFileSync(join(workspace, 'idc.config.json'), JSON.stringify(config, null, 2) + '\n');
+});
+
+/** True when a canvas has been drawn on (some pixel is not transparent). */
+async function canvasDrawn(frame: FrameLocator, testId: string): Promise<boolean> {
+  const canvas = frame.locator(`canvas[data-testid="${testId}"]`).first();
+  await canvas.waitFor({ timeout: 20_000 });
+  return canvas.evaluate((c: HTMLCanvasElement) => {
+    const ctx = c.getContext('2d');
+    if (!ctx || !c.width || !c.height) return false;
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true;
+    return false;
+  });
+}
+
+/** The first number in a text, thousands separators and all ("7,674 patches" -> 7674). */
+function firstNumber(text: string): number {
+  const n = text.match(/\d[\d,\u00a0\u202f]*/);
+  assert.ok(n, `no number in "${text}"`);
+  return Number(n[0].replace(/[^\d]/g, ''));
+}
 
 test('a broken idc.config.json shows a problem', async () => {
   await runCommand(page, 'IDC: Open Config');
