@@ -1,8 +1,8 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { IdcError, throwIfCancelled } from '../errors';
-import { writeJsonAtomic } from '../fsutil';
+import { mkdirpOrExplain, writeJsonAtomic } from '../fsutil';
 import { withDirLock } from '../run-lock';
 import { runIdProblem } from '../run-id';
 import type { IdcConfig } from '../config';
@@ -68,7 +68,7 @@ export async function crossValidate(opts: CvOptions): Promise<CvResult> {
   const problem = runIdProblem(id);
   if (problem) throw new IdcError(`Cross-validation id ${problem}.`, 'Choose a plain name with --id.', 'USAGE');
   const dir = cvDir(opts.outputDir, id);
-  mkdirSync(dir, { recursive: true });
+  mkdirpOrExplain(dir);
   return withDirLock(dir, `cross-validation ${id}`, () => crossValidateLocked(opts, id, dir));
 }
 
@@ -103,7 +103,7 @@ async function crossValidateLocked(opts: CvOptions, id: string, dir: string): Pr
     emit({ type: 'fold', fold: i, folds: k, runId, state: kept ? 'kept' : run?.status === 'finished' ? 'evaluating' : 'training', test: split.summary.test.patches });
     if (!kept) {
       if (!existsSync(join(runDir, 'split.json'))) {
-        mkdirSync(runDir, { recursive: true });
+        mkdirpOrExplain(runDir);
         await writeSplit(join(runDir, 'split.json'), split);
       }
       if (run?.status !== 'finished') {
@@ -146,7 +146,7 @@ async function crossValidateLocked(opts: CvOptions, id: string, dir: string): Pr
     for (const sub of ['gradcam', 'slidemaps']) {
       const from = join(runsDir(outputDir), row.runId, 'eval', 'test', sub);
       if (!existsSync(from)) continue;
-      mkdirSync(join(out, sub), { recursive: true });
+      mkdirpOrExplain(join(out, sub));
       for (const f of readdirSync(from)) copyFileSync(join(from, f), join(out, sub, f));
     }
   }

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { IdcError } from '../errors';
@@ -9,6 +8,7 @@ import { loadModel } from '../train/model-io';
 import { runData } from '../train/data';
 import { listRuns } from '../train/train';
 import { readSplit } from '../split';
+import { foldRunId, readCvDefinition } from '../cv/read';
 import { checkModelShape, inputConfig, modelScorer, resolveModelSource, trainerForRun } from './evaluate';
 
 export type ModelSource = ReturnType<typeof resolveModelSource>;
@@ -24,18 +24,6 @@ export interface ModelSet {
   ensemble?: string[];
 }
 
-/** A cross-validation's definition (src/core/cv/cv.ts writes it): its fold runs are an ensemble. */
-function cvFoldRuns(outputDir: string, id: string): string[] | undefined {
-  const file = join(outputDir, 'evals', id, 'cv.json');
-  if (!existsSync(file)) return undefined;
-  try {
-    const def = JSON.parse(readFileSync(file, 'utf8')) as { folds?: unknown[] };
-    return Array.isArray(def.folds) ? def.folds.map((_, i) => `${id}-fold${i + 1}`) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The models to score with: `modelPath`, one run, several runs (`runIds`) or a cross-validation's
  * id (its fold models). Several make an ensemble evaluated under evals/<name>/.
@@ -43,7 +31,7 @@ function cvFoldRuns(outputDir: string, id: string): string[] | undefined {
 export function resolveModels(outputDir: string, opts: { runId?: string; runIds?: readonly string[]; modelPath?: string }): ModelSet {
   let ids = opts.runIds && opts.runIds.length > 1 ? [...opts.runIds] : undefined;
   const one = opts.runIds?.length === 1 ? opts.runIds[0] : opts.runId;
-  if (!ids && one && !opts.modelPath && !listRuns(outputDir).some((r) => r.id === one)) ids = cvFoldRuns(outputDir, one);
+  if (!ids && one && !opts.modelPath && !listRuns(outputDir).some((r) => r.id === one)) ids = readCvDefinition(outputDir, one)?.folds.map((_, i) => foldRunId(one, i));
   if (!ids) {
     const source = resolveModelSource(outputDir, { runId: one, modelPath: opts.modelPath });
     return { members: [source], evalRoot: source.evalRoot, label: source.label, runId: source.runId };
