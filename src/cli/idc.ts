@@ -318,7 +318,7 @@ async function runSplit(out: string, ctx: Context): Promise<void> {
 /** Starts the configured tfjs backend and says which one runs and why faster ones were skipped. */
 async function startBackend(ctx: Context): Promise<void> {
   const { initBackend } = await import('../core/engine/backends');
-  ctx.out((await initBackend(ctx.config.engine.backend)).summary);
+  ctx.out((await initBackend(ctx.config.engine.backend, { python: ctx.config.engine.python })).summary);
 }
 
 /** data.cacheDir resolved against the config's folder; undefined = the default <output>/cache. */

@@ -14,7 +14,8 @@ export interface IdcConfig {
   organize: { materialize: 'none' | 'link' | 'copy' };
   split: { ratios: [number, number, number]; seed: number; stratify: boolean };
   synth: { patients: number; seed: number };
-  engine: { backend: BackendName; threads: number };
+  /** python: interpreter of the torch engine; empty = python3 on PATH. */
+  engine: { backend: BackendName; threads: number; python: string };
   data: { edgePatches: 'resize' | 'pad' | 'skip'; cacheDir: string; stainNormalization: 'none' | 'macenko' };
   model: { filters: number[]; dense: number[]; dropout: number; l2: number; /** Schema default 0.99; optional so older configs typed in code still fit. */ bnMomentum?: number };
   train: TrainConfig;
@@ -35,7 +36,7 @@ export interface EvaluateConfig {
   calibration: 'none' | 'temperature';
 }
 
-export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu' | 'torch';
 export type MonitorName = 'val_loss' | 'val_auc';
 
 export interface TrainConfig {

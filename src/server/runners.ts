@@ -229,7 +229,7 @@ async function runTrain(ctx: JobContext, which: { runId?: string; resume?: boole
 }
 
 async function useBackend(ctx: JobContext, initBackend: typeof import('../core/engine/backends').initBackend): Promise<void> {
-  const b = await initBackend(ctx.config.engine.backend);
+  const b = await initBackend(ctx.config.engine.backend, { python: ctx.config.engine.python });
   ctx.setBackend(b.name);
   ctx.log(b.summary);
 }

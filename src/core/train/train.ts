@@ -190,7 +190,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
   mkdirpOrExplain(runDir);
 
   const lossOpts = lossOptions(config, trainReader.labels);
-  const trainer = await createTrainer(config, lossOpts);
+  const trainer = await createTrainer(config, lossOpts, 'train');
   const weightSpecs = trainer.weightSpecs;
   const arch = trainer.architecture;
   const es = t.earlyStopping.enabled ? new EarlyStopping(t.earlyStopping) : undefined;

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { IdcConfig } from '../config';
 import { LocalTrainer, type Trainer } from './trainer';
 import { ParallelTrainer, defaultWorkerFile, resolveThreads } from './parallel-trainer';
+import { TorchTrainer } from './torch-trainer';
 import type { LossOptions } from './losses';
 
 export type { Trainer };
@@ -11,9 +12,14 @@ export type { Trainer };
  * The trainer for this config on the current tfjs backend; `backend` names it for run records.
  * On wasm/cpu with more than one thread (engine.threads, 0 = one per core; IDC_THREADS overrides)
  * and the bundled worker present, a data-parallel ParallelTrainer; else one replica on this thread.
+ * With engine.backend "torch", training (not scoring a finished run) goes to a PyTorch engine process.
  */
-export async function createTrainer(config: IdcConfig, loss: LossOptions): Promise<Trainer & { backend: string }> {
+export async function createTrainer(config: IdcConfig, loss: LossOptions, purpose: 'train' | 'score' = 'score'): Promise<Trainer & { backend: string }> {
   const opts = { model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss };
+  if (purpose === 'train' && config.engine.backend === 'torch') {
+    const torch = await TorchTrainer.create({ ...opts, python: config.engine.python, threads: resolveThreads(config.engine.threads) });
+    return Object.assign(torch, { backend: torch.describe() });
+  }
   const backend = tf.getBackend();
   const threads = resolveThreads(config.engine.threads);
   const workerFile = defaultWorkerFile();

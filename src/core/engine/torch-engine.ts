@@ -1,0 +1,222 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { IdcError } from '../errors';
+
+/**
+ * The PyTorch engine process (engines/torch/idc_torch): finding Python and torch, starting the
+ * engine, and its framed messages: a little-endian uint32 header length, a JSON header, then
+ * header.nbytes bytes of raw float32 payload, both ways, one request at a time.
+ */
+
+export const TORCH_INSTALL = 'apt-get install python3-torch python3-numpy (Debian/Ubuntu system Python)';
+
+export function defaultPython(): string {
+  return process.platform === 'win32' ? 'python' : 'python3';
+}
+
+/** The exact commands that give `python` a torch. */
+export function torchInstallFix(python: string): string {
+  return `${TORCH_INSTALL}, or ${python} -m pip install torch numpy`;
+}
+
+/** engines/torch beside the bundle (dist/../engines/torch, also in the .vsix) or in the source tree. */
+export function engineDir(): string | undefined {
+  const candidates = [resolve(__dirname, '..', 'engines', 'torch'), resolve(__dirname, '..', '..', '..', 'engines', 'torch')];
+  return candidates.find((d) => existsSync(join(d, 'idc_torch', '__main__.py')));
+}
+
+/**
+ * The engine's environment: its package on PYTHONPATH, no .pyc files written into the extension,
+ * and glibc malloc settings without which PyTorch on CPU runs several times slower (measured with
+ * ../shared/bench/torch_reference.py); a user's own values win.
+ */
+export function engineEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const dir = engineDir();
+  return {
+    ...base,
+    PYTHONPATH: [dir, base['PYTHONPATH']].filter(Boolean).join(delimiter),
+    PYTHONDONTWRITEBYTECODE: '1',
+    MALLOC_MMAP_MAX_: base['MALLOC_MMAP_MAX_'] ?? '0',
+    MALLOC_TRIM_THRESHOLD_: base['MALLOC_TRIM_THRESHOLD_'] ?? '100000000000',
+  };
+}
+
+export interface TorchInfo { python: string; pythonVersion: string; torch: string; device: string; gpu?: string }
+
+export interface TorchProbe {
+  available: boolean;
+  /** The interpreter as configured (a command on PATH or a path). */
+  python: string;
+  info?: TorchInfo;
+  reason?: string;
+  fix?: string;
+}
+
+const PROBE_SCRIPT = `
+import json, sys
+r = {'python': sys.executable, 'pythonVersion': sys.version.split()[0]}
+try:
+    import torch, numpy
+    r['torch'] = torch.__version__
+    mps = getattr(torch.backends, 'mps', None)
+    r['device'] = 'cuda' if torch.cuda.is_available() else 'mps' if mps is not None and mps.is_available() else 'cpu'
+    if r['device'] == 'cuda':
+        r['gpu'] = torch.cuda.get_device_name(0)
+except Exception as e:
+    r['error'] = type(e).__name__ + ': ' + str(e)
+print(json.dumps(r))
+`;
+
+/** Which Python, which torch and which device; never throws. */
+export function probeTorch(python = defaultPython(), timeoutMs = 60_000): Promise<TorchProbe> {
+  return new Promise((done) => {
+    let out = '', err = '';
+    let child;
+    try {
+      child = spawn(python, ['-c', PROBE_SCRIPT], { env: engineEnv(), stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, timeout: timeoutMs });
+    } catch (e) {
+      done(notFound(python, (e as Error).message));
+      return;
+    }
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.once('error', (e) => done(notFound(python, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : e.message)));
+    child.once('close', (code, signal) => {
+      let r: Partial<TorchInfo> & { error?: string };
+      try { r = JSON.parse(out.trim().split('\n').pop() ?? ''); } catch {
+        done({ available: false, python, reason: `${python} failed (${signal ?? `exit ${code}`}): ${tail(err, 3) || 'no output'}`, fix: `check that ${python} is a working Python 3, or set engine.python to one` });
+        return;
+      }
+      if (r.error || !r.torch) {
+        done({ available: false, python, reason: `${r.python ?? python} (Python ${r.pythonVersion ?? '?'}) cannot import torch: ${r.error ?? 'unknown error'}`, fix: torchInstallFix(r.python ?? python) });
+        return;
+      }
+      done({ available: true, python, info: r as TorchInfo });
+    });
+  });
+}
+
+function notFound(python: string, why: string): TorchProbe {
+  return {
+    available: false, python, reason: `the Python interpreter ${python} was not found (${why})`,
+    fix: `install Python 3 with PyTorch (${torchInstallFix('python3')}), or set engine.python to the interpreter that has it`,
+  };
+}
+
+/** The last `lines` non-empty lines of a text. */
+export function tail(text: string, lines: number): string {
+  return text.trim().split('\n').filter((l) => l.trim()).slice(-lines).join(' | ');
+}
+
+export interface Reply { header: Record<string, unknown>; data: Float32Array }
+
+/** One engine process; requests are queued, so callers may fire without waiting. */
+export class TorchProcess {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private waiting: { op: string; resolve(r: Reply): void; reject(e: Error): void } | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stderr = '';
+  /** Why the process is gone, once it is. */
+  private dead: IdcError | undefined;
+  private closing = false;
+  readonly exited: Promise<void>;
+
+  constructor(readonly python: string) {
+    const dir = engineDir();
+    if (!dir) throw new IdcError('The torch engine (engines/torch/idc_torch) is missing from this installation.', 'Reinstall the extension, or set engine.backend to "wasm".', 'TORCH_ENGINE');
+    this.child = spawn(python, ['-m', 'idc_torch'], { env: engineEnv(), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    this.child.stdout.on('data', (d: Buffer) => this.onData(d));
+    this.child.stderr.on('data', (d: Buffer) => { this.stderr = (this.stderr + d.toString()).slice(-8000); });
+    // A write after the engine died fails here too; the exit handler reports it.
+    this.child.stdin.on('error', () => {});
+    this.exited = new Promise((res) => {
+      this.child.once('error', (e) => { this.fail(`could not start: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `${python} not found` : e.message}`); res(); });
+      this.child.once('close', (code, signal) => { this.fail(signal ? `was killed by ${signal}` : `exited with code ${code}`); res(); });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  private fail(how: string): void {
+    if (this.dead) return;
+    const err = tail(this.stderr, 6);
+    const during = this.waiting ? ` during ${this.waiting.op}` : '';
+    this.dead = new IdcError(
+      `The torch engine (${this.python}, pid ${this.child.pid ?? '?'}) ${how}${during}${err ? `; its stderr ends: ${err}` : ''}.`,
+      'The run keeps its last checkpoint: resume it with "idc train --resume" (or set engine.backend to "wasm" and resume).',
+      'TORCH_ENGINE',
+    );
+    this.waiting?.reject(this.dead);
+    this.waiting = undefined;
+  }
+
+  private onData(d: Buffer): void {
+    this.chunks.push(d);
+    this.have += d.length;
+    for (;;) {
+      if (this.have < 4) return;
+      const head = this.chunks.length === 1 ? this.chunks[0] : this.flatten();
+      const hl = head.readUInt32LE(0);
+      if (this.have < 4 + hl) return;
+      const header = JSON.parse(head.subarray(4, 4 + hl).toString()) as Record<string, unknown>;
+      const nbytes = Number(header['nbytes'] ?? 0);
+      if (this.have < 4 + hl + nbytes) return;
+      const all = this.flatten();
+      // Copied: the payload may sit at an offset that is no multiple of 4.
+      const data = new Float32Array(nbytes / 4);
+      new Uint8Array(data.buffer).set(all.subarray(4 + hl, 4 + hl + nbytes));
+      const rest = all.subarray(4 + hl + nbytes);
+      this.chunks = rest.length ? [rest] : [];
+      this.have = rest.length;
+      const w = this.waiting;
+      this.waiting = undefined;
+      if (!w) continue;
+      if (typeof header['error'] === 'string') {
+        w.reject(new IdcError(`The torch engine failed in ${w.op}: ${header['error']}`, `Its traceback: ${tail(String(header['traceback'] ?? ''), 4)}`, 'TORCH_ENGINE'));
+      } else {
+        w.resolve({ header, data });
+      }
+    }
+  }
+
+  private flatten(): Buffer {
+    const b = Buffer.concat(this.chunks, this.have);
+    this.chunks = [b];
+    return b;
+  }
+
+  /** Sends one request after the previous ones have been answered. Payload arrays are sent as they are (no copy): keep them unchanged until the reply. */
+  request(header: Record<string, unknown> & { op: string }, payload: readonly Float32Array[] = []): Promise<Reply> {
+    const run = () => new Promise<Reply>((res, rej) => {
+      if (this.dead) { rej(this.dead); return; }
+      this.waiting = { op: header.op, resolve: res, reject: rej };
+      const nbytes = payload.reduce((s, a) => s + a.byteLength, 0);
+      const h = Buffer.from(JSON.stringify({ ...header, nbytes }));
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(h.length, 0);
+      this.child.stdin.write(Buffer.concat([len, h]));
+      for (const a of payload) this.child.stdin.write(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    });
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  /** Asks the engine to exit, then ends it if it does not within 5 s. */
+  async close(): Promise<void> {
+    if (this.closing) return this.exited;
+    this.closing = true;
+    if (!this.dead) {
+      await Promise.race([this.request({ op: 'exit' }).catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
+      this.child.stdin.end();
+    }
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
