@@ -24,7 +24,7 @@ test('vsce packages the bundles offline into a .vsix without sources or node_mod
   const r = spawnSync(vsce, ['package', '--no-dependencies', '--no-rewrite-relative-links', '--out', out], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   const names = await zipNames(out);
-  for (const f of ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/dist/check.worker.js', 'extension/schema/idc.config.schema.json']) {
+  for (const f of ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/dist/check.worker.js', 'extension/schema/idc.config.schema.json', 'extension/engines/torch/idc_torch/__main__.py', 'extension/engines/torch/idc_torch/model.py']) {
     assert.ok(names.includes(f), `${f} missing from the vsix`);
   }
   assert.ok(!names.some((n) => n.startsWith('extension/src/') || n.includes('node_modules/') || n.endsWith('.map') || n.startsWith('extension/test/')), names.join('\n'));
