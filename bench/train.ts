@@ -2,10 +2,11 @@
  * Training and inference throughput of the default model on the wasm backend, one thread
  * (LocalTrainer) against data-parallel replicas (ParallelTrainer).
  *   node --import tsx bench/train.ts [--batches 32,64,128,256] [--infer 64,256,512,1024] [--steps 5]
- *                                   [--threads 2] [--only local,par1,par,coord]
+ *                                   [--threads 2] [--only local,par1,par,coord,torch]
  * Rows: local = LocalTrainer; par1 = ParallelTrainer with 1 replica (its overheads; folded
  * inference); par = N replicas, this thread one of them; coord = N worker replicas, this thread
- * only coordinates. Under tsx there is no dist/trainer.worker.js, so the worker is bundled to a temp
+ * only coordinates; torch = the torch engine (/usr/bin/python3 with torch, --threads torch threads; its
+ * CPU column is '-': the work is in another process). Under tsx there is no dist/trainer.worker.js, so the worker is bundled to a temp
  * folder first, as the build script would. Cells: wall-clock img/s, median and (best) step of
  * --steps, then img/s by the busiest thread's CPU time (see rate()).
  */
@@ -20,10 +21,13 @@ import { initWasmBackend } from '../src/core/engine/wasm-kernels';
 import { DEFAULT_MODEL } from '../src/core/engine/model';
 import { LocalTrainer, type Trainer, type TrainerOptions } from '../src/core/train/trainer';
 import { ParallelTrainer } from '../src/core/train/parallel-trainer';
+import { TorchTrainer } from '../src/core/train/torch-trainer';
 
-type Kind = 'local' | 'par1' | 'par' | 'coord';
+type Kind = 'local' | 'par1' | 'par' | 'coord' | 'torch';
+const PYTHON = '/usr/bin/python3';
+const hasTorch = () => spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
 
-const cell = (r: { med: number; best: number; cpu: number }) => `${r.med.toFixed(0)} (${r.best.toFixed(0)}) ${r.cpu.toFixed(0)}`;
+const cell = (r: { med: number; best: number; cpu: number }) => `${r.med.toFixed(0)} (${r.best.toFixed(0)}) ${Number.isNaN(r.cpu) ? '-' : r.cpu.toFixed(0)}`;
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 async function make(kind: Kind, opts: TrainerOptions, threads: number, workerFile: string): Promise<Trainer> {
@@ -32,6 +36,7 @@ async function make(kind: Kind, opts: TrainerOptions, threads: number, workerFil
     case 'par1': return ParallelTrainer.create({ ...opts, threads: 1, workerFile });
     case 'par': return ParallelTrainer.create({ ...opts, threads, workerFile, mainReplica: true });
     case 'coord': return ParallelTrainer.create({ ...opts, threads, workerFile, mainReplica: false });
+    case 'torch': return TorchTrainer.create({ ...opts, python: PYTHON, threads });
   }
 }
 
@@ -70,7 +75,7 @@ async function main(): Promise<void> {
   const inferBatches = (values.infer ?? '64,256,512,1024').split(',').map(Number);
   const steps = Number(values.steps ?? 5);
   const threads = Number(values.threads ?? 2);
-  const kinds = (values.only ?? 'local,par1,par,coord').split(',') as Kind[];
+  const kinds = (values.only ?? `local,par1,par,coord${hasTorch() ? ',torch' : ''}`).split(',') as Kind[];
 
   const dir = mkdtempSync(join(tmpdir(), 'idc-bench-train-'));
   const workerFile = join(dir, 'trainer.worker.js');
@@ -89,13 +94,16 @@ async function main(): Promise<void> {
   // same machine load (this box is shared); idle workers cost nothing.
   const trainers = await Promise.all(kinds.map((k) => make(k, opts, threads, workerFile)));
   const rows: string[][] = [['trainer', ...batches.map((b) => `train ${b}`), ...inferBatches.map((b) => `infer ${b}`)]];
-  for (const kind of kinds) rows.push([kind === 'local' ? 'local (1 thread)' : kind === 'par1' ? 'parallel, 1 replica' : `${kind === 'par' ? 'parallel' : 'coordinator'}, ${threads} replicas`]);
+  for (const [i, kind] of kinds.entries()) {
+    rows.push([kind === 'torch' ? (trainers[i] as TorchTrainer).describe() : kind === 'local' ? 'local (1 thread)' : kind === 'par1' ? 'parallel, 1 replica' : `${kind === 'par' ? 'parallel' : 'coordinator'}, ${threads} replicas`]);
+  }
+  const timed = (i: number, r: { med: number; best: number; cpu: number }) => cell(kinds[i] === 'torch' ? { ...r, cpu: NaN } : r);
   for (const b of batches) {
-    for (const [i, t] of trainers.entries()) rows[i + 1].push(cell(await rate(b, () => t.trainStep(x, y, b), 2, steps)));
+    for (const [i, t] of trainers.entries()) rows[i + 1].push(timed(i, await rate(b, () => t.trainStep(x, y, b), 2, steps)));
     console.log(`  train ${b} done; load ${load()}`);
   }
   for (const b of inferBatches) {
-    for (const [i, t] of trainers.entries()) rows[i + 1].push(cell(await rate(b, () => t.predict(x, b), 1, steps)));
+    for (const [i, t] of trainers.entries()) rows[i + 1].push(timed(i, await rate(b, () => t.predict(x, b), 1, steps)));
     console.log(`  infer ${b} done; load ${load()}`);
   }
   for (const t of trainers) await t.dispose();
