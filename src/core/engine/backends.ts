@@ -436,6 +436,16 @@ export async function gpuSetupReport(opts: InitOptions = {}): Promise<string> {
     lines.push(`  → Next: ${tg ? `${tg.reason}; ${tg.fix ?? ''}`.replace(/; $/, '') : `npm i ${TFJS_NODE_GPU}, then install CUDA 11.2 + cuDNN 8.1 (newer CUDA versions do not work with it)`}.`, '');
   }
 
+  // torch engine: a Python process, only used when engine.backend is "torch".
+  lines.push('PyTorch (engine.backend "torch": training in a Python process; CUDA, MPS or CPU)');
+  const t = await probeTorch(opts.python || defaultPython());
+  if (t.available && t.info) {
+    lines.push(`  ${OK} Python ${t.info.pythonVersion} at ${t.info.python}, PyTorch ${t.info.torch}, device ${t.info.device}${t.info.gpu ? ` (${t.info.gpu})` : ''}`);
+    lines.push(t.info.device === 'cpu' ? '  → torch can train here, on the CPU (opt-in: set engine.backend to "torch").' : '  → torch can train on this GPU: set engine.backend to "torch".', '');
+  } else {
+    lines.push(`  ${NO} ${t.reason}`, `  → Next: ${t.fix}.`, '');
+  }
+
   // What 'auto' would do, without starting anything.
   const rest = await Promise.all((['tensorflow', 'wasm', 'cpu'] as const).map((n) => probe(n, opts)));
   const all = [tg ?? { name: 'tensorflow-gpu' as const, available: false }, wg, ...rest];
