@@ -109,7 +109,7 @@ test('bad flag values are usage errors naming the flag (exit 2), with the config
   const cases: [string[], RegExp][] = [
     [['train', '--batch-size', '0'], /--batch-size must be >= 1 \(got 0\)/],
     [['train', '--epochs', '0'], /--epochs must be >= 1 \(got 0\)/],
-    [['train', '--backend', 'nonsense'], /--backend must be one of "auto", .*"cpu" \(got "nonsense"\)/],
+    [['train', '--backend', 'nonsense'], /--backend must be one of "auto", .*"cpu", "torch" \(got "nonsense"\)/],
     [['evaluate', '--split', 'tset'], /--split must be one of "test", "val", "train" \(got "tset"\)/],
     [['report', '--split', 'tset'], /--split must be one of/],
     [['predict', 'somewhere', '--backend', 'gpu'], /--backend must be one of/],
