@@ -9,7 +9,8 @@ work=${1:-$here/.idc-cv-grid}
 cli=${2:-$here/dist/cli.js}
 sample=${IDC_SAMPLE:-$here/../shared/data/idc-sample}
 seeds=${IDC_GRID_SEEDS:-"1 2"}
-recipes=${IDC_GRID_RECIPES:-"notebook notebook+macenko"}
+# notebook = idc config init --preset notebook; defaults = idc config init; +macenko on either.
+recipes=${IDC_GRID_RECIPES:-"notebook notebook+macenko defaults defaults+macenko"}
 mkdir -p "$work/results"
 cd "$work"
 [ -f out/manifest.csv ] || node "$cli" organize "$sample" --out out -q
@@ -18,8 +19,9 @@ for seed in $seeds; do
   for recipe in $recipes; do
     id="${recipe//+/-}-seed$seed"
     for tta in none dihedral; do
-      # The recipe: the notebook preset, then the variant, the seed and the scoring on top.
-      node "$cli" config init --preset notebook --force >/dev/null
+      # The recipe: the notebook preset or the defaults, then the variant, the seed and the scoring on top.
+      preset=(); [[ $recipe == notebook* ]] && preset=(--preset notebook)
+      node "$cli" config init "${preset[@]}" --force >/dev/null
       node -e '
         const fs = require("fs");
         const [recipe, seed, tta] = process.argv.slice(1);
