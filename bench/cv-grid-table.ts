@@ -49,7 +49,9 @@ const pairs: string[] = [];
 const label = (r: { recipe: string; tta: string }) => `${r.recipe.replace(/-/g, ' + ')}${r.tta === 'none' ? '' : ` + TTA ${r.tta}`}`;
 for (const [name, r] of runs) {
   // Each recipe against the notebook's, and test-time augmentation against none, on the same seed.
-  const bases = [`notebook-seed${r.seed}-${r.tta}`, `${r.recipe}-seed${r.seed}-none`].filter((b) => b !== name && runs.has(b));
+  // The defaults' recipe also against the notebook's with the same stain setting.
+  const same = r.recipe.replace(/^defaults/, 'notebook');
+  const bases = [...new Set([`notebook-seed${r.seed}-${r.tta}`, `${same}-seed${r.seed}-${r.tta}`, `${r.recipe}-seed${r.seed}-none`])].filter((b) => b !== name && runs.has(b));
   for (const base of bases) {
     const [a, b] = [scores(name), scores(base)];
     const opts = { resamples: B, seed: 42, keepSamples: true };
