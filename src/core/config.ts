@@ -15,7 +15,7 @@ export interface IdcConfig {
   split: { ratios: [number, number, number]; seed: number; stratify: boolean };
   synth: { patients: number; seed: number };
   /** python: interpreter of the torch engine; empty = python3 on PATH. */
-  engine: { backend: BackendName; threads: number; python: string };
+  engine: { backend: BackendName; threads: number; python: string; torch: TorchLaunchConfig };
   data: { edgePatches: 'resize' | 'pad' | 'skip'; cacheDir: string; stainNormalization: 'none' | 'macenko' };
   model: { filters: number[]; dense: number[]; dropout: number; l2: number; /** Schema default 0.99; optional so older configs typed in code still fit. */ bnMomentum?: number };
   train: TrainConfig;
@@ -35,6 +35,9 @@ export interface EvaluateConfig {
   bootstrap: { resamples: number; seed: number; confidence: number };
   calibration: 'none' | 'temperature';
 }
+
+/** engine.torch: one engine process, or torchrun with processes × nodes data-parallel ranks (this machine is node 0). */
+export interface TorchLaunchConfig { processes: number; nodes: number; masterAddress: string; masterPort: number; timeoutSeconds: number }
 
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu' | 'torch';
 export type MonitorName = 'val_loss' | 'val_auc';
@@ -140,6 +143,15 @@ function semanticProblems(data: unknown): ConfigProblem[] {
     const sum = (ratios as number[]).reduce((a, b) => a + b, 0);
     if (Math.abs(sum - 1) > 1e-6) out.push({ path: 'split.ratios', message: `must sum to 1 (they sum to ${round(sum)})` });
     if (!(ratios[0] > 0)) out.push({ path: 'split.ratios[0]', message: 'the train ratio must be > 0' });
+  }
+  // Other machines must find node 0: loopback and a random port would leave them waiting.
+  const torch = (data as { engine?: { torch?: Partial<TorchLaunchConfig> } } | undefined)?.engine?.torch;
+  if (typeof torch?.nodes === 'number' && torch.nodes > 1) {
+    const addr = typeof torch.masterAddress === 'string' ? torch.masterAddress.trim() : undefined;
+    if (addr !== undefined && (addr === '' || /^(localhost|127\.|::1$)/i.test(addr))) {
+      out.push({ path: 'engine.torch.masterAddress', message: `must be this machine's address as ${torch.nodes > 2 ? `the other ${torch.nodes - 1} machines reach` : 'the other machine reaches'} it (e.g. "10.0.0.5") when engine.torch.nodes is ${torch.nodes}${addr ? ` (found ${JSON.stringify(addr)})` : ''}` });
+    }
+    if (torch.masterPort === 0) out.push({ path: 'engine.torch.masterPort', message: `must be a fixed port open to the other machines (e.g. 29500) when engine.torch.nodes is ${torch.nodes}; 0 (a free port) works on one machine only` });
   }
   return out;
 }
