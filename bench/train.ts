@@ -10,7 +10,7 @@
  * folder first, as the build script would. Cells: wall-clock img/s, median and (best) step of
  * --steps, then img/s by the busiest thread's CPU time (see rate()).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { tmpdir, loadavg, cpus } from 'node:os';
@@ -22,12 +22,12 @@ import { DEFAULT_MODEL } from '../src/core/engine/model';
 import { LocalTrainer, type Trainer, type TrainerOptions } from '../src/core/train/trainer';
 import { ParallelTrainer } from '../src/core/train/parallel-trainer';
 import { TorchTrainer } from '../src/core/train/torch-trainer';
+import { cell, rate } from './rate';
 
 type Kind = 'local' | 'par1' | 'par' | 'coord' | 'torch';
 const PYTHON = '/usr/bin/python3';
 const hasTorch = () => spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
 
-const cell = (r: { med: number; best: number; cpu: number }) => `${r.med.toFixed(0)} (${r.best.toFixed(0)}) ${Number.isNaN(r.cpu) ? '-' : r.cpu.toFixed(0)}`;
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 async function make(kind: Kind, opts: TrainerOptions, threads: number, workerFile: string): Promise<Trainer> {
@@ -38,35 +38,6 @@ async function make(kind: Kind, opts: TrainerOptions, threads: number, workerFil
     case 'coord': return ParallelTrainer.create({ ...opts, threads, workerFile, mainReplica: false });
     case 'torch': return TorchTrainer.create({ ...opts, python: PYTHON, threads });
   }
-}
-
-/** utime + stime ticks (1/100 s) of each thread of this process, workers included (Linux). */
-function threadTicks(): Map<string, number> {
-  const out = new Map<string, number>();
-  try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      const s = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, Number(f[11]) + Number(f[12]));
-    }
-  } catch { /* not Linux */ }
-  return out;
-}
-
-/**
- * img/s of the median and the best of `steps` timed calls, after `warm` untimed ones, and img/s by
- * the busiest thread's CPU time: on a shared, loaded box that is what an idle machine's wall clock
- * would show, give or take the waits between replicas (so an upper bound for N replicas).
- */
-async function rate(b: number, f: () => Promise<unknown>, warm: number, steps: number): Promise<{ med: number; best: number; cpu: number }> {
-  for (let i = 0; i < warm; i++) await f();
-  const ms: number[] = [];
-  const before = threadTicks();
-  for (let i = 0; i < steps; i++) { const t = performance.now(); await f(); ms.push(performance.now() - t); }
-  let busiest = 0;
-  for (const [tid, ticks] of threadTicks()) busiest = Math.max(busiest, ticks - (before.get(tid) ?? 0));
-  ms.sort((a, c) => a - c);
-  return { med: (b * 1000) / ms[Math.floor(ms.length / 2)], best: (b * 1000) / ms[0], cpu: busiest ? (b * steps * 100) / busiest : NaN };
 }
 
 async function main(): Promise<void> {
