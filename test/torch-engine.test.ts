@@ -96,9 +96,10 @@ test('idc train with a Python that has no torch exits 1 with the install command
   assert.ok(!existsSync(join(out, 'runs', 'no-torch')), 'no run folder left');
 });
 
-test('auto keeps its order and says torch is opt-in on CPU', async () => {
+test('auto for scoring never involves torch (its ladder with torch is in backend-ladder-torch.test.ts)', async () => {
   const r = await initBackend('auto');
-  if (r.name === 'wasm' || r.name === 'cpu' || r.name === 'tensorflow') assert.match(r.summary, /torch — opt-in on CPU/);
+  assert.notEqual(r.name, 'torch');
+  assert.doesNotMatch(r.summary, /torch/);
   await initBackend('wasm');
 });
 

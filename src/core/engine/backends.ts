@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // Named imports, not bare ones: the packages declare sideEffects, so bundlers drop bare imports.
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
-import type { BackendName } from '../config';
+import { defaultConfig, type BackendName, type IdcConfig } from '../config';
 import { IdcError } from '../errors';
 import { registerCpuBatchNormKernels } from './fused-bn';
 import { initWasmBackend } from './wasm-kernels';
@@ -12,7 +12,9 @@ import {
   CUDA11_LIBS, checkLibrary, libraryIndex, nvidiaInfo, packageVersion, vulkanInfo, type LibCheck,
 } from './backend-sysinfo';
 import { WEBGPU_INSTALL, TFJS_WEBGPU_PKG, activateWebGpu, loadDawn, probeAdapter } from './backend-webgpu';
-import { defaultPython, probeTorch } from './torch-engine';
+import { describeSource, probeTorchSetup, resolvePython, type PythonChoice, type TorchSetup } from './torch-probe';
+import type { CalibrateOptions, CalibrationResult } from '../train/torch-calibration';
+import type { ProgressSink } from '../progress';
 
 export { releaseWebGpu } from './backend-webgpu';
 
@@ -24,8 +26,15 @@ export { releaseWebGpu } from './backend-webgpu';
 /** The TF.js backends; 'torch' trains in a Python process and is chosen only by name (initBackend). */
 export type ConcreteBackend = Exclude<BackendName, 'auto' | 'torch'>;
 
-/** Fastest first: the order 'auto' tries. */
+/** The TF.js backends, fastest first: the order 'auto' tries them in (and all it tries for scoring). */
 export const BACKEND_LADDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
+
+/** What 'auto' tries for training: torch on a GPU after tfjs-node-gpu, torch on the CPU only where it was timed faster than wasm. */
+export type LadderStep = ConcreteBackend | 'torch-gpu' | 'torch-cpu';
+export const TRAINING_LADDER: readonly LadderStep[] = ['tensorflow-gpu', 'torch-gpu', 'webgpu', 'tensorflow', 'torch-cpu', 'wasm', 'cpu'];
+
+/** torch on the CPU must beat wasm by this factor: timings on a busy machine wobble by ~10%, and a choice that flips between jobs is worse than either. */
+export const TORCH_CPU_MARGIN = 1.2;
 
 export interface BackendProbe {
   name: ConcreteBackend;
@@ -48,10 +57,19 @@ export interface InitOptions {
   allowSoftwareAdapter?: boolean;
   /** Folder holding the tfjs-backend-wasm*.wasm files. */
   wasmDir?: string;
-  /** torch only: the interpreter (engine.python); default python3 on PATH. */
+  /** torch only: the interpreter (engine.python); empty: `editorPython`, else python3 on PATH. */
   python?: string;
+  /** The interpreter selected in VS Code's Python extension, sent with the job. */
+  editorPython?: string;
+  /** 'train' lets 'auto' pick torch (it only trains); 'score' (default) tries the TF.js backends only. */
+  purpose?: 'train' | 'score';
+  /** Training settings the torch-vs-wasm timing uses (batch size, threads, model); default the schema's defaults. */
+  config?: IdcConfig;
+  /** Where the timing is kept; default the OS cache folder (calibrationFile()). */
+  calibrationFile?: string;
+  onProgress?: ProgressSink;
   /** Test seam: replaces the real probing / backend activation. */
-  hooks?: Partial<BackendHooks>;
+  hooks?: Partial<BackendHooks & TorchHooks>;
 }
 
 export interface BackendHooks {
@@ -60,11 +78,20 @@ export interface BackendHooks {
   activate(name: ConcreteBackend, opts: InitOptions): Promise<void>;
 }
 
+export interface TorchHooks {
+  /** Which torch and device `python` has (cached per process). */
+  probeTorch(python: string): Promise<TorchSetup>;
+  /** torch vs wasm on this CPU, cached per machine; wasm is the current tfjs backend when called. */
+  calibrate(opts: CalibrateOptions): Promise<CalibrationResult>;
+}
+
 export interface InitResult {
   name: ConcreteBackend | 'torch';
   /** The probes made, ladder order ('auto' stops probing at the first backend that starts). */
   probes: BackendProbe[];
   summary: string;
+  /** When torch trains: the interpreter, its setup and (on the CPU) the timing that chose it. */
+  torch?: { choice: PythonChoice; setup: TorchSetup; calibration?: CalibrationResult; tfjs: ConcreteBackend };
 }
 
 const DESCRIPTION: Record<ConcreteBackend, string> = {
@@ -206,6 +233,11 @@ async function probeWebGpu(opts: InitOptions = {}): Promise<BackendProbe> {
   return { name, available: true, adapter: adapter.label, detail };
 }
 
+function hasNvidiaGpu(): boolean {
+  const nv = nvidiaInfo();
+  return nv.gpus.length > 0 || nv.devices.length > 0;
+}
+
 function gpuDriverFix(): string {
   if (process.platform !== 'linux') return 'update the GPU driver';
   return "install your GPU's Vulkan driver and make sure the GPU is visible here: /dev/dri or /dev/nvidia0; in a container, pass the device through";
@@ -243,7 +275,7 @@ async function probeWasm(opts: InitOptions): Promise<BackendProbe> {
 
 // ---------------------------------------------------------------- hooks
 
-const realHooks: BackendHooks = {
+const realHooks: BackendHooks & TorchHooks = {
   probe(name, opts) {
     switch (name) {
       case 'tensorflow-gpu': return probeTensorflowGpu();
@@ -252,6 +284,12 @@ const realHooks: BackendHooks = {
       case 'wasm': return probeWasm(opts);
       case 'cpu': return Promise.resolve({ name, available: true, detail: `tfjs-backend-cpu ${version_cpu}` });
     }
+  },
+  probeTorch(python) {
+    return probeTorchSetup(python, { nvidiaGpu: hasNvidiaGpu });
+  },
+  async calibrate(o) {
+    return (await import('../train/torch-calibration')).calibrateTorchCpu(o);
   },
   async activate(name, opts) {
     switch (name) {
@@ -301,28 +339,66 @@ function usingLine(p: BackendProbe, how: string): string {
 
 /**
  * Makes the preferred backend current. 'auto' takes the first in BACKEND_LADDER that is available
- * and starts (a hardware adapter only, for webgpu); an explicit choice that cannot be used throws an
- * IdcError saying why and what to do.
+ * and starts (a hardware adapter only, for webgpu), or for training the first in TRAINING_LADDER;
+ * an explicit choice that cannot be used throws an IdcError saying why and what to do.
  */
 export async function initBackend(pref: BackendName, opts: InitOptions = {}): Promise<InitResult> {
-  const hooks: BackendHooks = { ...realHooks, ...opts.hooks };
+  const hooks: BackendHooks & TorchHooks = { ...realHooks, ...opts.hooks };
   if (pref === 'torch') return initTorch(opts, hooks);
   if (pref !== 'auto') return initExplicit(pref, opts, hooks);
 
+  const train = opts.purpose === 'train';
+  const choice = resolvePython(opts.python, opts.editorPython);
   const probes: BackendProbe[] = [];
-  for (const name of BACKEND_LADDER) {
+  const skipped: string[] = [];
+  let torch: TorchSetup | undefined;
+  /** wasm, once probed and started for the torch-vs-wasm timing. */
+  let wasmReady: BackendProbe | undefined;
+  for (const step of train ? TRAINING_LADDER : BACKEND_LADDER) {
+    if (step === 'torch-gpu') {
+      torch = await hooks.probeTorch(choice.python);
+      if (torch.available && torch.device !== 'cpu') return torchResult(await startTfjsSide(opts, hooks), { choice, setup: torch }, skipped, '');
+      skipped.push(torch.available ? `torch on a GPU — ${torch.gpuReason ?? 'torch sees no GPU'} (${pythonText(torch, choice)}${torch.gpuFix ? `; for the GPU: ${torch.gpuFix}` : ''})` : torchSkip(torch, choice));
+      continue;
+    }
+    if (step === 'torch-cpu') {
+      // Said once, at torch-gpu, when this Python cannot run the engine at all.
+      if (!torch?.available) continue;
+      const wp = await hooks.probe('wasm', opts);
+      probes.push(wp);
+      if (wp.available) {
+        try {
+          await hooks.activate('wasm', opts);
+          wasmReady = wp;
+        } catch (e) {
+          Object.assign(wp, { available: false, reason: `failed to start: ${firstLine(e)}` });
+        }
+      }
+      if (!wasmReady) {
+        // Only plain-JS cpu is left on the TF.js side, far slower than any PyTorch.
+        return torchResult(await startTfjsSide(opts, hooks), { choice, setup: torch }, [...skipped, describeSkip(wp)], ' (wasm cannot start, so nothing was timed against it)');
+      }
+      const cal = await hooks.calibrate({ config: opts.config ?? defaultConfig(), setup: torch, file: opts.calibrationFile, onProgress: opts.onProgress });
+      if (torchCpuWins(cal)) {
+        return torchResult({ name: 'wasm', probe: wasmReady }, { choice, setup: torch, calibration: cal }, skipped, ` (timed faster than wasm here: ${timingText(cal)})`);
+      }
+      skipped.push(torchCpuSkip(cal));
+      continue;
+    }
+    const name = step;
+    if (name === 'wasm' && wasmReady) {
+      return { name, probes, summary: usingLine(wasmReady, '') + (skipped.length ? ` Skipped: ${skipped.join('; ')}.` : '') };
+    }
     const p = await hooks.probe(name, opts);
     probes.push(p);
-    if (!p.available) continue;
+    if (!p.available) { skipped.push(describeSkip(p)); continue; }
     try {
       await hooks.activate(name, { ...opts, allowSoftwareAdapter: false });
     } catch (e) {
       Object.assign(p, { available: false, reason: `failed to start: ${firstLine(e)}` });
+      skipped.push(describeSkip(p));
       continue;
     }
-    const skipped = probes.filter((q) => q !== p).map(describeSkip);
-    // Not measured faster than wasm on a CPU yet: named, so people know it exists.
-    if (name === 'tensorflow' || name === 'wasm' || name === 'cpu') skipped.push(TORCH_OPT_IN);
     const summary = usingLine(p, '') + (skipped.length ? ` Skipped: ${skipped.join('; ')}.` : '');
     return { name, probes, summary };
   }
@@ -330,33 +406,86 @@ export async function initBackend(pref: BackendName, opts: InitOptions = {}): Pr
   throw new IdcError(`No TensorFlow.js backend could start: ${probes.map(describeSkip).join('; ')}.`, 'Reinstall the extension.', 'BACKEND_UNAVAILABLE');
 }
 
-const TORCH_OPT_IN = 'torch — opt-in on CPU, not chosen by auto (set engine.backend to "torch"; needs Python with PyTorch)';
+/** True when the timing says torch on this CPU trains clearly faster than the wasm trainer. */
+export function torchCpuWins(c: Pick<CalibrationResult, 'torchImagesPerSecond' | 'wasmImagesPerSecond' | 'error'>): boolean {
+  return !c.error && c.torchImagesPerSecond !== undefined && c.wasmImagesPerSecond !== undefined && c.torchImagesPerSecond > TORCH_CPU_MARGIN * c.wasmImagesPerSecond;
+}
+
+/** "torch 814 img/s, wasm (2 threads) 414 img/s at batch 64, timed 2026-11-27 (cached in …)". */
+function timingText(c: CalibrationResult): string {
+  const when = c.cached ? `timed ${c.measuredAt.slice(0, 10)}, kept in ${c.file}` : `timed now in ${c.seconds.toFixed(0)} s${c.notSaved ? `, not saved: ${c.notSaved}` : `, kept in ${c.file}`}`;
+  return `torch ${Math.round(c.torchImagesPerSecond ?? 0)} img/s, ${c.wasmTrainer ?? 'wasm'} ${Math.round(c.wasmImagesPerSecond ?? 0)} img/s at batch ${c.batchSize}; ${when}`;
+}
+
+function torchCpuSkip(c: CalibrationResult): string {
+  if (c.error) return `torch on the CPU — its timing run failed: ${c.error} (kept in ${c.file}; fix the engine, then delete that file to time it again)`;
+  return `torch on the CPU — not faster than wasm here by ${TORCH_CPU_MARGIN}x (${timingText(c)}; delete that file to time it again)`;
+}
+
+function torchSkip(t: TorchSetup, choice: PythonChoice): string {
+  return `torch — ${t.reason ?? 'not available'} (Python ${describeSource(choice)}${t.fix ? `; to use it: ${t.fix}` : ''})`;
+}
+
+/** "Python 3.11.2 at /usr/bin/python3, found as python3 on PATH". */
+function pythonText(t: TorchSetup, choice: PythonChoice): string {
+  return `Python ${t.pythonVersion ?? '?'} at ${t.executable ?? t.python}, ${describeSource(choice)}`;
+}
+
+/** The TF.js side of a torch job (building and saving the model): wasm, else cpu. */
+async function startTfjsSide(opts: InitOptions, hooks: BackendHooks): Promise<{ name: ConcreteBackend; probe?: BackendProbe }> {
+  try {
+    await hooks.activate('wasm', opts);
+    return { name: 'wasm' };
+  } catch {
+    await hooks.activate('cpu', opts);
+    return { name: 'cpu' };
+  }
+}
+
+function torchResult(side: { name: ConcreteBackend; probe?: BackendProbe }, torch: Omit<NonNullable<InitResult['torch']>, 'tfjs'>, skipped: string[], why: string): InitResult {
+  const { setup, choice } = torch;
+  const probe: BackendProbe = side.probe ?? { name: side.name, available: true, detail: describeSetup(setup) };
+  const how = why || (setup.device !== 'cpu' ? ' (a GPU)' : '');
+  const summary = `Using torch (${describeSetup(setup)}, ${describeSource(choice)})${how}; TF.js (model files, evaluation, Grad-CAM) runs on ${side.name}.`
+    + (skipped.length ? ` Skipped: ${skipped.join('; ')}.` : '');
+  return { name: 'torch', probes: [probe], summary, torch: { ...torch, tfjs: side.name } };
+}
+
+/** "PyTorch 2.5.1 on cuda (NVIDIA H100 …, CUDA 12.4), Python 3.12.3 at /venv/bin/python" ("on cpu" without a GPU). */
+export function describeSetup(s: TorchSetup): string {
+  const on = s.device && s.device !== 'cpu' ? `${s.device} (${s.gpu})` : 'cpu';
+  return `PyTorch ${s.torch ?? '?'} on ${on}, Python ${s.pythonVersion ?? '?'} at ${s.executable ?? s.python}`;
+}
 
 /**
  * torch: training runs in a PyTorch engine process (src/core/train/torch-trainer.ts); TF.js still
  * builds and saves the model and evaluates, on wasm (cpu when wasm cannot start).
  */
-async function initTorch(opts: InitOptions, hooks: BackendHooks): Promise<InitResult> {
-  const python = opts.python || defaultPython();
-  const t = await probeTorch(python);
-  if (!t.available || !t.info) {
-    throw new IdcError(`The torch backend is not available: ${t.reason ?? 'unknown reason'}.`,
+async function initTorch(opts: InitOptions, hooks: BackendHooks & TorchHooks): Promise<InitResult> {
+  const choice = resolvePython(opts.python, opts.editorPython);
+  const t = await hooks.probeTorch(choice.python);
+  if (!t.available) {
+    throw new IdcError(`The torch backend is not available: ${t.reason ?? 'unknown reason'} (Python ${describeSource(choice)}).`,
       `To use it: ${t.fix ?? 'install PyTorch'}. Or set engine.backend to "auto" to use the fastest backend that works here.`, 'BACKEND_UNAVAILABLE');
   }
-  let side: ConcreteBackend = 'wasm';
-  try {
-    await hooks.activate('wasm', opts);
-  } catch {
-    side = 'cpu';
-    await hooks.activate('cpu', opts);
+  const side = await startTfjsSide(opts, hooks);
+  // On the CPU, say why there is no GPU when torch could have one (a CUDA build that sees none).
+  const note = t.device === 'cpu' && t.gpuFix ? ` (no GPU: ${t.gpuReason}; ${t.gpuFix})` : '';
+  return torchResult(side, { choice, setup: t }, [], ` as configured${note}`);
+}
+
+/**
+ * Starts the backend for a job from its config and, when torch will train, points the config at
+ * it (engine.backend "torch", engine.python the interpreter used), so the trainer and the run's
+ * config.json say what ran.
+ */
+export async function initBackendFor(config: IdcConfig, opts: Omit<InitOptions, 'python' | 'config'> = {}): Promise<InitResult> {
+  const r = await initBackend(config.engine.backend, { ...opts, python: config.engine.python, config });
+  if (r.torch && opts.purpose === 'train') {
+    config.engine.backend = 'torch';
+    config.engine.python = r.torch.choice.python;
   }
-  const i = t.info;
-  const device = i.gpu ? `${i.device} (${i.gpu})` : i.device;
-  const probe: BackendProbe = { name: side, available: true, detail: `PyTorch ${i.torch} on ${device}, Python ${i.pythonVersion} at ${i.python}` };
-  return {
-    name: 'torch', probes: [probe],
-    summary: `Using torch (PyTorch ${i.torch} on ${device}, Python ${i.pythonVersion} at ${i.python}) as configured; TF.js (model files, evaluation, Grad-CAM) runs on ${side}.`,
-  };
+  return r;
 }
 
 async function initExplicit(name: ConcreteBackend, opts: InitOptions, hooks: BackendHooks): Promise<InitResult> {
@@ -436,20 +565,44 @@ export async function gpuSetupReport(opts: InitOptions = {}): Promise<string> {
     lines.push(`  → Next: ${tg ? `${tg.reason}; ${tg.fix ?? ''}`.replace(/; $/, '') : `npm i ${TFJS_NODE_GPU}, then install CUDA 11.2 + cuDNN 8.1 (newer CUDA versions do not work with it)`}.`, '');
   }
 
-  // torch engine: a Python process, only used when engine.backend is "torch".
-  lines.push('PyTorch (engine.backend "torch": training in a Python process; CUDA, MPS or CPU)');
-  const t = await probeTorch(opts.python || defaultPython());
-  if (t.available && t.info) {
-    lines.push(`  ${OK} Python ${t.info.pythonVersion} at ${t.info.python}, PyTorch ${t.info.torch}, device ${t.info.device}${t.info.gpu ? ` (${t.info.gpu})` : ''}`);
-    lines.push(t.info.device === 'cpu' ? '  → torch can train here, on the CPU (opt-in: set engine.backend to "torch").' : '  → torch can train on this GPU: set engine.backend to "torch".', '');
+  // torch engine: a Python process; auto trains with it on a GPU, and on the CPU where it was timed faster than wasm.
+  lines.push('PyTorch (the torch engine: training in a Python process on CUDA, ROCm, MPS or the CPU)');
+  const choice = resolvePython(opts.python, opts.editorPython);
+  const t = await (opts.hooks?.probeTorch ?? realHooks.probeTorch)(choice.python);
+  const config = opts.config ?? defaultConfig();
+  let cal: CalibrationResult | undefined;
+  if (!t.available) {
+    lines.push(`  ${NO} ${t.reason} (Python ${describeSource(choice)})`, `  → Next: ${t.fix}.`, '');
   } else {
-    lines.push(`  ${NO} ${t.reason}`, `  → Next: ${t.fix}.`, '');
+    lines.push(`  ${OK} Python ${t.pythonVersion} at ${t.executable ?? t.python} (${describeSource(choice)})`);
+    lines.push(`  ${OK} PyTorch ${t.torch}, numpy ${t.numpy}`);
+    if (t.device !== 'cpu') {
+      lines.push(`  ${OK} device: ${t.device} (${t.gpu})`, '  → torch trains on this GPU (auto picks it after tensorflow-gpu).', '');
+    } else {
+      lines.push(`  ${NO} GPU: ${t.gpuReason ?? 'torch sees none'}; it would train on the CPU`);
+      cal = (await import('../train/torch-calibration')).cachedCalibration(config, t, opts.calibrationFile);
+      if (!cal) lines.push(`  · CPU timing against wasm: not measured yet (the first training with engine.backend "auto" measures it, about ${config.train.batchSize >= 64 ? 20 : 10} s, once)`);
+      else if (cal.error) lines.push(`  ${NO} CPU timing against wasm failed: ${cal.error} (delete ${cal.file} to measure again)`);
+      else lines.push(`  ${torchCpuWins(cal) ? OK : NO} CPU timing: ${timingText(cal)}`);
+      const next = t.gpuFix ? `for the GPU, ${t.gpuFix}` : cal && torchCpuWins(cal) ? 'nothing: auto trains with torch on this CPU' : 'nothing needed; set engine.backend to "torch" to train with it anyway';
+      lines.push(`  → Next: ${next}.`, '');
+    }
   }
 
   // What 'auto' would do, without starting anything.
   const rest = await Promise.all((['tensorflow', 'wasm', 'cpu'] as const).map((n) => probe(n, opts)));
-  const all = [tg ?? { name: 'tensorflow-gpu' as const, available: false }, wg, ...rest];
-  const pick = all.find((p) => p.available);
-  lines.push(`With engine.backend = "auto", training would use: ${pick ? `${pick.name} (${DESCRIPTION[pick.name]})` : 'nothing (reinstall the extension)'}.`);
+  const [tf1, wasm, cpu] = rest;
+  const torchGpu = t.available && t.device !== 'cpu';
+  const order: Array<{ ok: boolean; text: string }> = [
+    { ok: tg?.available === true, text: `tensorflow-gpu (${DESCRIPTION['tensorflow-gpu']})` },
+    { ok: torchGpu, text: `torch on ${t.device} (${t.gpu})` },
+    { ok: wg.available, text: `webgpu (${DESCRIPTION.webgpu})` },
+    { ok: tf1.available, text: `tensorflow (${DESCRIPTION.tensorflow})` },
+    { ok: t.available && !torchGpu && (cal ? torchCpuWins(cal) : false), text: 'torch on the CPU (timed faster than wasm here)' },
+    { ok: wasm.available, text: `wasm (${DESCRIPTION.wasm})${t.available && !torchGpu && !cal ? ', or torch on the CPU if the timing at the first training finds it faster' : ''}` },
+    { ok: cpu.available, text: `cpu (${DESCRIPTION.cpu})` },
+  ];
+  const pick = order.find((o) => o.ok);
+  lines.push(`With engine.backend = "auto", training would use: ${pick ? pick.text : 'nothing (reinstall the extension)'}.`);
   return lines.join('\n');
 }
