@@ -209,7 +209,7 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
 
 async function runTrain(out: string, ctx: Context, which: { runId?: string; resume?: boolean }): Promise<void> {
   const { train } = await import('../core/train/train');
-  await startBackend(ctx);
+  await startBackend(ctx, 'train');
   const cacheDir = cacheDirOf(ctx);
   const r = await train({
     outputDir: out, config: ctx.config, cacheDir, ...which, onProgress: ctx.bar.sink, signal: ctx.signal,
@@ -257,7 +257,7 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; r
 
 async function runCv(out: string, ctx: Context, which: { folds: number; seed: number; id?: string }): Promise<void> {
   const { crossValidate } = await import('../core/cv/cv');
-  await startBackend(ctx);
+  await startBackend(ctx, 'train');
   const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
   const shown = new Set<string>();
   const r = await crossValidate({
@@ -315,10 +315,12 @@ async function runSplit(out: string, ctx: Context): Promise<void> {
   ctx.out(`Split: ${file}`);
 }
 
-/** Starts the configured tfjs backend and says which one runs and why faster ones were skipped. */
-async function startBackend(ctx: Context): Promise<void> {
-  const { initBackend } = await import('../core/engine/backends');
-  ctx.out((await initBackend(ctx.config.engine.backend, { python: ctx.config.engine.python })).summary);
+/** Starts the configured backend and says which one runs and why faster ones were skipped; 'train' lets auto pick torch. */
+async function startBackend(ctx: Context, purpose: 'train' | 'score' = 'score'): Promise<void> {
+  const { initBackendFor } = await import('../core/engine/backends');
+  const r = await initBackendFor(ctx.config, { purpose, onProgress: ctx.bar.sink });
+  ctx.bar.finish();
+  ctx.out(r.summary);
 }
 
 /** data.cacheDir resolved against the config's folder; undefined = the default <output>/cache. */

@@ -5,6 +5,7 @@ import * as P from '../protocol/protocol';
 import type { IdcClient } from './client';
 import type { Panels } from './panels';
 import { evaluationId } from '../core/views/ids';
+import { editorPython } from './python-interpreter';
 
 /** Thrown when the user dismisses a picker: the command just ends. */
 class Dismissed extends Error {}
@@ -54,6 +55,7 @@ export function registerCommands(context: vscode.ExtensionContext, idc: IdcClien
 
 class Commands {
   private lastFolder: string | undefined;
+  private lastPythonNote: string | undefined;
 
   constructor(private readonly idc: IdcClient, private readonly log: vscode.LogOutputChannel, private readonly panels: Panels) {}
 
@@ -206,7 +208,10 @@ class Commands {
   }
 
   async checkGpu(): Promise<void> {
-    const { report } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'IDC: checking the GPU setup…' }, () => this.idc.request(P.checkGpu));
+    // No folder prompt here: the report is about the machine; a folder only adds its engine.python and batch size.
+    const folder = (vscode.workspace.workspaceFolders ?? []).find((f) => f.uri.fsPath === this.lastFolder) ?? vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === 'file');
+    const params: P.CheckGpuParams = { folder: folder?.uri.fsPath, python: await this.python(folder) };
+    const { report } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'IDC: checking the GPU setup…' }, () => this.idc.request(P.checkGpu, params));
     this.log.info(report);
     const doc = await vscode.workspace.openTextDocument({ content: report, language: 'plaintext' });
     await vscode.window.showTextDocument(doc, { preview: true });
@@ -306,7 +311,7 @@ class Commands {
     const config = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'file' && d.uri.fsPath === join(folder.uri.fsPath, CONFIG_FILE_NAME));
     // Jobs read the file on disk: what the user sees in the editor is what runs.
     if (config?.isDirty) await config.save();
-    const r = await this.idc.request(P.runJob, { ...request, folder: folder.uri.fsPath });
+    const r = await this.idc.request(P.runJob, { ...request, folder: folder.uri.fsPath, python: await this.python(folder) });
     if (r.refused) {
       // One training at a time: say which, and offer the way to it or to stop it.
       const { message, hint, running, runId } = r.refused;
@@ -321,6 +326,15 @@ class Commands {
       const pick = await vscode.window.showInformationMessage(`IDC: ${r.title} is queued; it starts when ${r.behind.title}${more} finish${more ? '' : 'es'}.`, 'Stop Job…');
       if (pick) await vscode.commands.executeCommand('idc.stopJob');
     }
+  }
+
+  /** VS Code's selected Python interpreter for the torch engine; why there is none goes to the log once. */
+  private async python(folder: Folder | undefined): Promise<string | undefined> {
+    const r = await editorPython((id) => vscode.extensions.getExtension(id), folder?.uri);
+    if (r.python) this.log.debug(`Python interpreter from VS Code: ${r.python} (the torch engine uses it when engine.python is empty).`);
+    else if (r.note !== this.lastPythonNote) this.log.info(`No Python interpreter from VS Code (${r.note}); the torch engine uses engine.python, else python3 on PATH.`);
+    this.lastPythonNote = r.note;
+    return r.python;
   }
 
   private async pickArchive(info: P.WorkspaceInfo): Promise<string> {

@@ -48,7 +48,7 @@ export type HostRunResult = { ok: true; outcome: JobOutcome } | { ok: false; err
 // server -> job process
 export const hostRunJob = new RequestType<HostRunParams, HostRunResult, void>('idcHost/runJob');
 export const hostProbeBackends = new RequestType<{ names?: ConcreteBackend[] }, BackendProbe[], void>('idcHost/probeBackends');
-export const hostGpuReport = new RequestType<Record<string, never>, string, void>('idcHost/gpuReport');
+export const hostGpuReport = new RequestType<{ folder?: string; python?: string }, string, void>('idcHost/gpuReport');
 export const hostCancel = new NotificationType<Record<string, never>>('idcHost/cancel');
 
 // job process -> server

@@ -22,6 +22,8 @@ export type EvalSplit = 'test' | 'val' | 'train';
 interface JobTarget {
   /** Folder holding (or that would hold) idc.config.json; default: the first workspace folder. */
   folder?: string;
+  /** The interpreter selected in VS Code's Python extension: the torch engine's when engine.python is empty. */
+  python?: string;
 }
 
 /** What to run. Relative paths resolve against `folder`; unset fields come from idc.config.json. */
@@ -221,6 +223,9 @@ export interface ConfigEditResult {
   edits: TextEdit[];
 }
 
+/** Check GPU Setup reads the folder's config (engine.python, batch size) and VS Code's Python interpreter. */
+export type CheckGpuParams = JobTarget;
+
 /** Machine-level settings, sent in initializationOptions and workspace/didChangeConfiguration. */
 export interface ServerSettings {
   /** engine.backend for configs that do not set it. */
@@ -233,7 +238,7 @@ export interface ServerSettings {
 export const runJob = new RequestType<JobRequest, RunJobResult, void>('idc/runJob');
 export const stopJob = new RequestType<StopJobParams, StopJobResult, void>('idc/stopJob');
 export const getStatus = new RequestType0<StatusParams, void>('idc/getStatus');
-export const checkGpu = new RequestType0<{ report: string }, void>('idc/checkGpu');
+export const checkGpu = new RequestType<CheckGpuParams | undefined, { report: string }, void>('idc/checkGpu');
 export const listBackends = new RequestType0<{ probes: BackendProbe[]; auto?: string }, void>('idc/listBackends');
 export const workspaceInfo = new RequestType<WorkspaceInfoParams, WorkspaceInfo, void>('idc/workspaceInfo');
 export const configEdit = new RequestType<ConfigEditParams, ConfigEditResult, void>('idc/configEdit');

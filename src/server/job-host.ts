@@ -21,7 +21,7 @@ export function runJobHost(): void {
     try {
       const loaded = await loadJobConfig(p.folder, jobOverrides(p.request), p.settings);
       const ctx: JobContext = {
-        folder: p.folder, loaded, config: loaded.config, outputDir: resolveConfigPath(loaded, loaded.config.paths.output), signal,
+        folder: p.folder, loaded, config: loaded.config, outputDir: resolveConfigPath(loaded, loaded.config.paths.output), signal, editorPython: p.request.python,
         onProgress: (e) => void conn.sendNotification(H.hostProgress, e),
         onTrainEvent: (e: TrainEvent) => {
           // Batches come many per second; the server only needs a recent one for its ETA.
@@ -52,7 +52,11 @@ export function runJobHost(): void {
     return out;
   });
 
-  conn.onRequest(H.hostGpuReport, async () => (await import('../core/engine/backends')).gpuSetupReport());
+  conn.onRequest(H.hostGpuReport, async ({ folder, python }) => {
+    // The folder's engine.python and training settings; its defaults when it has no usable config.
+    const config = folder ? await loadJobConfig(folder, {}, {}).then((l) => l.config, () => undefined) : undefined;
+    return (await import('../core/engine/backends')).gpuSetupReport({ config, python: config?.engine.python, editorPython: python });
+  });
 
   // The server went away: nothing will read our results.
   process.on('disconnect', () => process.exit(0));

@@ -327,7 +327,7 @@ connection.onRequest(P.listBackends, async () => {
   return { probes: all, auto: all.find((p) => p.available)?.name };
 });
 
-connection.onRequest(P.checkGpu, async () => ({ report: await askHost(H.hostGpuReport, {}, hostLog) }));
+connection.onRequest(P.checkGpu, async (params) => ({ report: await askHost(H.hostGpuReport, { folder: params?.folder ?? folders[0], python: params?.python }, hostLog) }));
 
 // ------------------------------------------------------------------------------------- workspace
 

@@ -31,6 +31,8 @@ export interface JobContext {
   log(line: string): void;
   /** The TF.js backend now in use, for the status bar. */
   setBackend(name: string): void;
+  /** The interpreter VS Code's Python extension selected (sent with the job); engine.python wins. */
+  editorPython?: string;
 }
 
 type RequestOf<K extends JobKind> = Extract<JobRequest, { kind: K }>;
@@ -83,10 +85,9 @@ export const runners: { [K in JobKind]: Runner<K> } = {
   evaluate: {
     overrides: (r) => ({ evaluate: { split: r.split } }),
     async run(req, ctx) {
-      const { initBackend } = await import('../core/engine/backends');
       const { evaluateModel } = await import('../core/evaluate/evaluate');
       const { evalSummaryLines, chosenOnText } = await import('../core/evaluate/summary');
-      await useBackend(ctx, initBackend);
+      await useBackend(ctx);
       const r = await evaluateModel({
         outputDir: ctx.outputDir, config: ctx.config, cacheDir: cacheDir(ctx), runId: req.runId,
         modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
@@ -137,9 +138,8 @@ export const runners: { [K in JobKind]: Runner<K> } = {
   },
   predict: {
     async run(req, ctx) {
-      const { initBackend } = await import('../core/engine/backends');
       const { predictFolder } = await import('../core/evaluate/predict');
-      await useBackend(ctx, initBackend);
+      await useBackend(ctx);
       const r = await predictFolder({
         folder: resolve(ctx.folder, req.patches), outputDir: ctx.outputDir, config: ctx.config, runId: req.runId,
         modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
@@ -153,10 +153,9 @@ export const runners: { [K in JobKind]: Runner<K> } = {
   cv: {
     overrides: (r) => ({ engine: { backend: r.backend }, train: { epochs: r.epochs } }),
     async run(req, ctx) {
-      const { initBackend } = await import('../core/engine/backends');
       const { crossValidate } = await import('../core/cv/cv');
       const { evalSummaryLines } = await import('../core/evaluate/summary');
-      await useBackend(ctx, initBackend);
+      await useBackend(ctx, 'train');
       const folds = req.folds ?? 5;
       const seed = req.seed ?? ctx.config.split.seed;
       // The id crossValidate would pick, named here so every event (and a cancel) can say what to rerun.
@@ -180,9 +179,8 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       const evalDir = resolve(ctx.folder, req.evalDir);
       const rel = relative(ctx.outputDir, evalDir);
       if (!rel || rel.startsWith('..') || isAbsolute(rel)) throw new IdcError(`${evalDir} is not an evaluation in ${ctx.outputDir}.`, 'Ask for patches of an evaluation of this workspace.', 'BAD_ARGUMENT');
-      const { initBackend } = await import('../core/engine/backends');
       const { writeGradCamsFor } = await import('../core/evaluate/gradcam-on-demand');
-      await useBackend(ctx, initBackend);
+      await useBackend(ctx);
       const r = await writeGradCamsFor({ outputDir: ctx.outputDir, config: ctx.config, evalDir, ids: req.ids, cacheDir: cacheDir(ctx), signal: ctx.signal, onProgress: ctx.onProgress });
       return { summary: `Grad-CAM overlays written: ${r.written}${r.skipped ? ` (${r.skipped} patches not in the evaluated split)` : ''}.`, outputs: [{ label: 'Grad-CAM', path: join(evalDir, 'gradcam') }] };
     },
@@ -216,9 +214,8 @@ export function jobOverrides(req: JobRequest): DeepPartial<IdcConfig> {
 }
 
 async function runTrain(ctx: JobContext, which: { runId?: string; resume?: boolean }): Promise<JobOutcome> {
-  const { initBackend } = await import('../core/engine/backends');
   const { train } = await import('../core/train/train');
-  await useBackend(ctx, initBackend);
+  await useBackend(ctx, 'train');
   const r = await train({ outputDir: ctx.outputDir, config: ctx.config, cacheDir: cacheDir(ctx), ...which, onProgress: ctx.onProgress, signal: ctx.signal, onEvent: ctx.onTrainEvent });
   const model = join(r.runDir, 'model', 'model.json');
   const best = r.bestEpoch !== undefined ? `; best epoch ${r.bestEpoch + 1} (weights restored)` : '';
@@ -228,8 +225,10 @@ async function runTrain(ctx: JobContext, which: { runId?: string; resume?: boole
   };
 }
 
-async function useBackend(ctx: JobContext, initBackend: typeof import('../core/engine/backends').initBackend): Promise<void> {
-  const b = await initBackend(ctx.config.engine.backend, { python: ctx.config.engine.python });
+/** Starts the job's backend; 'train' lets auto pick torch (initBackendFor then points ctx.config at it). */
+async function useBackend(ctx: JobContext, purpose: 'train' | 'score' = 'score'): Promise<void> {
+  const { initBackendFor } = await import('../core/engine/backends');
+  const b = await initBackendFor(ctx.config, { purpose, editorPython: ctx.editorPython, onProgress: ctx.onProgress });
   ctx.setBackend(b.name);
   ctx.log(b.summary);
 }
