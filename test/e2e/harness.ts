@@ -44,8 +44,8 @@ export interface CodeServer {
   stop(): Promise<void>;
 }
 
-/** Starts code-server on `workspace` with the .vsix installed in a fresh profile under `home`. */
-export async function startCodeServer(env: E2eEnv, home: string, workspace: string, settings: Record<string, unknown> = {}): Promise<CodeServer> {
+/** Starts code-server on `workspace` with the .vsix (default: the universal one) installed in a fresh profile under `home`. */
+export async function startCodeServer(env: E2eEnv, home: string, workspace: string, settings: Record<string, unknown> = {}, vsix = VSIX): Promise<CodeServer> {
   const userDataDir = join(home, 'user-data');
   const extensionsDir = join(home, 'extensions');
   mkdirSync(join(userDataDir, 'User'), { recursive: true });
@@ -64,7 +64,7 @@ export async function startCodeServer(env: E2eEnv, home: string, workspace: stri
     XDG_DATA_HOME: join(home, 'xdg-data'), XDG_CONFIG_HOME: join(home, 'xdg-config'), XDG_CACHE_HOME: join(home, 'xdg-cache'),
   };
   const childEnv = { ...process.env, ...xdg, PATH: env.CODE_SERVER_PATH };
-  const install = spawnSync(env.CODE_SERVER, ['--extensions-dir', extensionsDir, '--user-data-dir', userDataDir, '--install-extension', VSIX], { env: childEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const install = spawnSync(env.CODE_SERVER, ['--extensions-dir', extensionsDir, '--user-data-dir', userDataDir, '--install-extension', vsix], { env: childEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (install.status !== 0) throw new Error(`installing the .vsix failed:\n${install.stdout}${install.stderr}`);
   const port = await freePort();
   const child: ChildProcess = spawn(env.CODE_SERVER, [
