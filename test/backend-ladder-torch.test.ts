@@ -52,7 +52,7 @@ function timing(torch: number, wasm: number, extra: Partial<CalibrationResult> =
 }
 
 /** A machine: which TF.js backends work, what torch the Python has, what the timing says. */
-function machine(tfjs: ConcreteBackend[], torch: TorchSetup, cal?: CalibrationResult) {
+function machine(tfjs: ConcreteBackend[], torch: TorchSetup | ((python: string) => TorchSetup), cal?: CalibrationResult) {
   const calls: string[] = [];
   const pythons: string[] = [];
   const hooks: BackendHooks & TorchHooks = {
@@ -61,7 +61,7 @@ function machine(tfjs: ConcreteBackend[], torch: TorchSetup, cal?: CalibrationRe
       return tfjs.includes(name) ? { name, available: true, detail: `${name} detail` } : { name, available: false, reason: `${name} missing`, fix: `install ${name}` } satisfies BackendProbe;
     },
     async activate(name) { calls.push(`activate ${name}`); },
-    async probeTorch(python) { calls.push('probeTorch'); pythons.push(python); return torch; },
+    async probeTorch(python) { calls.push('probeTorch'); pythons.push(python); return typeof torch === 'function' ? torch(python) : torch; },
     async calibrate() {
       calls.push('calibrate');
       assert.ok(calls.includes('activate wasm'), 'wasm is started before it is timed');
@@ -88,7 +88,7 @@ describe('auto for training: the ladder with torch', () => {
     assert.ok(!m.calls.includes('calibrate'), 'nothing to time without torch');
     assert.match(r.summary, /^Using wasm /);
     assert.match(r.summary, /torch — the Python interpreter python3 was not found \(not found\) \(Python found as python3 on PATH; to use it: install Python 3 with PyTorch/);
-    assert.equal(m.calls.filter((c) => c === 'probeTorch').length, 1, 'torch is probed once per job');
+    assert.equal(m.pythons.filter((p) => p === 'python3').length, 1, 'torch is probed once per job');
   });
 
   test('Python without torch: wasm, with the install command for that interpreter', async () => {
@@ -100,6 +100,19 @@ describe('auto for training: the ladder with torch', () => {
     assert.ok(!m.calls.includes('calibrate'));
   });
 
+  test('python3 on PATH without torch beside a system /usr/bin/python3 with it: the fix says to point engine.python there', { skip: (process.platform !== 'linux' || !existsSync(PY)) && 'Linux with /usr/bin/python3' }, async () => {
+    const pyenv = describeTorch('python3', { ...RAW.noTorch, executable: '/root/.pyenv/versions/3.11.7/bin/python3' }, { platform: 'linux' });
+    assert.match(pyenv.fix ?? '', /^\/root\/\.pyenv\/versions\/3\.11\.7\/bin\/python3 -m pip install torch numpy, or use Debian\/Ubuntu's system Python: apt-get install python3-torch python3-numpy, then set engine\.python to \/usr\/bin\/python3$/);
+    const m = machine(ALL_CPU, (python) => (python === PY ? setupOf('cpuOnly') : pyenv), timing(450, 414));
+    const r = await initBackend('auto', { purpose: 'train', hooks: m.hooks });
+    assert.equal(r.name, 'wasm', 'the other interpreter is not used unasked');
+    assert.deepEqual(m.pythons, ['python3', PY]);
+    assert.match(r.summary, /torch — \/root\/\.pyenv\/versions\/3\.11\.7\/bin\/python3 \(Python 3\.11\.2\) cannot import torch: .*to use it: set engine\.python to \/usr\/bin\/python3, which has PyTorch 1\.13\.0; or \/root\/\.pyenv/);
+    const set = machine(ALL_CPU, (python) => (python === PY ? setupOf('cpuOnly') : pyenv));
+    await initBackend('auto', { purpose: 'train', python: '/root/.pyenv/versions/3.11.7/bin/python3', hooks: set.hooks });
+    assert.deepEqual(set.pythons, ['/root/.pyenv/versions/3.11.7/bin/python3'], 'an interpreter the user chose gets no second guess');
+  });
+
   test('torch CPU-only, timed faster than wasm: torch trains, TF.js stays on wasm, the figures are in the line', async () => {
     const m = machine(ALL_CPU, setupOf('cpuOnly'), timing(814, 414));
     const r = await initBackend('auto', { purpose: 'train', hooks: m.hooks });
@@ -107,19 +120,20 @@ describe('auto for training: the ladder with torch', () => {
     assert.equal(r.torch?.tfjs, 'wasm');
     assert.equal(r.torch?.calibration?.torchImagesPerSecond, 814);
     assert.deepEqual(m.calls, ['probe tensorflow-gpu', 'probeTorch', 'probe webgpu', 'probe tensorflow', 'probe wasm', 'activate wasm', 'calibrate']);
-    assert.match(r.summary, /^Using torch \(PyTorch 1\.13\.0 on cpu, Python 3\.11\.2 at \/usr\/bin\/python3, found as python3 on PATH\) \(timed faster than wasm here: torch 814 img\/s, wasm, 2 threads 414 img\/s at batch 64; timed 2026-11-27, kept in \/cache\/idc-inspector\/torch-cpu-calibration\.json\)/);
+    assert.match(r.summary, /^Using torch \(PyTorch 1\.13\.0 on cpu, Python 3\.11\.2 at \/usr\/bin\/python3, found as python3 on PATH\) \(timed faster than wasm here: torch 814 img\/s, wasm \(2 threads\) 414 img\/s at batch 64; timed 2026-11-27, kept in \/cache\/idc-inspector\/torch-cpu-calibration\.json\)/);
     assert.match(r.summary, /TF\.js \(model files, evaluation, Grad-CAM\) runs on wasm/);
     assert.match(r.summary, /Skipped: tensorflow-gpu — tensorflow-gpu missing .*; torch on a GPU — PyTorch 1\.13\.0 is a CPU-only build and no GPU is visible \(Python 3\.11\.2 at \/usr\/bin\/python3, found as python3 on PATH\); webgpu — /);
   });
 
   test('torch CPU-only, not faster by the margin: wasm, and the skip line gives both figures', async () => {
-    const m = machine(ALL_CPU, setupOf('cpuOnly'), timing(450, 414));
+    const m = machine(ALL_CPU, setupOf('cpuOnly'), timing(450, 414, { load: 6.7, about: { cores: 2 } }));
     const r = await initBackend('auto', { purpose: 'train', hooks: m.hooks });
     assert.equal(r.name, 'wasm');
     assert.ok(450 < TORCH_CPU_MARGIN * 414);
+    assert.match(r.summary, /kept in \S+; the machine was busy then \(load 6\.7 on 2 cores\); delete that file/);
     assert.equal(m.calls.filter((c) => c === 'activate wasm').length, 1, 'wasm is started once');
     assert.match(r.summary, /^Using wasm \(/);
-    assert.match(r.summary, /torch on the CPU — not faster than wasm here by 1\.2x \(torch 450 img\/s, wasm, 2 threads 414 img\/s at batch 64; timed 2026-11-27, kept in \/cache\/idc-inspector\/torch-cpu-calibration\.json; delete that file to time it again\)/);
+    assert.match(r.summary, /torch on the CPU — not faster than wasm here by 1\.2x \(torch 450 img\/s, wasm \(2 threads\) 414 img\/s at batch 64; timed 2026-11-27, kept in \/cache\/idc-inspector\/torch-cpu-calibration\.json; the machine was busy then \(load 6\.7 on 2 cores\); delete that file to time it again\)/);
   });
 
   test('a failed timing run keeps wasm and says so', async () => {
@@ -302,11 +316,11 @@ describe('torch vs wasm timing on the CPU', () => {
   beforeEach(() => { dir = tempDir(); });
 
   /** Trainers whose steps take `ms` of a fake clock each. */
-  function fakeTrainers(wasmMs: number, torchMs: number, counter: { steps: number }) {
+  function fakeTrainers(wasmMs: number, torchMs: number, counter: { steps: number; order?: string[] }) {
     let clock = 0;
     const make = (ms: number, backend: string) => async () => ({
       backend, weightSpecs: [], architecture: '',
-      async trainStep() { counter.steps++; clock += ms; return { loss: 0, probs: new Float32Array(0) }; },
+      async trainStep() { counter.steps++; counter.order?.push(backend.slice(0, 5)); clock += ms; return { loss: 0, probs: new Float32Array(0) }; },
       async dispose() {},
     }) as unknown as Awaited<ReturnType<CalibrationTrainers['wasm']>>;
     return { trainers: { wasm: make(wasmMs, 'wasm, 2 threads'), torch: make(torchMs, 'torch') }, now: () => clock };
@@ -316,12 +330,14 @@ describe('torch vs wasm timing on the CPU', () => {
 
   test('measures once, then reads the kept figures; a new torch version measures again', async () => {
     const file = join(dir, 'cal.json');
-    const counter = { steps: 0 };
+    const counter = { steps: 0, order: [] as string[] };
     const f = fakeTrainers(160, 80, counter);
     const setup = setupOf('cpuOnly');
     const r = await calibrateTorchCpu({ config: cfg(), setup, file, trainers: f.trainers, now: f.now, warmup: 1, steps: 3 });
     assert.equal(r.cached, false);
     assert.equal(counter.steps, 8);
+    assert.deepEqual(counter.order.slice(0, 4), ['wasm,', 'torch', 'wasm,', 'torch'], 'steps alternate, so outside load hits both');
+    assert.equal(typeof r.load, 'number');
     assert.equal(Math.round(r.wasmImagesPerSecond!), 400);
     assert.equal(Math.round(r.torchImagesPerSecond!), 800);
     assert.equal(r.wasmTrainer, 'wasm, 2 threads');
@@ -414,7 +430,7 @@ describe('Check GPU Setup: the PyTorch section', () => {
     assert.match(text, /✓ Python 3\.11\.2 at \/usr\/bin\/python3 \(selected in VS Code's Python extension\)/);
     assert.match(text, /✓ PyTorch 1\.13\.0, numpy 1\.24\.2/);
     assert.match(text, /✗ GPU: PyTorch 1\.13\.0 is a CPU-only build and no GPU is visible; it would train on the CPU/);
-    assert.match(text, /✓ CPU timing: torch 800 img\/s, wasm, 2 threads 400 img\/s at batch 64/);
+    assert.match(text, /✓ CPU timing: torch 800 img\/s, wasm \(2 threads\) 400 img\/s at batch 64/);
     assert.match(text, /With engine\.backend = "auto", training would use: torch on the CPU \(timed faster than wasm here\)\./);
   });
 

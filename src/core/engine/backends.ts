@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 // Named imports, not bare ones: the packages declare sideEffects, so bundlers drop bare imports.
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
@@ -12,7 +13,7 @@ import {
   CUDA11_LIBS, checkLibrary, libraryIndex, nvidiaInfo, packageVersion, vulkanInfo, type LibCheck,
 } from './backend-sysinfo';
 import { WEBGPU_INSTALL, TFJS_WEBGPU_PKG, activateWebGpu, loadDawn, probeAdapter } from './backend-webgpu';
-import { describeSource, probeTorchSetup, resolvePython, type PythonChoice, type TorchSetup } from './torch-probe';
+import { SYSTEM_PYTHON, describeSource, probeTorchSetup, resolvePython, type PythonChoice, type TorchSetup } from './torch-probe';
 import type { CalibrateOptions, CalibrationResult } from '../train/torch-calibration';
 import type { ProgressSink } from '../progress';
 
@@ -356,7 +357,7 @@ export async function initBackend(pref: BackendName, opts: InitOptions = {}): Pr
   let wasmReady: BackendProbe | undefined;
   for (const step of train ? TRAINING_LADDER : BACKEND_LADDER) {
     if (step === 'torch-gpu') {
-      torch = await hooks.probeTorch(choice.python);
+      torch = await probeWithHint(choice, hooks);
       if (torch.available && torch.device !== 'cpu') return torchResult(await startTfjsSide(opts, hooks), { choice, setup: torch }, skipped, '');
       skipped.push(torch.available ? `torch on a GPU — ${torch.gpuReason ?? 'torch sees no GPU'} (${pythonText(torch, choice)}${torch.gpuFix ? `; for the GPU: ${torch.gpuFix}` : ''})` : torchSkip(torch, choice));
       continue;
@@ -411,10 +412,14 @@ export function torchCpuWins(c: Pick<CalibrationResult, 'torchImagesPerSecond' |
   return !c.error && c.torchImagesPerSecond !== undefined && c.wasmImagesPerSecond !== undefined && c.torchImagesPerSecond > TORCH_CPU_MARGIN * c.wasmImagesPerSecond;
 }
 
-/** "torch 814 img/s, wasm (2 threads) 414 img/s at batch 64, timed 2026-11-27 (cached in …)". */
+/** "torch 814 img/s, wasm (2 threads) 414 img/s at batch 64; timed 2026-11-27, kept in …". */
 function timingText(c: CalibrationResult): string {
   const when = c.cached ? `timed ${c.measuredAt.slice(0, 10)}, kept in ${c.file}` : `timed now in ${c.seconds.toFixed(0)} s${c.notSaved ? `, not saved: ${c.notSaved}` : `, kept in ${c.file}`}`;
-  return `torch ${Math.round(c.torchImagesPerSecond ?? 0)} img/s, ${c.wasmTrainer ?? 'wasm'} ${Math.round(c.wasmImagesPerSecond ?? 0)} img/s at batch ${c.batchSize}; ${when}`;
+  // Timed while other work held the cores: the ratio may not hold on a quiet machine.
+  const cores = Number(c.about['cores']) || availableParallelism();
+  const busy = c.load !== undefined && c.load > cores ? `; the machine was busy then (load ${c.load} on ${cores} cores)` : '';
+  const wasm = (c.wasmTrainer ?? 'wasm').replace(/^(\w+), (.+)$/, '$1 ($2)');
+  return `torch ${Math.round(c.torchImagesPerSecond ?? 0)} img/s, ${wasm} ${Math.round(c.wasmImagesPerSecond ?? 0)} img/s at batch ${c.batchSize}; ${when}${busy}`;
 }
 
 function torchCpuSkip(c: CalibrationResult): string {
@@ -429,6 +434,19 @@ function torchSkip(t: TorchSetup, choice: PythonChoice): string {
 /** "Python 3.11.2 at /usr/bin/python3, found as python3 on PATH". */
 function pythonText(t: TorchSetup, choice: PythonChoice): string {
   return `Python ${t.pythonVersion ?? '?'} at ${t.executable ?? t.python}, ${describeSource(choice)}`;
+}
+
+/**
+ * The torch setup of the chosen Python. When python3 on PATH (often pyenv's or a venv's) has no
+ * torch but Debian's /usr/bin/python3 has, the fix says to point engine.python there; it is not
+ * used unasked, since the user's python3 may be a deliberate choice.
+ */
+async function probeWithHint(choice: PythonChoice, hooks: TorchHooks): Promise<TorchSetup> {
+  const t = await hooks.probeTorch(choice.python);
+  if (t.available || choice.source !== 'path' || process.platform !== 'linux' || (t.executable ?? choice.python) === SYSTEM_PYTHON || !fs.existsSync(SYSTEM_PYTHON)) return t;
+  const sys = await hooks.probeTorch(SYSTEM_PYTHON);
+  if (!sys.available) return t;
+  return { ...t, fix: `set engine.python to ${SYSTEM_PYTHON}, which has PyTorch ${sys.torch}; or ${t.fix}` };
 }
 
 /** The TF.js side of a torch job (building and saving the model): wasm, else cpu. */
@@ -463,7 +481,7 @@ export function describeSetup(s: TorchSetup): string {
  */
 async function initTorch(opts: InitOptions, hooks: BackendHooks & TorchHooks): Promise<InitResult> {
   const choice = resolvePython(opts.python, opts.editorPython);
-  const t = await hooks.probeTorch(choice.python);
+  const t = await probeWithHint(choice, hooks);
   if (!t.available) {
     throw new IdcError(`The torch backend is not available: ${t.reason ?? 'unknown reason'} (Python ${describeSource(choice)}).`,
       `To use it: ${t.fix ?? 'install PyTorch'}. Or set engine.backend to "auto" to use the fastest backend that works here.`, 'BACKEND_UNAVAILABLE');
@@ -568,7 +586,7 @@ export async function gpuSetupReport(opts: InitOptions = {}): Promise<string> {
   // torch engine: a Python process; auto trains with it on a GPU, and on the CPU where it was timed faster than wasm.
   lines.push('PyTorch (the torch engine: training in a Python process on CUDA, ROCm, MPS or the CPU)');
   const choice = resolvePython(opts.python, opts.editorPython);
-  const t = await (opts.hooks?.probeTorch ?? realHooks.probeTorch)(choice.python);
+  const t = await probeWithHint(choice, { ...realHooks, ...opts.hooks });
   const config = opts.config ?? defaultConfig();
   let cal: CalibrationResult | undefined;
   if (!t.available) {

@@ -104,6 +104,13 @@ print(json.dumps(r))
 `;
 
 const PYTORCH_CUDA_INSTALL = 'https://pytorch.org/get-started/locally/';
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+
+/** apt installs into the system Python only; any other interpreter (pyenv, a venv, conda) needs its own pip. */
+function installFix(exe: string, platform: NodeJS.Platform = process.platform): string {
+  if (platform !== 'linux' || exe === SYSTEM_PYTHON) return torchInstallFix(exe);
+  return `${exe} -m pip install torch numpy, or use Debian/Ubuntu's system Python: apt-get install python3-torch python3-numpy, then set engine.python to ${SYSTEM_PYTHON}`;
+}
 
 /**
  * Turns the probe's answer into what the ladder and the messages need. `nvidiaGpu`: the machine
@@ -114,7 +121,7 @@ export function describeTorch(python: string, r: RawTorchProbe, host: { platform
   const base = { python, executable: r.executable, pythonVersion: r.pythonVersion };
   const py = `${exe} (Python ${r.pythonVersion ?? '?'})`;
   if (!r.torch) {
-    return { ...base, available: false, reason: `${py} cannot import torch: ${r.torchError ?? 'unknown error'}`, fix: torchInstallFix(exe) };
+    return { ...base, available: false, reason: `${py} cannot import torch: ${r.torchError ?? 'unknown error'}`, fix: installFix(exe, host.platform) };
   }
   if (!r.numpy) {
     return {

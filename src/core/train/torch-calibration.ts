@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { availableParallelism, cpus, homedir } from 'node:os';
+import { availableParallelism, cpus, homedir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import type { IdcConfig } from '../config';
@@ -31,6 +31,8 @@ export interface CpuCalibration {
   wasmImagesPerSecond?: number;
   /** "wasm, 2 threads": the trainer training would use. */
   wasmTrainer?: string;
+  /** 1-minute load average when measured: above the core count, the figures are less trustworthy. */
+  load?: number;
   /** The measurement failed: why (kept, so a broken engine does not cost every job a retry). */
   error?: string;
   seconds: number;
@@ -142,7 +144,7 @@ export async function calibrateTorchCpu(opts: CalibrateOptions): Promise<Calibra
   let done = 0;
   const tick = (): void => opts.onProgress?.({ phase: 'calibrate', label: 'Timing PyTorch against wasm on this CPU (once per machine)', done: done++, total, unit: 'steps' });
   const t0 = now();
-  const entry: CpuCalibration = { about, measuredAt: new Date().toISOString(), batchSize, threads, seconds: 0 };
+  const entry: CpuCalibration = { about, measuredAt: new Date().toISOString(), batchSize, threads, seconds: 0, load: +loadavg()[0].toFixed(1) };
   try {
     tick();
     const x = new Float32Array(batchSize * 7500);
@@ -151,27 +153,27 @@ export async function calibrateTorchCpu(opts: CalibrateOptions): Promise<Calibra
     let s = 12345;
     for (let i = 0; i < x.length; i++) { s = (s * 1103515245 + 12345) >>> 0; x[i] = (s >>> 8) / 16777216; }
     for (let i = 0; i < batchSize; i++) y[i] = i % 2;
-    const time = async (make: () => Promise<Trainer & { backend: string }>): Promise<{ ips: number; backend: string }> => {
-      const t = await make();
-      try {
-        const times: number[] = [];
-        for (let i = 0; i < warmup + steps; i++) {
+    // Both alive, steps alternating: load from other processes then falls on both sides alike.
+    const made: Array<Trainer & { backend: string }> = [];
+    try {
+      made.push(await trainers.wasm(config));
+      made.push(await trainers.torch(config));
+      const times: number[][] = [[], []];
+      for (let i = 0; i < warmup + steps; i++) {
+        for (const k of [0, 1]) {
           const a = now();
-          await t.trainStep(x, y, batchSize, i);
-          if (i >= warmup) times.push(now() - a);
+          await made[k].trainStep(x, y, batchSize, i);
+          if (i >= warmup) times[k].push(now() - a);
           tick();
         }
-        times.sort((p, q) => p - q);
-        return { ips: batchSize / (times[Math.floor(times.length / 2)] / 1000), backend: t.backend };
-      } finally {
-        await t.dispose();
       }
-    };
-    const w = await time(() => trainers.wasm(config));
-    entry.wasmImagesPerSecond = w.ips;
-    entry.wasmTrainer = w.backend;
-    const t = await time(() => trainers.torch(config));
-    entry.torchImagesPerSecond = t.ips;
+      const median = (t: number[]) => [...t].sort((p, q) => p - q)[Math.floor(t.length / 2)];
+      entry.wasmImagesPerSecond = batchSize / (median(times[0]) / 1000);
+      entry.torchImagesPerSecond = batchSize / (median(times[1]) / 1000);
+      entry.wasmTrainer = made[0].backend;
+    } finally {
+      for (const t of made) await t.dispose();
+    }
   } catch (e) {
     entry.error = String((e as Error)?.message ?? e).split('\n')[0];
   }
