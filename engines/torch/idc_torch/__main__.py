@@ -4,6 +4,10 @@ The TypeScript side owns the job (data order, augmentation, metrics, callbacks, 
 process owns the tensors. Messages on stdin/stdout, both ways: a little-endian uint32 header length,
 a JSON header, then header['nbytes'] bytes of raw float32 payload. Errors are answered, not raised;
 end of stdin (the parent is gone) ends the process.
+
+Started by torchrun with several processes, rank 0 is that process and the others follow it
+(dist.py); a failed command that reached the other ranks ends every rank, since they may no longer
+agree on which collective comes next.
 """
 import json
 import os
@@ -19,6 +23,7 @@ _IN = sys.stdin.buffer
 
 import torch  # noqa: E402  (after the stdout swap: import-time prints must not corrupt frames)
 
+from . import dist as ddp  # noqa: E402
 from .model import IdcNet, TfjsAdam, batch_loss, from_tf, tf_shape, to_tf  # noqa: E402
 
 PATCH = 50 * 50 * 3
@@ -66,12 +71,22 @@ def pick_device(wanted):
 
 
 class Engine:
-    def __init__(self, h):
+    def __init__(self, h, comm=None):
         m = h['model']
-        if h.get('threads'):
-            torch.set_num_threads(int(h['threads']))
-        self.device = pick_device(h.get('device'))
+        self.comm = comm
+        threads = int(h.get('threads') or 0)
+        if comm is not None:
+            comm.setup(h)
+            # Node 0's budget is engine.threads; another machine's is its cores; its processes share it.
+            base = threads if comm.node == 0 and threads else (os.cpu_count() or 1)
+            threads = max(1, base // comm.local_world)
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = comm.device if comm is not None else pick_device(h.get('device'))
         self.net = IdcNet(m['filters'], m['dense'], m['dropout'], m['l2'], m['bnMomentum']).to(self.device)
+        if comm is not None:
+            for bn in self.net.batch_norms():
+                bn.sync = comm
         self.seed = int(m.get('seed') or 0)
         trainable, buffers = self.net.tf_slots()
         self.slots = trainable + buffers
@@ -85,10 +100,16 @@ class Engine:
         self.loss = (loss['kind'], float(loss['gamma']), loss.get('classWeights'))
         self.step = 0
         self.xbuf = None
+        self.ranks = comm.all_gather_object(comm.whoami(self.device)) if comm is not None else None
 
     def info(self):
-        return {'python': sys.executable, 'pythonVersion': sys.version.split()[0], 'torch': torch.__version__,
-                'device': str(self.device), 'threads': torch.get_num_threads()}
+        i = {'python': sys.executable, 'pythonVersion': sys.version.split()[0], 'torch': torch.__version__,
+             'device': str(self.device), 'threads': torch.get_num_threads()}
+        if self.comm is not None:
+            c = self.comm
+            i.update(processes=c.world, nodes=c.nodes, backend=c.backend, ranks=self.ranks,
+                     device=self.device.type)
+        return i
 
     def floats(self, n):
         self.xbuf = read_exact(n * 4, self.xbuf)
@@ -96,8 +117,10 @@ class Engine:
 
     def train(self, h, payload):
         n = h['n']
-        x = payload[:n * PATCH].reshape(n, 50, 50, 3).to(self.device)
-        y = payload[n * PATCH:n * PATCH + n].to(self.device)
+        comm = self.comm
+        lo, hi = comm.shard(n) if comm is not None else (0, n)
+        x = payload[lo * PATCH:hi * PATCH].reshape(hi - lo, 50, 50, 3).to(self.device)
+        y = payload[n * PATCH + lo:n * PATCH + hi].to(self.device)
         step = h.get('step')
         self.step = self.step if step is None else int(step)
         gen = None
@@ -108,21 +131,33 @@ class Engine:
         self.net.train()
         for p in self.opt.params:
             p.grad = None
-        p = self.net(x, gen)
         kind, gamma, cw = self.loss
-        total = batch_loss(y, p, kind, gamma, cw) + self.net.regularization()
-        total.backward()
+        if comm is None:
+            p = self.net(x, gen)
+            total = batch_loss(y, p, kind, gamma, cw) + self.net.regularization()
+            total.backward()
+            self.opt.step()
+            return {'loss': float(total)}, [p]
+        p = self.net(x, gen, (lo, hi, n))
+        data = batch_loss(y, p, kind, gamma, cw, n)
+        reg = self.net.regularization()
+        # The L2 term on rank 0 only: summed over ranks, its gradient then counts once.
+        (data + reg if comm.rank == 0 else data).backward()
+        comm.all_reduce_grads(self.opt.params)
         self.opt.step()
-        send({'loss': float(total)}, [p])
+        loss, probs = comm.gather_outputs(data.detach(), p.detach(), n)
+        if comm.rank != 0:
+            return None
+        return {'loss': float(torch.tensor(loss, dtype=torch.float32) + reg.detach().cpu())}, [probs]
 
     @torch.no_grad()
     def predict(self, h, payload):
         n = h['n']
         self.net.eval()
-        send({}, [self.net(payload[:n * PATCH].reshape(n, 50, 50, 3).to(self.device))])
+        return {}, [self.net(payload[:n * PATCH].reshape(n, 50, 50, 3).to(self.device))]
 
     def get_weights(self):
-        send({}, [to_tf(t, lay) for _, t, lay in self.slots])
+        return {}, [to_tf(t, lay) for _, t, lay in self.slots]
 
     @torch.no_grad()
     def set_weights(self, payload):
@@ -131,6 +166,7 @@ class Engine:
             k = t.numel()
             t.copy_(from_tf(payload[at:at + k], t, lay))
             at += k
+        return {}, []
 
     def optimizer_specs(self):
         """tfjs' Adam getWeights order: iter, every first moment, every second moment; then its β powers."""
@@ -144,7 +180,7 @@ class Engine:
         o = self.opt
         data = [torch.tensor([float(o.iterations)])] + [to_tf(m, lay) for m, lay in zip(o.m, lays)]
         data += [to_tf(v, lay) for v, lay in zip(o.v, lays)] + [o.acc1.reshape(1), o.acc2.reshape(1)]
-        send({'specs': self.optimizer_specs()}, data)
+        return {'specs': self.optimizer_specs()}, data
 
     @torch.no_grad()
     def set_optimizer(self, h, payload):
@@ -166,54 +202,127 @@ class Engine:
         # Older checkpoints lack the powers: recompute them as tfjs' setWeights does.
         o.acc1 = named['adam/accBeta1'][:1].clone().reshape(()) if 'adam/accBeta1' in named else torch.tensor(o.b1 ** (o.iterations + 1), dtype=torch.float32)
         o.acc2 = named['adam/accBeta2'][:1].clone().reshape(()) if 'adam/accBeta2' in named else torch.tensor(o.b2 ** (o.iterations + 1), dtype=torch.float32)
+        return {}, []
+
+    def checksums(self):
+        """One digest per rank of its weights, moving statistics and Adam state, in rank order."""
+        o = self.opt
+        mine = ddp.checksum([t for _, t, _ in self.slots] + o.m + o.v
+                            + [torch.tensor([float(o.iterations)]), o.acc1.reshape(1), o.acc2.reshape(1)])
+        return {'checksums': self.comm.all_gather_object(mine) if self.comm is not None else [mine]}, []
+
+
+def dispatch(engine, op, h, payload):
+    """Runs one command on this rank; returns (header, tensors) to answer, None on ranks other than 0."""
+    if op == 'train':
+        return engine.train(h, payload)
+    if op == 'predict':
+        return engine.predict(h, payload)
+    if op == 'getWeights':
+        return engine.get_weights()
+    if op == 'setWeights':
+        return engine.set_weights(payload)
+    if op == 'getOptimizerState':
+        return engine.get_optimizer()
+    if op == 'setOptimizerState':
+        return engine.set_optimizer(h, payload)
+    if op == 'setLearningRate':
+        engine.opt.lr = float(h['lr'])
+        return {}, []
+    if op == 'regularizationLoss':
+        with torch.no_grad():
+            return {'value': float(engine.net.regularization())}, []
+    if op == 'checksums':
+        return engine.checksums()
+    raise ValueError(f'unknown op "{op}"')
+
+
+def error_reply(e):
+    return {'error': f'{type(e).__name__}: {e}', 'traceback': traceback.format_exc()[-4000:]}
+
+
+def peer_lost(e):
+    while e is not None:
+        if isinstance(e, ddp.PeerLost):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def die(comm, op, e):
+    """Ends this rank after a failed command that every rank ran: they may disagree on what comes next."""
+    if peer_lost(e):
+        ddp.say(comm.rank, f'lost the other processes during {op} ({e})')
+        os._exit(ddp.PEER_LOST)
+    ddp.say(comm.rank, f'{op} failed: {type(e).__name__}: {e}')
+    traceback.print_exc()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def follow(comm):
+    """A rank other than 0: runs rank 0's commands on its share until rank 0 says exit."""
+    engine, op = None, 'init'
+    try:
+        while True:
+            h, payload = comm.recv_command()
+            op = h.get('op')
+            if op == 'exit':
+                return
+            if op == 'init':
+                engine = Engine(h, comm)
+            else:
+                dispatch(engine, op, h, payload)
+    except Exception as e:
+        die(comm, op, e)
 
 
 def main():
+    comm = ddp.from_env()
+    if comm is not None and comm.rank != 0:
+        return follow(comm)
     engine = None
     while True:
         try:
             (size,) = struct.unpack('<I', read_exact(4))
             h = json.loads(read_exact(size).decode())
         except EOFError:
+            # The parent is gone: take the other ranks along.
+            if comm is not None:
+                try:
+                    comm.send_command({'op': 'exit'}, None)
+                except ddp.PeerLost:
+                    pass
             return
         op = h.get('op')
+        shared = comm is not None and op in ddp.BROADCAST and (engine is not None or op in ('init', 'exit'))
         try:
             nbytes = int(h.get('nbytes', 0))
             payload = engine.floats(nbytes // 4) if engine is not None and nbytes else (torch.frombuffer(read_exact(nbytes), dtype=torch.float32) if nbytes else None)
+            if shared:
+                if op == 'init':
+                    # One choice for all ranks: NCCL needs every rank on a GPU.
+                    cuda = h.get('device') in (None, '', 'cuda') and torch.cuda.is_available()
+                    h['backend'] = 'nccl' if cuda else 'gloo'
+                comm.send_command(h, payload)
             if op == 'init':
-                engine = Engine(h)
+                engine = Engine(h, comm)
                 send(engine.info())
             elif op == 'exit':
                 send({})
                 return
             elif engine is None:
                 raise RuntimeError(f'"{op}" before "init"')
-            elif op == 'train':
-                engine.train(h, payload)
-            elif op == 'predict':
-                engine.predict(h, payload)
-            elif op == 'getWeights':
-                engine.get_weights()
-            elif op == 'setWeights':
-                engine.set_weights(payload)
-                send({})
-            elif op == 'getOptimizerState':
-                engine.get_optimizer()
-            elif op == 'setOptimizerState':
-                engine.set_optimizer(h, payload)
-                send({})
-            elif op == 'setLearningRate':
-                engine.opt.lr = float(h['lr'])
-                send({})
-            elif op == 'regularizationLoss':
-                with torch.no_grad():
-                    send({'value': float(engine.net.regularization())})
             else:
-                raise ValueError(f'unknown op "{op}"')
+                send(*dispatch(engine, op, h, payload))
         except EOFError:
             return
         except Exception as e:  # answered: the TypeScript side decides what fails
-            send({'error': f'{type(e).__name__}: {e}', 'traceback': traceback.format_exc()[-4000:]})
+            if shared and peer_lost(e):
+                die(comm, op, e)
+            send(error_reply(e))
+            if shared:
+                die(comm, op, e)
 
 
 if __name__ == '__main__':

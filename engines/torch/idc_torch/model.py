@@ -3,6 +3,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .dist import SyncKerasBatchNorm
+
 EPSILON = 1e-7  # Keras' backend epsilon: loss clipping and Adam
 
 
@@ -16,18 +18,28 @@ class KerasBatchNorm(nn.Module):
         self.register_buffer('running_mean', torch.zeros(n))
         self.register_buffer('running_var', torch.ones(n))
         self.momentum, self.eps = momentum, eps
+        # With several torchrun processes: their Comm, so statistics cover the whole batch (dist.py).
+        self.sync = None
 
     def forward(self, x):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        if self.sync is not None:
+            y, mean, var = SyncKerasBatchNorm.apply(x, self.weight, self.bias, self.eps, self.sync)
+            self._follow(mean, var)
+            return y
         # No running buffers: PyTorch would update them with the unbiased variance.
         y, mean, invstd = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.eps)
         with torch.no_grad():
             var = invstd.double().pow(-2).sub(self.eps).float()
-            decay = 1 - self.momentum
-            self.running_mean.sub_((self.running_mean - mean) * decay)
-            self.running_var.sub_((self.running_var - var) * decay)
+        self._follow(mean, var)
         return y
+
+    @torch.no_grad()
+    def _follow(self, mean, var):
+        decay = 1 - self.momentum
+        self.running_mean.sub_((self.running_mean - mean) * decay)
+        self.running_var.sub_((self.running_var - var) * decay)
 
 
 class IdcNet(nn.Module):
@@ -50,8 +62,13 @@ class IdcNet(nn.Module):
         self.out = nn.Linear(cin, 1)
         self.rate, self.l2 = dropout, l2
 
-    def forward(self, x, generator=None):
-        """x: n x 50 x 50 x 3 (NHWC, as the TypeScript side sends it); returns n probabilities."""
+    def batch_norms(self):
+        return list(self.conv_bns) + list(self.dense_bns)
+
+    def forward(self, x, generator=None, rows=None):
+        """x: n x 50 x 50 x 3 (NHWC, as the TypeScript side sends it); returns n probabilities.
+        rows (lo, hi, n): x is rows lo..hi of an n-row batch; dropout masks are drawn for all n rows
+        and sliced, so a rank's rows get the masks one process would give them."""
         x = x.permute(0, 3, 1, 2).contiguous()
         for conv, bn in zip(self.convs, self.conv_bns):
             x = F.max_pool2d(F.relu(bn(conv(x))), 2)
@@ -59,7 +76,10 @@ class IdcNet(nn.Module):
         for d, bn in zip(self.dense, self.dense_bns):
             x = F.relu(bn(d(x)))
             if self.training and 0 < self.rate < 1:
-                keep = torch.empty_like(x).bernoulli_(1 - self.rate, generator=generator)
+                full = x.shape if rows is None else (rows[2], x.shape[1])
+                keep = torch.empty(full, dtype=x.dtype, device=x.device).bernoulli_(1 - self.rate, generator=generator)
+                if rows is not None:
+                    keep = keep[rows[0]:rows[1]]
                 x = x * keep / (1 - self.rate)
         return torch.sigmoid(self.out(x)).squeeze(1)
 
@@ -113,8 +133,9 @@ def from_tf(flat, shape_like, layout):
     return flat.reshape(shape_like.shape)
 
 
-def batch_loss(y, p, kind, gamma, class_weights):
-    """Keras' binary (focal) cross-entropy on probabilities, class-weighted, 'sum over batch size': losses.ts."""
+def batch_loss(y, p, kind, gamma, class_weights, batch_size=None):
+    """Keras' binary (focal) cross-entropy on probabilities, class-weighted, 'sum over batch size': losses.ts.
+    batch_size: the whole batch's row count when y, p are one rank's share of it."""
     pc = p.clamp(EPSILON, 1 - EPSILON)
     loss = -(y * pc.log() + (1 - y) * (1 - pc).log())
     if kind == 'focal':
@@ -123,7 +144,7 @@ def batch_loss(y, p, kind, gamma, class_weights):
     if class_weights is not None:
         w0, w1 = class_weights
         loss = loss * (w0 + y * (w1 - w0))
-    return loss.mean()
+    return loss.mean() if batch_size is None else loss.sum() / batch_size
 
 
 class TfjsAdam:
