@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { IdcError } from '../errors';
 import { buildModel } from '../engine/model';
-import { TorchProcess, defaultPython, probeTorch, type TorchInfo } from '../engine/torch-engine';
+import type { TorchLaunchConfig } from '../config';
+import { TorchProcess, defaultPython, freePort, isDistributed, nodeCommand, probeTorch, type TorchInfo, type TorchLaunch } from '../engine/torch-engine';
 import { architectureHash, type TensorSpec } from './checkpoint';
 import { readAll, weightSpecsOf, type Trainer, type TrainerOptions } from './trainer';
 import { saveModel } from './model-io';
@@ -16,7 +17,14 @@ export interface TorchTrainerOptions extends TrainerOptions {
   threads?: number;
   /** cuda, mps or cpu; default the first of those torch has. */
   device?: string;
+  /** engine.torch: more than one process in all starts the engine through torchrun. */
+  torch?: TorchLaunchConfig;
 }
+
+/** One torchrun rank as it reported itself at init. */
+export interface RankInfo { rank: number; node: number; host: string; pid: number; device: string }
+
+export type EngineInfo = TorchInfo & { threads: number; processes?: number; nodes?: number; backend?: string; ranks?: RankInfo[] };
 
 const size = (s: TensorSpec) => s.shape.reduce((a, b) => a * b, 1);
 
@@ -35,7 +43,7 @@ export class TorchTrainer implements Trainer {
   readonly weightSpecs: TensorSpec[];
   readonly architecture: string;
 
-  private constructor(private readonly engine: TorchProcess, private readonly model: tfl.LayersModel, readonly info: TorchInfo & { threads: number }) {
+  private constructor(private readonly engine: TorchProcess, private readonly model: tfl.LayersModel, readonly info: EngineInfo) {
     this.weightSpecs = weightSpecsOf(model);
     this.architecture = architectureHash(this.weightSpecs);
   }
@@ -43,20 +51,25 @@ export class TorchTrainer implements Trainer {
   static async create(opts: TorchTrainerOptions): Promise<TorchTrainer> {
     const python = opts.python || defaultPython();
     const model = buildModel(opts.model);
-    const engine = new TorchProcess(python);
+    // One machine picks a free rendezvous port; machines that must find each other use the configured one.
+    const launch: TorchLaunch | undefined = isDistributed(opts.torch) ? { ...opts.torch, masterPort: opts.torch.masterPort || await freePort() } : undefined;
+    const engine = new TorchProcess(python, launch);
+    let joined = false;
     try {
       const m = opts.model;
-      const { header } = await engine.request({
-        op: 'init', specs: weightSpecsOf(model), lr: opts.learningRate, threads: opts.threads ?? 0, device: opts.device,
+      const { header } = await answered(engine, {
+        op: 'init', specs: weightSpecsOf(model), lr: opts.learningRate, threads: opts.threads ?? 0, device: opts.device, timeout: launch?.timeoutSeconds,
         model: { filters: m.filters ?? [32, 64, 128], dense: m.dense ?? [64, 64, 64], dropout: m.dropout ?? 0.5, l2: m.l2 ?? 0.01, bnMomentum: m.bnMomentum ?? 0.99, seed: m.seed ?? 0 },
         loss: { kind: opts.loss.kind, gamma: opts.loss.gamma, classWeights: opts.loss.classWeights ?? null },
       });
-      const trainer = new TorchTrainer(engine, model, header as unknown as TorchInfo & { threads: number });
+      joined = true;
+      const trainer = new TorchTrainer(engine, model, header as unknown as EngineInfo);
       await trainer.setWeights(await readAll(model.getWeights()));
       return trainer;
     } catch (e) {
       model.dispose();
       await engine.close();
+      if (launch && !joined && e instanceof IdcError && /gave no answer/.test(e.message)) throw notJoined(python, launch);
       // A Python without torch dies at import: say what to install rather than show the traceback.
       const p = await probeTorch(python);
       if (!p.available) {
@@ -66,50 +79,64 @@ export class TorchTrainer implements Trainer {
     }
   }
 
-  /** "torch (PyTorch 2.6.0, cpu, 2 threads)" for run records and the start line. */
+  /** "torch (PyTorch 2.6.0, cpu, 2 threads)", "torch (PyTorch 2.6.0, cuda, 8 processes on 2 machines, nccl)" for run records and the start line. */
   describe(): string {
     const i = this.info;
-    return `torch (PyTorch ${i.torch}, ${i.device}${i.device === 'cpu' ? `, ${i.threads} thread${i.threads === 1 ? '' : 's'}` : ''})`;
+    const threads = `${i.threads} thread${i.threads === 1 ? '' : 's'}`;
+    if (i.processes && i.processes > 1) {
+      const where = i.nodes && i.nodes > 1 ? ` on ${i.nodes} machines` : '';
+      return `torch (PyTorch ${i.torch}, ${i.device}, ${i.processes} processes${where}${i.device === 'cpu' ? ` × ${threads}` : ''}, ${i.backend})`;
+    }
+    return `torch (PyTorch ${i.torch}, ${i.device}${i.device === 'cpu' ? `, ${threads}` : ''})`;
   }
 
   get pid(): number | undefined {
     return this.engine.pid;
   }
 
+  /** Every rank's digest of its weights, moving statistics and Adam state (one entry with one process): equal when the replicas are bit-identical. */
+  async rankChecksums(): Promise<string[]> {
+    return (await this.call({ op: 'checksums' })).header['checksums'] as string[];
+  }
+
+  private call(header: Record<string, unknown> & { op: string }, payload: readonly Float32Array[] = []) {
+    return answered(this.engine, header, payload);
+  }
+
   async trainStep(x: Float32Array, y: Uint8Array, n: number, step?: number): Promise<{ loss: number; probs: Float32Array }> {
-    const r = await this.engine.request({ op: 'train', n, step }, [x.subarray(0, n * 7500), Float32Array.from(y.subarray(0, n))]);
+    const r = await this.call({ op: 'train', n, step }, [x.subarray(0, n * 7500), Float32Array.from(y.subarray(0, n))]);
     return { loss: r.header['loss'] as number, probs: r.data };
   }
 
   async predict(x: Float32Array, n: number): Promise<Float32Array> {
-    return (await this.engine.request({ op: 'predict', n }, [x.subarray(0, n * 7500)])).data;
+    return (await this.call({ op: 'predict', n }, [x.subarray(0, n * 7500)])).data;
   }
 
   async regularizationLoss(): Promise<number> {
-    return (await this.engine.request({ op: 'regularizationLoss' })).header['value'] as number;
+    return (await this.call({ op: 'regularizationLoss' })).header['value'] as number;
   }
 
   async getWeights(): Promise<Float32Array[]> {
-    return split((await this.engine.request({ op: 'getWeights' })).data, this.weightSpecs);
+    return split((await this.call({ op: 'getWeights' })).data, this.weightSpecs);
   }
 
   async setWeights(w: readonly Float32Array[]): Promise<void> {
-    await this.engine.request({ op: 'setWeights' }, w);
+    await this.call({ op: 'setWeights' }, w);
   }
 
   async getOptimizerState(): Promise<{ specs: TensorSpec[]; data: Float32Array[] }> {
-    const r = await this.engine.request({ op: 'getOptimizerState' });
+    const r = await this.call({ op: 'getOptimizerState' });
     const specs = r.header['specs'] as TensorSpec[];
     return { specs, data: split(r.data, specs) };
   }
 
   async setOptimizerState(specs: readonly TensorSpec[], data: readonly Float32Array[]): Promise<void> {
-    await this.engine.request({ op: 'setOptimizerState', specs }, data);
+    await this.call({ op: 'setOptimizerState', specs }, data);
   }
 
   setLearningRate(lr: number): void {
     // Queued before the next step; a dead engine is reported by that step.
-    this.engine.request({ op: 'setLearningRate', lr }).catch(() => {});
+    this.call({ op: 'setLearningRate', lr }).catch(() => {});
   }
 
   /** The TF.js layers model with the engine's weights, through the same saveModel as every trainer. */
@@ -124,4 +151,37 @@ export class TorchTrainer implements Trainer {
     this.model.dispose();
     await this.engine.close();
   }
+}
+
+/**
+ * The engine's answer; with torchrun, within engine.torch.timeoutSeconds or the whole job is ended:
+ * a rank that hangs (rather than dies, which torchrun reports) would otherwise block it for good.
+ */
+async function answered(engine: TorchProcess, header: Record<string, unknown> & { op: string }, payload: readonly Float32Array[] = []) {
+  const l = engine.launch;
+  if (!isDistributed(l)) return engine.request(header, payload);
+  const timer = setTimeout(() => engine.abort(`gave no answer within ${l.timeoutSeconds} s (engine.torch.timeoutSeconds)`, 'a process hangs or a machine stopped answering, so every process was ended'), l.timeoutSeconds * 1000);
+  try {
+    return await engine.request(header, payload);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Not every rank joined in time: what to start where, or what to look at. */
+function notJoined(python: string, l: TorchLaunch): IdcError {
+  const total = l.processes * l.nodes;
+  if (l.nodes > 1) {
+    const cmds = Array.from({ length: l.nodes - 1 }, (_, k) => `machine ${k + 1}: ${nodeCommand(python, l, k + 1)}`).join('; ');
+    return new IdcError(
+      `Not all ${total} torch engine processes (${l.processes} on each of ${l.nodes} machines) joined within ${l.timeoutSeconds} s (engine.torch.timeoutSeconds).`,
+      `Start torchrun on every other machine before training or within that time (${cmds}), with the same idc_torch folder and PyTorch version; they must reach ${l.masterAddress}:${l.masterPort} over TCP, and NCCL or gloo need further ports between the machines (see the README, torch engine).`,
+      'TORCH_ENGINE',
+    );
+  }
+  return new IdcError(
+    `The ${total} torch engine processes did not all start within ${l.timeoutSeconds} s (engine.torch.timeoutSeconds).`,
+    'The machine may be overloaded, or torchrun could not start them: run the job again, raise engine.torch.timeoutSeconds, or set engine.torch.processes to 1.',
+    'TORCH_ENGINE',
+  );
 }

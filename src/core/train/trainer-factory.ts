@@ -17,7 +17,7 @@ export type { Trainer };
 export async function createTrainer(config: IdcConfig, loss: LossOptions, purpose: 'train' | 'score' = 'score'): Promise<Trainer & { backend: string }> {
   const opts = { model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss };
   if (purpose === 'train' && config.engine.backend === 'torch') {
-    const torch = await TorchTrainer.create({ ...opts, python: config.engine.python, threads: resolveThreads(config.engine.threads) });
+    const torch = await TorchTrainer.create({ ...opts, python: config.engine.python, threads: resolveThreads(config.engine.threads), torch: config.engine.torch });
     return Object.assign(torch, { backend: torch.describe() });
   }
   const backend = tf.getBackend();
