@@ -18,11 +18,14 @@ import { TorchTrainer } from '../../src/core/train/torch-trainer';
 import type { EpochLog } from '../../src/core/train/checkpoint';
 import { rate, type Rate } from '../rate';
 
+/** A timed cell, or why that batch size failed (a buffer over the device's limits, say). */
+type Cell = Rate | { error: string };
+
 export interface Row {
   kind: 'torch' | 'webgpu' | 'reference';
   name: string;
-  train: Record<string, Rate>;
-  infer: Record<string, Rate>;
+  train: Record<string, Cell>;
+  infer: Record<string, Cell>;
 }
 
 const ROW_KINDS = ['torch', 'webgpu', 'reference'] as const;
@@ -50,8 +53,11 @@ function inputs(maxB: number): { x: Float32Array; y: Uint8Array } {
 async function timeTrainer(t: Trainer, batches: number[], infer: number[], steps: number, warm: number): Promise<Pick<Row, 'train' | 'infer'>> {
   const { x, y } = inputs(Math.max(...batches, ...infer));
   const out: Pick<Row, 'train' | 'infer'> = { train: {}, infer: {} };
-  for (const b of batches) out.train[b] = await rate(b, () => t.trainStep(x, y, b), warm, steps);
-  for (const b of infer) out.infer[b] = await rate(b, () => t.predict(x, b), 1, steps);
+  // One batch size failing must not cost the others their cells.
+  const timed = (b: number, f: () => Promise<unknown>, w: number): Promise<Cell> =>
+    rate(b, f, w, steps).catch((e: unknown) => ({ error: String((e as Error)?.message ?? e).split('\n')[0] }));
+  for (const b of batches) out.train[b] = await timed(b, () => t.trainStep(x, y, b), warm);
+  for (const b of infer) out.infer[b] = await timed(b, () => t.predict(x, b), 1);
   return out;
 }
 
@@ -115,7 +121,12 @@ async function runRow(kind: (typeof ROW_KINDS)[number], v: Record<string, string
 // ------------------------------------------------------------------------------------ the table
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-const rateCell = (r: Rate | undefined) => (r ? (r.best > r.med * 1.005 ? `${fmt(r.med)} (${fmt(r.best)})` : fmt(r.med)) : '');
+const rateCell = (r: Cell | undefined) => {
+  if (!r) return '';
+  if ('error' in r) return `failed: ${r.error.slice(0, 80).replace(/\|/g, '/')}`;
+  return r.best > r.med * 1.005 ? `${fmt(r.med)} (${fmt(r.best)})` : fmt(r.med);
+};
+const medOf = (r: Cell) => ('error' in r ? 'failed' : fmt(r.med));
 
 interface Phase { name: string; seconds: number; status: number; note: string }
 
@@ -236,7 +247,7 @@ async function main(): Promise<void> {
   if (!values.json) usage('row needs --json FILE');
   const row = await runRow(kind as Row['kind'], values);
   writeFileSync(values.json, JSON.stringify(row, null, 2));
-  console.log(`${row.name}: train ${Object.entries(row.train).map(([b, r]) => `${b}: ${fmt(r.med)}`).join(', ')}; infer ${Object.entries(row.infer).map(([b, r]) => `${b}: ${fmt(r.med)}`).join(', ')} img/s`);
+  console.log(`${row.name}: train ${Object.entries(row.train).map(([b, r]) => `${b}: ${medOf(r)}`).join(', ')}; infer ${Object.entries(row.infer).map(([b, r]) => `${b}: ${medOf(r)}`).join(', ')} img/s`);
 }
 
 // Dawn keeps the event loop alive while its GPU object is reachable: exit once the row is written.

@@ -38,7 +38,7 @@ cp bench/gpu/run.sh "$STAGE/app/run.sh.packed"   # to tell a stale carry from th
 # Dawn dlopens libvulkan.so.1; the NVIDIA ICD (libGLX_nvidia) needs libGLdispatch.so.0 (glvnd).
 mkdir -p "$STAGE/app/vk"
 for lib in libvulkan.so.1 libGLdispatch.so.0; do
-  src=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+  src=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ && !found {print $NF; found = 1}')  # no early exit: pipefail would see SIGPIPE
   [ -n "$src" ] || die "$lib not found here (Debian/Ubuntu: apt-get install libvulkan1 libglvnd0); run.sh falls back on it where the GPU machine has none."
   cp -L "$src" "$STAGE/app/vk/$lib"
 done

@@ -8,14 +8,15 @@
 #   - WebGPU (Dawn on the NVIDIA Vulkan driver; the row says why when no Vulkan ICD is found),
 #   - ../shared/bench/torch_reference.py (the same CNN in plain PyTorch) on the same card,
 # then a 2-epoch `idc train --backend torch` on the full-scale synthetic archive (279 patients)
-# with each epoch's validation AUC. About 5-7 minutes; the whole run stays under 8.
+# with each epoch's validation AUC. Not run on a GPU yet; estimated 3-6 minutes there. Every step
+# has a time limit inside IDC_GPU_BENCH_BUDGET, so the command ends within about 8 minutes.
 #
 #   bash bench/gpu/run.sh            the GPU run
 #   bash bench/gpu/run.sh --dry      the same path on the CPU with tiny sizes (torch on cpu,
 #                                    WebGPU on any adapter, lavapipe included); IDC_GPU_BENCH_DRY=1 too
 # Environment: IDC_GPU_BENCH_PYTHON (default python3; --dry: /usr/bin/python3), IDC_GPU_BENCH_BUDGET
-# (seconds for the whole run, default 450).
-# Exit: 0 every row and both epochs done; 1 something it needs is missing (nothing run);
+# (seconds for the whole run, default 420), IDC_GPU_BENCH_KEEP=1 (keep the archive and patch cache).
+# Exit: 0 every row and both epochs done; 1 something it needs is missing (nothing run); 2 usage;
 # 3 the table is incomplete (a row failed or was skipped, or training ran out of time).
 set -uo pipefail
 T0=$SECONDS
@@ -26,11 +27,11 @@ DRY=${IDC_GPU_BENCH_DRY:-0}
 for a in "$@"; do
   case $a in
     --dry) DRY=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
   esac
 done
-BUDGET=${IDC_GPU_BENCH_BUDGET:-450}
+BUDGET=${IDC_GPU_BENCH_BUDGET:-420}
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { printf '[%3ds] %s\n' $((SECONDS - T0)) "$*"; }
@@ -159,6 +160,8 @@ if [ -n "${OUT:-}" ]; then
   # One log file: $OUT returns at most 8 files.
   for f in "$W"/logs/*.log; do echo "===== $(basename "$f")"; tail -n 60 "$f"; done > "$OUT/gpu-bench-logs.txt"
 fi
+# The archive and patch cache are most of the folder (GBs at full scale); logs and the run stay.
+[ "${IDC_GPU_BENCH_KEEP:-0}" = 1 ] || rm -rf "$W/full/archive" "$W/full/out/cache"
 log "done in $((SECONDS - T0)) s; work folder $W"
 case $status in
   0) exit 0 ;;
