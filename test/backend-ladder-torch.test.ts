@@ -5,7 +5,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'n
 import { join } from 'node:path';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  TORCH_CPU_MARGIN, TRAINING_LADDER, gpuSetupReport, initBackend, initBackendFor, torchCpuWins,
+  TORCH_CPU_MARGIN, TRAINING_LADDER, gpuSetupReport, initBackend, initBackendFor, torchCpuWins, torchOption,
   type BackendHooks, type BackendProbe, type ConcreteBackend, type TorchHooks,
 } from '../src/core/engine/backends';
 import {
@@ -224,6 +224,17 @@ describe('auto for training: the ladder with torch', () => {
       assert.match(e.hint ?? '', /apt-get install python3-torch/);
       return true;
     });
+  });
+
+  test('Select Backend\'s torch entry: device and Python, or the reason and fix', async () => {
+    const gpu = await torchOption({ editorPython: '/venv/bin/python', hooks: machine(ALL_CPU, setupOf('cuda', '/venv/bin/python')).hooks });
+    assert.deepEqual(gpu, { available: true, device: 'cuda', detail: "PyTorch 2.5.1+cu124 on cuda (NVIDIA H100 80GB HBM3, CUDA 12.4), Python 3.12.3 at /venv/bin/python, selected in VS Code's Python extension" });
+    const cpu = await torchOption({ python: PY, hooks: machine(ALL_CPU, setupOf('cpuOnly')).hooks });
+    assert.match(cpu.detail ?? '', /on cpu, .*set by engine\.python; auto trains with it on this CPU only where it was timed faster than wasm$/);
+    const none = await torchOption({ python: PY, hooks: machine(ALL_CPU, setupOf('noTorch')).hooks });
+    assert.equal(none.available, false);
+    assert.match(none.reason ?? '', /cannot import torch.*\(Python set by engine\.python\)$/);
+    assert.match(none.fix ?? '', /pip install torch numpy/);
   });
 
   test('torchCpuWins needs both figures and the margin', () => {

@@ -121,4 +121,14 @@ describe('the job process takes the interpreter sent with the job', () => {
     const configured = await host().sendRequest(H.hostGpuReport, { folder: ws, python: '/nonexistent/venv/bin/python' });
     assert.match(configured, /\/nonexistent\/configured\/python was not found .*\(Python set by engine\.python\)/);
   });
+
+  test('Select Backend\'s torch entry uses the same order', async () => {
+    const ws = tempDir();
+    const sent = await host().sendRequest(H.hostProbeTorch, { folder: ws, python: '/nonexistent/venv/bin/python' });
+    assert.equal(sent.available, false);
+    assert.match(sent.reason ?? '', /\/nonexistent\/venv\/bin\/python was not found .*selected in VS Code's Python extension/);
+    writeFileSync(join(ws, 'idc.config.json'), JSON.stringify({ engine: { python: '/nonexistent/configured/python' } }));
+    const configured = await host().sendRequest(H.hostProbeTorch, { folder: ws, python: '/nonexistent/venv/bin/python' });
+    assert.match(configured.reason ?? '', /\/nonexistent\/configured\/python was not found .*set by engine\.python/);
+  });
 });

@@ -187,15 +187,25 @@ class Commands {
 
   async selectBackend(): Promise<void> {
     const folder = await this.folder();
-    const { probes, auto } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'IDC: probing backends…' }, () => this.idc.request(P.listBackends));
+    const params: P.CheckGpuParams = { folder: folder.uri.fsPath, python: await this.python(folder) };
+    const { probes, auto, torch } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'IDC: probing backends…' }, () => this.idc.request(P.listBackends, params));
     const current = (await this.info(folder)).backend;
+    const mark = (name: string) => (current === name ? '$(check) current · ' : '');
     const items = [
-      { label: 'auto', description: `${current === 'auto' ? '$(check) current · ' : ''}the fastest that works: ${auto ?? 'none'} here`, detail: 'Recommended: tries tensorflow-gpu, webgpu, tensorflow, wasm, cpu in order.', probe: undefined as P.BackendProbe | undefined },
+      {
+        label: 'auto', description: `${mark('auto')}the fastest that works: ${auto ?? 'none'} here`, probe: undefined as { available: boolean; reason?: string } | undefined,
+        detail: 'Recommended. Training tries tensorflow-gpu, torch on a GPU, webgpu, tensorflow, torch on the CPU (where timed faster than wasm), wasm, cpu; scoring the TF.js ones only.',
+      },
       ...probes.map((p) => ({
-        label: p.name, probe: p,
-        description: `${current === p.name ? '$(check) current · ' : ''}${p.available ? 'available' : 'not available'}`,
+        label: p.name, probe: p as { available: boolean; reason?: string },
+        description: `${mark(p.name)}${p.available ? 'available' : 'not available'}`,
         detail: p.available ? p.detail : `${p.reason ?? 'not available'}${p.fix ? ` — ${p.fix}` : ''}`,
       })),
+      ...(torch ? [{
+        label: 'torch', probe: torch as { available: boolean; reason?: string },
+        description: `${mark('torch')}${torch.available ? `available, trains in PyTorch on ${torch.device}` : 'not available'}`,
+        detail: torch.available ? torch.detail : `${torch.reason ?? 'not available'}${torch.fix ? ` — ${torch.fix}` : ''}`,
+      }] : []),
     ];
     const pick = await this.quickPick(items, `engine.backend in ${CONFIG_FILE_NAME} (now "${current}")`);
     if (pick.probe && !pick.probe.available) {

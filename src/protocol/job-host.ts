@@ -7,7 +7,7 @@ import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
 import type { ProgressEvent } from '../core/progress';
 import type { TrainEvent } from '../core/train/train';
 import type { CvEvent } from '../core/cv/cv';
-import type { BackendProbe, ConcreteBackend } from '../core/engine/backends';
+import type { BackendProbe, ConcreteBackend, TorchOption } from '../core/engine/backends';
 import type { CvJobInfo, JobOutput, JobRequest, ServerSettings } from './protocol';
 
 /** A cross-validation's fold and warning events (its training events go as hostTrainEvent), with the experiment they belong to. */
@@ -48,6 +48,8 @@ export type HostRunResult = { ok: true; outcome: JobOutcome } | { ok: false; err
 // server -> job process
 export const hostRunJob = new RequestType<HostRunParams, HostRunResult, void>('idcHost/runJob');
 export const hostProbeBackends = new RequestType<{ names?: ConcreteBackend[] }, BackendProbe[], void>('idcHost/probeBackends');
+ /** The torch engine's setup with the folder's engine.python, else `python` (VS Code's), else python3 on PATH. */
+export const hostProbeTorch = new RequestType<{ folder?: string; python?: string }, TorchOption, void>('idcHost/probeTorch');
 export const hostGpuReport = new RequestType<{ folder?: string; python?: string }, string, void>('idcHost/gpuReport');
 export const hostCancel = new NotificationType<Record<string, never>>('idcHost/cancel');
 

@@ -7,10 +7,10 @@ import { NotificationType, RequestType, RequestType0, type TextEdit } from 'vsco
 import type { ProgressEvent } from '../core/progress';
 import type { EpochLog } from '../core/train/checkpoint';
 import type { BackendName } from '../core/config';
-import type { BackendProbe } from '../core/engine/backends';
+import type { BackendProbe, TorchOption } from '../core/engine/backends';
 import type { RunInfo } from '../core/train/train';
 
-export type { ProgressEvent, EpochLog, BackendName, BackendProbe, RunInfo };
+export type { ProgressEvent, EpochLog, BackendName, BackendProbe, RunInfo, TorchOption };
 
 // ------------------------------------------------------------------------------------- jobs
 
@@ -223,6 +223,14 @@ export interface ConfigEditResult {
   edits: TextEdit[];
 }
 
+/** Select Backend's choices: the TF.js backends, and the torch engine with the folder's or VS Code's Python. */
+export interface BackendList {
+  probes: BackendProbe[];
+  /** What auto would train with here, when known without a timing run. */
+  auto?: string;
+  torch?: TorchOption;
+}
+
 /** Check GPU Setup reads the folder's config (engine.python, batch size) and VS Code's Python interpreter. */
 export type CheckGpuParams = JobTarget;
 
@@ -239,7 +247,7 @@ export const runJob = new RequestType<JobRequest, RunJobResult, void>('idc/runJo
 export const stopJob = new RequestType<StopJobParams, StopJobResult, void>('idc/stopJob');
 export const getStatus = new RequestType0<StatusParams, void>('idc/getStatus');
 export const checkGpu = new RequestType<CheckGpuParams | undefined, { report: string }, void>('idc/checkGpu');
-export const listBackends = new RequestType0<{ probes: BackendProbe[]; auto?: string }, void>('idc/listBackends');
+export const listBackends = new RequestType<CheckGpuParams | undefined, BackendList, void>('idc/listBackends');
 export const workspaceInfo = new RequestType<WorkspaceInfoParams, WorkspaceInfo, void>('idc/workspaceInfo');
 export const configEdit = new RequestType<ConfigEditParams, ConfigEditResult, void>('idc/configEdit');
 

@@ -52,6 +52,11 @@ export function runJobHost(): void {
     return out;
   });
 
+  conn.onRequest(H.hostProbeTorch, async ({ folder, python }) => {
+    const config = folder ? await loadJobConfig(folder, {}, {}).then((l) => l.config, () => undefined) : undefined;
+    return (await import('../core/engine/backends')).torchOption({ python: config?.engine.python, editorPython: python });
+  });
+
   conn.onRequest(H.hostGpuReport, async ({ folder, python }) => {
     // The folder's engine.python and training settings; its defaults when it has no usable config.
     const config = folder ? await loadJobConfig(folder, {}, {}).then((l) => l.config, () => undefined) : undefined;

@@ -321,10 +321,17 @@ function backendProbe(name: ConcreteBackend): BackendProbe | undefined {
   return undefined;
 }
 
-connection.onRequest(P.listBackends, async () => {
-  const all = await askHost(H.hostProbeBackends, {}, hostLog);
+connection.onRequest(P.listBackends, async (params): Promise<P.BackendList> => {
+  const folder = params?.folder ?? folders[0];
+  const [all, torch] = await Promise.all([
+    askHost(H.hostProbeBackends, {}, hostLog),
+    askHost(H.hostProbeTorch, { folder, python: params?.python }, hostLog).catch((e: unknown): P.TorchOption => ({ available: false, reason: `probing failed: ${String((e as Error)?.message ?? e).split('\n')[0]}` })),
+  ]);
   for (const p of all) probes.set(p.name, p);
-  return { probes: all, auto: all.find((p) => p.available)?.name };
+  // Training's order: tensorflow-gpu, then torch on a GPU, then the TF.js ladder (torch on the CPU needs a timing run).
+  const tfGpu = all.find((p) => p.name === 'tensorflow-gpu')?.available;
+  const auto = !tfGpu && torch.available && torch.device !== 'cpu' ? `torch (${torch.device})` : all.find((p) => p.available)?.name;
+  return { probes: all, auto, torch };
 });
 
 connection.onRequest(P.checkGpu, async (params) => ({ report: await askHost(H.hostGpuReport, { folder: params?.folder ?? folders[0], python: params?.python }, hostLog) }));

@@ -492,6 +492,24 @@ async function initTorch(opts: InitOptions, hooks: BackendHooks & TorchHooks): P
   return torchResult(side, { choice, setup: t }, [], ` as configured${note}`);
 }
 
+/** The torch engine as Select Backend lists it: usable or not, on which device, with which Python. */
+export interface TorchOption {
+  available: boolean;
+  device?: TorchSetup['device'];
+  /** "PyTorch 2.5.1 on cuda (…), Python 3.12.3 at /venv/bin/python, selected in VS Code's Python extension". */
+  detail?: string;
+  reason?: string;
+  fix?: string;
+}
+
+export async function torchOption(opts: Pick<InitOptions, 'python' | 'editorPython' | 'hooks'> = {}): Promise<TorchOption> {
+  const choice = resolvePython(opts.python, opts.editorPython);
+  const t = await probeWithHint(choice, { ...realHooks, ...opts.hooks });
+  if (!t.available) return { available: false, reason: `${t.reason} (Python ${describeSource(choice)})`, fix: t.fix };
+  const cpu = t.device === 'cpu' ? `; auto trains with it on this CPU only where it was timed faster than wasm` : '';
+  return { available: true, device: t.device, detail: `${describeSetup(t)}, ${describeSource(choice)}${cpu}` };
+}
+
 /**
  * Starts the backend for a job from its config and, when torch will train, points the config at
  * it (engine.backend "torch", engine.python the interpreter used), so the trainer and the run's
