@@ -61,7 +61,7 @@ for (const [name, r] of runs) {
     const wins = d.filter((x) => x > 0).length / d.length;
     const ma = JSON.parse(readFileSync(join(dir, name, 'metrics.json'), 'utf8')) as EvalReport;
     const mb = JSON.parse(readFileSync(join(dir, base, 'metrics.json'), 'utf8')) as EvalReport;
-    pairs.push(`| ${label(r)} | ${label(runs.get(base)!)} | ${r.seed} | ${f(ma.auc - mb.auc)} | ${f(percentile(d, 0.025))} to ${f(percentile(d, 0.975))} | ${(100 * wins).toFixed(0)} % |`);
+    pairs.push(`| ${label(r)} | ${label(runs.get(base)!)} | ${r.seed} | ${f(ma.auc === null || mb.auc === null ? null : ma.auc - mb.auc)} | ${f(percentile(d, 0.025))} to ${f(percentile(d, 0.975))} | ${(100 * wins).toFixed(0)} % |`);
   }
 }
 if (pairs.length) {
