@@ -253,7 +253,10 @@ test('a job process that dies is reported as JOB_CRASHED with its run, which res
   assert.equal(f.internal, true);
   assert.equal(f.runId, first.runId);
   assert.match(f.message, /stopped unexpectedly \(killed by SIGKILL\)/);
-  assert.deepEqual(await lsp.conn.sendRequest(P.getStatus), { state: 'idle', queued: [], backend: 'auto: wasm' });
+  // torch where a Python with torch was timed faster than wasm on this machine (CI's /usr/bin/python3 may be).
+  const idle = await lsp.conn.sendRequest(P.getStatus);
+  assert.deepEqual({ ...idle, backend: undefined }, { state: 'idle', queued: [], backend: undefined });
+  assert.match(idle.backend, /^auto: (wasm|torch)$/);
 
   const rs = await lsp.conn.sendRequest(P.runJob, { kind: 'resume', runId: first.runId });
   const done = await lsp.next(P.jobFinished, (p) => p.jobId === rs.jobId, 120_000);
