@@ -79,6 +79,8 @@ if [ "$DRY" != 1 ]; then
       [ -f "$f" ] && grep -qi nvidia "$f" 2>/dev/null && { ICD=$f; break 2; }
     done
   done
+  # An ICD naming a bare soname (libGLX_nvidia.so.0) needs the driver's own folder on the path.
+  for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do [ -d "$d" ] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d; done
   if [ -n "$ICD" ]; then export VK_DRIVER_FILES=$ICD VK_ICD_FILENAMES=$ICD
   else ICD_NOTE="no NVIDIA Vulkan ICD found (no nvidia*.json in $(IFS=,; echo "${searched[*]}" | sed 's/,/, /g')), so Dawn has no driver for this GPU"; fi
 fi
@@ -92,7 +94,7 @@ if [ -n "$missing" ]; then export LD_LIBRARY_PATH=$APP/vk${LD_LIBRARY_PATH:+:$LD
   [ "$DRY" != 1 ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/GPU: /'
   echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "Node $("$NODE" --version) (carried); $("$PY" -c 'import sys, torch; print(f"Python {sys.version.split()[0]} ({sys.executable}), PyTorch {torch.__version__}, CUDA {torch.version.cuda}")')"
-  echo "Vulkan ICD: ${ICD:-${ICD_NOTE:-system default}}"
+  echo "Vulkan ICD: ${ICD:-${ICD_NOTE:-system default}}${LD_LIBRARY_PATH:+; LD_LIBRARY_PATH=$LD_LIBRARY_PATH}"
   [ -f "$CARRY/manifest.txt" ] && echo "carry: $(head -1 "$CARRY/manifest.txt")"
 } > "$W/env.txt"
 cat "$W/env.txt"
