@@ -148,6 +148,20 @@ describe('backend ladder', () => {
     assert.match(r.summary, /software adapter/);
   });
 
+  test('IDC_ALLOW_SOFTWARE_ADAPTER=1 lets an explicit webgpu use a software adapter, never auto', async () => {
+    process.env.IDC_ALLOW_SOFTWARE_ADAPTER = '1';
+    try {
+      const f = fake(['wasm'], { webgpu: LLVMPIPE });
+      const r = await initBackend('webgpu', { hooks: f.hooks });
+      assert.equal(r.name, 'webgpu');
+      assert.deepEqual(f.activated, [{ name: 'webgpu', software: true }]);
+      const g = fake(['wasm'], { webgpu: LLVMPIPE });
+      assert.equal((await initBackend('auto', { hooks: g.hooks })).name, 'wasm');
+    } finally {
+      delete process.env.IDC_ALLOW_SOFTWARE_ADAPTER;
+    }
+  });
+
   test('an explicit choice that fails to start throws an IdcError', async () => {
     const f = fake(['wasm'], {}, ['wasm']);
     await rejectsIdc(initBackend('wasm', { hooks: f.hooks }), (e) => assert.match(e.message, /wasm backend failed to start: wasm exploded/));

@@ -346,6 +346,8 @@ function usingLine(p: BackendProbe, how: string): string {
 export async function initBackend(pref: BackendName, opts: InitOptions = {}): Promise<InitResult> {
   const hooks: BackendHooks & TorchHooks = { ...realHooks, ...opts.hooks };
   if (pref === 'torch') return initTorch(opts, hooks);
+  // A software adapter only on an explicit webgpu: tests of an installed extension opt in by env.
+  if (pref === 'webgpu' && process.env.IDC_ALLOW_SOFTWARE_ADAPTER === '1') opts = { ...opts, allowSoftwareAdapter: true };
   if (pref !== 'auto') return initExplicit(pref, opts, hooks);
 
   const train = opts.purpose === 'train';
