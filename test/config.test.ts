@@ -50,7 +50,7 @@ describe('schema and defaults', () => {
       organize: { materialize: 'none' },
       split: { ratios: [0.7, 0.15, 0.15], seed: 42, stratify: true },
       synth: { patients: 24, seed: 1 },
-      engine: { backend: 'auto', threads: 0, python: '' },
+      engine: { backend: 'auto', threads: 0, python: '', torch: { processes: 1, nodes: 1, masterAddress: '', masterPort: 0, timeoutSeconds: 300 } },
       data: { edgePatches: 'resize', cacheDir: '', stainNormalization: 'none' },
       model: { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.5, l2: 0.01, bnMomentum: 0.99 },
       train: {
