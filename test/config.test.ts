@@ -51,7 +51,7 @@ describe('schema and defaults', () => {
       split: { ratios: [0.7, 0.15, 0.15], seed: 42, stratify: true },
       synth: { patients: 24, seed: 1 },
       engine: { backend: 'auto', threads: 0, python: '', torch: { processes: 1, nodes: 1, masterAddress: '', masterPort: 0, timeoutSeconds: 300 } },
-      data: { edgePatches: 'resize', cacheDir: '', stainNormalization: 'none' },
+      data: { edgePatches: 'resize', cacheDir: '', stainNormalization: 'macenko' },
       model: { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.5, l2: 0.01, bnMomentum: 0.99 },
       train: {
         epochs: 20, batchSize: 64, learningRate: 0.001, loss: 'focal', focalGamma: 2, classWeights: 'balanced',
