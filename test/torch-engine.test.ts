@@ -6,9 +6,9 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/core/engine/backends';
 import { LocalTrainer } from '../src/core/train/trainer';
-import { TorchTrainer, probeTorch } from '../src/core/train/torch-trainer';
-import { prepareData } from '../src/core/train/data';
-import { toFloat } from '../src/core/train/augment';
+import { TorchTrainer } from '../src/core/train/torch-trainer';
+import { floatBatches, maxAbsDiff } from './helpers/batches';
+import { probeTorchSetup as probeTorch } from '../src/core/engine/torch-probe';
 import { loadModel } from '../src/core/train/model-io';
 import { train, listRuns } from '../src/core/train/train';
 import { IdcError } from '../src/core/errors';
@@ -40,29 +40,7 @@ function pythonWithoutTorch(): string {
   return f;
 }
 
-async function batches(config = tinyTrainConfig(), count = 20, split: 'train' | 'val' = 'train') {
-  const data = await prepareData(out, config);
-  const reader = data.open(split);
-  const got: Array<{ x: Float32Array; y: Uint8Array; n: number }> = [];
-  try {
-    for (let epoch = 0; got.length < count; epoch++) {
-      for await (const b of reader.batches({ batchSize: config.train.batchSize, shuffle: true, seed: 3, epoch })) {
-        if (got.length >= count) break;
-        got.push({ x: Float32Array.from(toFloat(b.x, b.y.length)), y: Uint8Array.from(b.y), n: b.y.length });
-      }
-    }
-  } finally {
-    reader.close();
-  }
-  return got;
-}
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
+const batches = (config = tinyTrainConfig(), count = 20, split: 'train' | 'val' = 'train') => floatBatches(out, config, count, split);
 
 test('a Python without torch is refused with the install command', { skip: !hasPython && 'no python3 here' }, async () => {
   const probe = await probeTorch(pythonWithoutTorch());

@@ -47,66 +47,6 @@ export function engineEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Process
 
 export interface TorchInfo { python: string; pythonVersion: string; torch: string; device: string; gpu?: string }
 
-export interface TorchProbe {
-  available: boolean;
-  /** The interpreter as configured (a command on PATH or a path). */
-  python: string;
-  info?: TorchInfo;
-  reason?: string;
-  fix?: string;
-}
-
-const PROBE_SCRIPT = `
-import json, sys
-r = {'python': sys.executable, 'pythonVersion': sys.version.split()[0]}
-try:
-    import torch, numpy
-    r['torch'] = torch.__version__
-    mps = getattr(torch.backends, 'mps', None)
-    r['device'] = 'cuda' if torch.cuda.is_available() else 'mps' if mps is not None and mps.is_available() else 'cpu'
-    if r['device'] == 'cuda':
-        r['gpu'] = torch.cuda.get_device_name(0)
-except Exception as e:
-    r['error'] = type(e).__name__ + ': ' + str(e)
-print(json.dumps(r))
-`;
-
-/** Which Python, which torch and which device; never throws. */
-export function probeTorch(python = defaultPython(), timeoutMs = 60_000): Promise<TorchProbe> {
-  return new Promise((done) => {
-    let out = '', err = '';
-    let child;
-    try {
-      child = spawn(python, ['-c', PROBE_SCRIPT], { env: engineEnv(), stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, timeout: timeoutMs });
-    } catch (e) {
-      done(notFound(python, (e as Error).message));
-      return;
-    }
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.once('error', (e) => done(notFound(python, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : e.message)));
-    child.once('close', (code, signal) => {
-      let r: Partial<TorchInfo> & { error?: string };
-      try { r = JSON.parse(out.trim().split('\n').pop() ?? ''); } catch {
-        done({ available: false, python, reason: `${python} failed (${signal ?? `exit ${code}`}): ${tail(err, 3) || 'no output'}`, fix: `check that ${python} is a working Python 3, or set engine.python to one` });
-        return;
-      }
-      if (r.error || !r.torch) {
-        done({ available: false, python, reason: `${r.python ?? python} (Python ${r.pythonVersion ?? '?'}) cannot import torch: ${r.error ?? 'unknown error'}`, fix: torchInstallFix(r.python ?? python) });
-        return;
-      }
-      done({ available: true, python, info: r as TorchInfo });
-    });
-  });
-}
-
-function notFound(python: string, why: string): TorchProbe {
-  return {
-    available: false, python, reason: `the Python interpreter ${python} was not found (${why})`,
-    fix: `install Python 3 with PyTorch (${torchInstallFix('python3')}), or set engine.python to the interpreter that has it`,
-  };
-}
-
 /** The last `lines` non-empty lines of a text. */
 export function tail(text: string, lines: number): string {
   return text.trim().split('\n').filter((l) => l.trim()).slice(-lines).join(' | ');

@@ -3,12 +3,12 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { IdcError } from '../errors';
 import { buildModel } from '../engine/model';
 import type { TorchLaunchConfig } from '../config';
-import { TorchProcess, defaultPython, freePort, isDistributed, nodeCommand, probeTorch, type TorchInfo, type TorchLaunch } from '../engine/torch-engine';
+import { TorchProcess, defaultPython, freePort, isDistributed, nodeCommand, type TorchInfo, type TorchLaunch } from '../engine/torch-engine';
+import { probeTorchSetup } from '../engine/torch-probe';
 import { architectureHash, type TensorSpec } from './checkpoint';
 import { readAll, weightSpecsOf, type Trainer, type TrainerOptions } from './trainer';
 import { saveModel } from './model-io';
 
-export { probeTorch } from '../engine/torch-engine';
 
 export interface TorchTrainerOptions extends TrainerOptions {
   /** Interpreter with torch; default python3 on PATH. */
@@ -71,7 +71,7 @@ export class TorchTrainer implements Trainer {
       await engine.close();
       if (launch && !joined && e instanceof IdcError && /gave no answer/.test(e.message)) throw notJoined(python, launch);
       // A Python without torch dies at import: say what to install rather than show the traceback.
-      const p = await probeTorch(python);
+      const p = await probeTorchSetup(python);
       if (!p.available) {
         throw new IdcError(`The torch engine cannot start: ${p.reason}.`, `Install it: ${p.fix}. Or set engine.backend to "auto".`, 'BACKEND_UNAVAILABLE');
       }
