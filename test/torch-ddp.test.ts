@@ -8,12 +8,11 @@ import { initBackend } from '../src/core/engine/backends';
 import { ConfigError, defaultConfig, validateConfig, type TorchLaunchConfig } from '../src/core/config';
 import { describeTorchrunFailure, nodeCommand } from '../src/core/engine/torch-engine';
 import { TorchTrainer } from '../src/core/train/torch-trainer';
-import { prepareData } from '../src/core/train/data';
-import { toFloat } from '../src/core/train/augment';
 import { loadModel } from '../src/core/train/model-io';
 import { train, listRuns, type TrainEvent } from '../src/core/train/train';
 import { IdcError } from '../src/core/errors';
 import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
+import { floatBatches, maxAbsDiff } from './helpers/batches';
 
 // Debian's interpreter: python3-torch installs there (another python3 may come first on PATH).
 const PY = '/usr/bin/python3';
@@ -86,30 +85,7 @@ test("torchrun's failure summary is reported by the rank that failed first, not 
   assert.equal(describeTorchrunFailure('Traceback …\nValueError: x'), undefined);
 });
 
-async function batches(count: number, batchSize: number) {
-  const config = tinyTrainConfig((c) => { c.train.batchSize = batchSize; });
-  const data = await prepareData(out, config);
-  const reader = data.open('train');
-  const got: Array<{ x: Float32Array; y: Uint8Array; n: number }> = [];
-  try {
-    for (let epoch = 0; got.length < count; epoch++) {
-      for await (const b of reader.batches({ batchSize, shuffle: true, seed: 3, epoch })) {
-        if (got.length >= count) break;
-        got.push({ x: Float32Array.from(toFloat(b.x, b.y.length)), y: Uint8Array.from(b.y), n: b.y.length });
-      }
-    }
-  } finally {
-    reader.close();
-  }
-  return got;
-}
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
+const batches = (count: number, batchSize: number) => floatBatches(out, tinyTrainConfig((c) => { c.train.batchSize = batchSize; }), count);
 
 test('2 gloo processes take the step one process takes on the whole batch; every rank ends bit-identical', { skip }, async (t) => {
   const lr = 1e-3;
