@@ -367,20 +367,10 @@ export async function initBackend(pref: BackendName, opts: InitOptions = {}): Pr
     if (step === 'torch-cpu') {
       // Said once, at torch-gpu, when this Python cannot run the engine at all.
       if (!torch?.available) continue;
-      const wp = await hooks.probe('wasm', opts);
-      probes.push(wp);
-      if (wp.available) {
-        try {
-          await hooks.activate('wasm', opts);
-          wasmReady = wp;
-        } catch (e) {
-          Object.assign(wp, { available: false, reason: `failed to start: ${firstLine(e)}` });
-        }
-      }
-      if (!wasmReady) {
-        // Only plain-JS cpu is left on the TF.js side, far slower than any PyTorch.
-        return torchResult(await startTfjsSide(opts, hooks), { choice, setup: torch }, [...skipped, describeSkip(wp)], ' (wasm cannot start, so nothing was timed against it)');
-      }
+      const wp = await tryStart('wasm', opts, hooks, probes);
+      // Without wasm only plain-JS cpu is left on the TF.js side, far slower than any PyTorch.
+      if (!wp.available) return torchResult(await startTfjsSide(opts, hooks), { choice, setup: torch }, [...skipped, describeSkip(wp)], ' (wasm cannot start, so nothing was timed against it)');
+      wasmReady = wp;
       const cal = await hooks.calibrate({ config: opts.config ?? defaultConfig(), setup: torch, file: opts.calibrationFile, onProgress: opts.onProgress });
       if (torchCpuWins(cal)) {
         return torchResult({ name: 'wasm', probe: wasmReady }, { choice, setup: torch, calibration: cal }, skipped, ` (timed faster than wasm here: ${timingText(cal)})`);
@@ -392,21 +382,26 @@ export async function initBackend(pref: BackendName, opts: InitOptions = {}): Pr
     if (name === 'wasm' && wasmReady) {
       return { name, probes, summary: usingLine(wasmReady, '') + (skipped.length ? ` Skipped: ${skipped.join('; ')}.` : '') };
     }
-    const p = await hooks.probe(name, opts);
-    probes.push(p);
+    const p = await tryStart(name, opts, hooks, probes);
     if (!p.available) { skipped.push(describeSkip(p)); continue; }
-    try {
-      await hooks.activate(name, { ...opts, allowSoftwareAdapter: false });
-    } catch (e) {
-      Object.assign(p, { available: false, reason: `failed to start: ${firstLine(e)}` });
-      skipped.push(describeSkip(p));
-      continue;
-    }
     const summary = usingLine(p, '') + (skipped.length ? ` Skipped: ${skipped.join('; ')}.` : '');
     return { name, probes, summary };
   }
   // cpu is always available, so only broken installs land here.
   throw new IdcError(`No TensorFlow.js backend could start: ${probes.map(describeSkip).join('; ')}.`, 'Reinstall the extension.', 'BACKEND_UNAVAILABLE');
+}
+
+/** Probes `name` (recorded in `probes`) and, when available, makes it current; a start that fails marks the probe unavailable. Hardware adapters only. */
+async function tryStart(name: ConcreteBackend, opts: InitOptions, hooks: BackendHooks, probes: BackendProbe[]): Promise<BackendProbe> {
+  const p = await hooks.probe(name, opts);
+  probes.push(p);
+  if (!p.available) return p;
+  try {
+    await hooks.activate(name, { ...opts, allowSoftwareAdapter: false });
+  } catch (e) {
+    Object.assign(p, { available: false, reason: `failed to start: ${firstLine(e)}` });
+  }
+  return p;
 }
 
 /** True when the timing says torch on this CPU trains clearly faster than the wasm trainer. */
