@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { EvalReport } from '../src/core/evaluate/types';
+import { readPredictions } from '../src/core/evaluate/predictions';
 import { patientBootstrap, percentile } from '../src/core/metrics/bootstrap';
 
 const dir = resolve(process.argv[2] ?? '.idc-cv-grid/results');
@@ -17,7 +18,7 @@ const f = (x: number | null | undefined, d = 3) => (x === null || x === undefine
 const ci = (iv: [number, number] | null | undefined) => (iv ? `${f(iv[0])}–${f(iv[1])}` : '—');
 
 const rows: string[] = [];
-const runs = new Map<string, { recipe: string; seed: string; tta: string }>();
+const runs = new Map<string, { recipe: string; seed: string; tta: string; m: EvalReport }>();
 for (const name of readdirSync(dir).sort()) {
   const file = join(dir, name, 'metrics.json');
   if (!existsSync(file)) continue;
@@ -25,7 +26,7 @@ for (const name of readdirSync(dir).sort()) {
   const match = /^(.*)-seed(\d+)-(none|flips|dihedral)$/.exec(name);
   if (!match || !m.cv) continue;
   const [, recipe, seed, tta] = match;
-  runs.set(name, { recipe, seed, tta });
+  runs.set(name, { recipe, seed, tta, m });
   const folds = m.cv.rows.map((r) => f(r.auc)).join(' / ');
   rows.push(`| ${recipe.replace(/-/g, ' + ')} | ${seed} | ${tta} | **${f(m.auc)}** (${ci(m.intervals?.auc)}) | ${f(m.averagePrecision)} (${ci(m.intervals?.averagePrecision)}) | ${f(m.cv.mean.auc)} ± ${f(m.cv.sd.auc)} | ${folds} | ${f(m.calibration?.before.ece)} |`);
 }
@@ -33,18 +34,21 @@ console.log('| recipe | train seed | TTA | pooled ROC AUC (95% CI by patient) | 
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
 
-/** Pooled out-of-fold scores of one result, read from its predictions.csv. */
-function scores(name: string): { labels: Uint8Array; scores: Float64Array; patients: string[] } {
-  const lines = readFileSync(join(dir, name, 'predictions.csv'), 'utf8').trim().split('\n');
-  const head = lines[0].split(',');
-  const [iP, iL, iS] = ['patient', 'label', 'score'].map((c) => head.indexOf(c));
-  const rows = lines.slice(1).map((l) => l.split(','));
-  return { labels: Uint8Array.from(rows, (r) => Number(r[iL])), scores: Float64Array.from(rows, (r) => Number(r[iS])), patients: rows.map((r) => r[iP]) };
+const B = 2000;
+/** Every resample's pooled AUC of one result (predictions.csv), computed once per result. */
+const aucSamples = new Map<string, Float64Array>();
+function resampledAuc(name: string): Float64Array {
+  let got = aucSamples.get(name);
+  if (!got) {
+    const p = readPredictions(join(dir, name, 'predictions.csv'));
+    got = patientBootstrap(p.map((r) => r.label ?? 0), p.map((r) => r.score), p.map((r) => r.patient), { resamples: B, seed: 42, keepSamples: true }).samples!.auc;
+    aucSamples.set(name, got);
+  }
+  return got;
 }
 
 // Paired by patient: both recipes scored the same patients, and one seed draws the same patient
 // resamples for both, so each resample gives a difference and the interval is the differences'.
-const B = 2000;
 const pairs: string[] = [];
 const label = (r: { recipe: string; tta: string }) => `${r.recipe.replace(/-/g, ' + ')}${r.tta === 'none' ? '' : ` + TTA ${r.tta}`}`;
 for (const [name, r] of runs) {
@@ -53,14 +57,10 @@ for (const [name, r] of runs) {
   const same = r.recipe.replace(/^defaults/, 'notebook');
   const bases = [...new Set([`notebook-seed${r.seed}-${r.tta}`, `${same}-seed${r.seed}-${r.tta}`, `${r.recipe}-seed${r.seed}-none`])].filter((b) => b !== name && runs.has(b));
   for (const base of bases) {
-    const [a, b] = [scores(name), scores(base)];
-    const opts = { resamples: B, seed: 42, keepSamples: true };
-    const sa = patientBootstrap(a.labels, a.scores, a.patients, opts).samples!.auc;
-    const sb = patientBootstrap(b.labels, b.scores, b.patients, opts).samples!.auc;
+    const [sa, sb] = [resampledAuc(name), resampledAuc(base)];
     const d = Array.from(sa, (x, i) => x - sb[i]).filter(Number.isFinite).sort((x, y) => x - y);
     const wins = d.filter((x) => x > 0).length / d.length;
-    const ma = JSON.parse(readFileSync(join(dir, name, 'metrics.json'), 'utf8')) as EvalReport;
-    const mb = JSON.parse(readFileSync(join(dir, base, 'metrics.json'), 'utf8')) as EvalReport;
+    const [ma, mb] = [r.m, runs.get(base)!.m];
     pairs.push(`| ${label(r)} | ${label(runs.get(base)!)} | ${r.seed} | ${f(ma.auc === null || mb.auc === null ? null : ma.auc - mb.auc)} | ${f(percentile(d, 0.025))} to ${f(percentile(d, 0.975))} | ${(100 * wins).toFixed(0)} % |`);
   }
 }

@@ -9,7 +9,6 @@ import { architectureHash, type TensorSpec } from './checkpoint';
 import { readAll, weightSpecsOf, type Trainer, type TrainerOptions } from './trainer';
 import { saveModel } from './model-io';
 
-
 export interface TorchTrainerOptions extends TrainerOptions {
   /** Interpreter with torch; default python3 on PATH. */
   python?: string;
