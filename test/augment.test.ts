@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { augmentToFloat } from '../src/core/train/augment';
-import { HED_FROM_RGB, RGB_FROM_HED, hed2rgb, invert3, rgb2hed, stainJitterPatch } from '../src/core/train/stain';
+import { HED_FROM_RGB, RGB_FROM_HED, drawStainJitter, hed2rgb, invert3, rgb2hed, stainJitterPatch } from '../src/core/train/stain';
 import { Rng } from '../src/core/rng';
 
 const S = 50, PIX = S * S;
@@ -75,7 +75,7 @@ describe('HED stain jitter', () => {
     for (let p = 0; p < PIX; p++) px.set(tissuePixel(r), p * 3);
     const before = Float32Array.from(px);
     const opts = { scale: 0.3, shift: 0.005 };
-    stainJitterPatch(px, 0, PIX, opts, new Rng(99));
+    stainJitterPatch(px, 0, PIX, drawStainJitter(opts, new Rng(99)));
     // The draws the jitter made: same seed, same order (three scales, then three shifts).
     const d = new Rng(99);
     const alpha = [0, 1, 2].map(() => d.uniform(1 - opts.scale, 1 + opts.scale));
@@ -98,7 +98,7 @@ describe('HED stain jitter', () => {
     const px = new Float32Array(PIX * 3);
     for (let p = 0; p < PIX; p++) px.set(tissuePixel(r), p * 3);
     const before = Float32Array.from(px);
-    stainJitterPatch(px, 0, PIX, { scale: 0, shift: 0 }, new Rng(1));
+    stainJitterPatch(px, 0, PIX, drawStainJitter({ scale: 0, shift: 0 }, new Rng(1)));
     px.forEach((v, i) => assert.ok(Math.abs(v - before[i]) < 1e-6));
   });
 

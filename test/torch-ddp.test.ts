@@ -13,6 +13,9 @@ import { train, listRuns, type TrainEvent } from '../src/core/train/train';
 import { IdcError } from '../src/core/errors';
 import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
 import { floatBatches, maxAbsDiff } from './helpers/batches';
+import { prepareData } from '../src/core/train/data';
+import { drawAugmentation } from '../src/core/train/augment';
+import { Rng } from '../src/core/rng';
 
 // Debian's interpreter: python3-torch installs there (another python3 may come first on PATH).
 const PY = '/usr/bin/python3';
@@ -143,6 +146,35 @@ const shape = (events: TrainEvent[]) => events.map((e) => {
 });
 const history = (runDir: string) => readFileSync(join(runDir, 'history.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number>);
 const withoutTimes = (h: Record<string, number>[]) => h.map(({ seconds, imagesPerSecond, ...rest }) => rest);
+
+test('2 gloo processes read their shards of cache rows and take the step one process takes', { skip }, async (t) => {
+  const opts = { model: { filters: [8, 16], dense: [16], dropout: 0.5, l2: 0.01, bnMomentum: 0.9, seed: 3 }, learningRate: 1e-3, loss: { kind: 'bce' as const, gamma: 0 } };
+  const cfg = tinyTrainConfig((c) => { c.data.stainNormalization = 'macenko'; });
+  const reader = (await prepareData(out, cfg)).open('train');
+  const one = await TorchTrainer.create({ ...opts, python: PY, threads: 1 });
+  const two = await TorchTrainer.create({ ...opts, python: PY, threads: 2, torch: launch(2) });
+  try {
+    for (const tr of [one, two]) assert.deepEqual(await tr.openRows([reader]), { ok: true, where: 'train memory-mapped' });
+    const aug = { flipHorizontal: true, flipVertical: true, rotate: 0.2, stainJitter: { scale: 0.2, shift: 0.02 } };
+    let worst = 0;
+    for (const [i, n] of [16, 17, 16, 1].entries()) {
+      const r = new Rng(i);
+      const indices = Uint32Array.from({ length: n }, () => Math.floor(r.next() * reader.size));
+      const b = { split: 'train' as const, indices, y: Uint8Array.from(indices, (k) => reader.labels[k]), augment: drawAugmentation(n, aug, r), geometry: true, stain: true };
+      const [a, c] = [await one.trainRows(b, i), await two.trainRows(b, i)];
+      assert.equal(c.probs.length, n);
+      worst = Math.max(worst, Math.abs(a.loss - c.loss), maxAbsDiff(a.probs, c.probs));
+      const sums = await two.rankChecksums();
+      assert.equal(sums[0], sums[1], `step ${i}: both ranks identical`);
+    }
+    t.diagnostic(`largest loss or probability difference to one process: ${worst.toExponential(1)}`);
+    assert.ok(worst <= 1e-5, `${worst}`);
+  } finally {
+    reader.close();
+    await one.dispose();
+    await two.dispose();
+  }
+});
 
 test('train() on 2 gloo processes sends the UI the events of one process and saves a loadable TF.js model', { skip }, async (t) => {
   const runs: Record<number, { events: TrainEvent[]; runDir: string }> = {};

@@ -25,6 +25,7 @@ import torch  # noqa: E402  (after the stdout swap: import-time prints must not 
 
 from . import dist as ddp  # noqa: E402
 from .model import IdcNet, TfjsAdam, batch_loss, from_tf, tf_shape, to_tf  # noqa: E402
+from .rows import AUGMENT_PARAMS, Rows, Unavailable  # noqa: E402
 
 PATCH = 50 * 50 * 3
 
@@ -100,6 +101,7 @@ class Engine:
         self.loss = (loss['kind'], float(loss['gamma']), loss.get('classWeights'))
         self.step = 0
         self.xbuf = None
+        self.rows = None
         self.ranks = comm.all_gather_object(comm.whoami(self.device)) if comm is not None else None
 
     def info(self):
@@ -117,10 +119,21 @@ class Engine:
 
     def train(self, h, payload):
         n = h['n']
-        comm = self.comm
-        lo, hi = comm.shard(n) if comm is not None else (0, n)
+        lo, hi = self.comm.shard(n) if self.comm is not None else (0, n)
         x = payload[lo * PATCH:hi * PATCH].reshape(hi - lo, 50, 50, 3).to(self.device)
-        y = payload[n * PATCH + lo:n * PATCH + hi].to(self.device)
+        return self._step(h, x, payload[n * PATCH + lo:n * PATCH + hi].to(self.device), n, lo, hi)
+
+    def train_rows(self, h, payload):
+        """A step on cache rows: payload is the n row numbers, n labels, then n x AUGMENT_PARAMS draws."""
+        n = h['n']
+        lo, hi = self.comm.shard(n) if self.comm is not None else (0, n)
+        idx = payload[lo:hi].to('cpu', torch.int64)
+        params = payload[2 * n:2 * n + n * AUGMENT_PARAMS].view(n, AUGMENT_PARAMS)[lo:hi]
+        x = self.open_rows().batch(h, idx, params)
+        return self._step(h, x, payload[n + lo:n + hi].to(self.device), n, lo, hi)
+
+    def _step(self, h, x, y, n, lo, hi):
+        comm = self.comm
         step = h.get('step')
         self.step = self.step if step is None else int(step)
         gen = None
@@ -149,6 +162,38 @@ class Engine:
         if comm.rank != 0:
             return None
         return {'loss': float(torch.tensor(loss, dtype=torch.float32) + reg.detach().cpu())}, [probs]
+
+    def open_rows(self):
+        if self.rows is None:
+            raise RuntimeError('no cache split is open (openRows)')
+        return self.rows
+
+    def open_cache(self, h):
+        """openRows: every rank maps the splits; any that cannot leaves all of them on pixels over the pipe."""
+        try:
+            rows, reason = Rows(h, self.device), None
+        except (Unavailable, OSError, ValueError, KeyError) as e:
+            rows, reason = None, f'{type(e).__name__}: {e}' if not isinstance(e, Unavailable) else str(e)
+        if self.comm is not None:
+            reasons = self.comm.all_gather_object(reason)
+            bad = [(r, why) for r, why in enumerate(reasons) if why]
+            if bad:
+                rows, reason = None, '; '.join(f'rank {r}: {why}' for r, why in bad)
+        self.rows = rows
+        return ({'ok': True, **rows.describe()} if rows else {'ok': False, 'reason': reason}), []
+
+    @torch.no_grad()
+    def predict_rows(self, h, payload):
+        n = h['n']
+        self.net.eval()
+        return {}, [self.net(self.open_rows().batch(h, payload[:n].to('cpu', torch.int64)))]
+
+    @torch.no_grad()
+    def row_pixels(self, h, payload):
+        """The float batch a trainRows step would train on (tests compare it with TypeScript's)."""
+        n = h['n']
+        params = payload[n:n + n * AUGMENT_PARAMS].view(n, AUGMENT_PARAMS) if payload.numel() > n else None
+        return {}, [self.open_rows().batch(h, payload[:n].to('cpu', torch.int64), params)]
 
     @torch.no_grad()
     def predict(self, h, payload):
@@ -218,6 +263,14 @@ def dispatch(engine, op, h, payload):
         return engine.train(h, payload)
     if op == 'predict':
         return engine.predict(h, payload)
+    if op == 'trainRows':
+        return engine.train_rows(h, payload)
+    if op == 'predictRows':
+        return engine.predict_rows(h, payload)
+    if op == 'openRows':
+        return engine.open_cache(h)
+    if op == 'rowPixels':
+        return engine.row_pixels(h, payload)
     if op == 'getWeights':
         return engine.get_weights()
     if op == 'setWeights':

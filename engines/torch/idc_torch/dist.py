@@ -19,7 +19,7 @@ import torch.distributed as dist
 PEER_LOST = 3
 
 # Commands every rank runs; the others (predict, getWeights, ...) read rank 0's identical replica.
-BROADCAST = frozenset({'init', 'train', 'setWeights', 'setOptimizerState', 'setLearningRate', 'checksums', 'exit'})
+BROADCAST = frozenset({'init', 'train', 'trainRows', 'openRows', 'setWeights', 'setOptimizerState', 'setLearningRate', 'checksums', 'exit'})
 
 
 class PeerLost(RuntimeError):

@@ -36,10 +36,12 @@ export interface BatchOptions {
    * (one thread-pool round trip per patch); it pays off only when the file is not cached (disk latency).
    */
   prefetch?: boolean;
+  /** false: no pixels are read (x is empty), for a trainer that reads the rows itself. */
+  pixels?: boolean;
 }
 
 export interface CacheBatch {
-  /** batch x 50 x 50 x 3 uint8 RGB. */
+  /** batch x 50 x 50 x 3 uint8 RGB (empty under pixels: false). */
   x: Uint8Array;
   /** 0/1 per patch. */
   y: Uint8Array;
@@ -73,6 +75,8 @@ export interface CacheReader {
   batches(opts: BatchOptions): AsyncGenerator<CacheBatch, void, undefined>;
   close(): void;
 }
+
+const NO_PIXELS = new Uint8Array(0);
 
 /** Splits up to this size are read into memory under memory: 'auto'. */
 export const MEMORY_LIMIT = 512 * 1024 * 1024;
@@ -243,10 +247,10 @@ class Reader implements CacheReader {
       for (let i = 0; i < indices.length; i++) y[i] = this.labels[indices[i]];
       return { y, indices, batch: b, batches, epoch };
     };
-    if (!opts.prefetch) {
+    if (!opts.prefetch || opts.pixels === false) {
       for (let b = start; b < batches; b++) {
         const p = plan(b);
-        yield { ...p, x: this.readBatch(p.indices) };
+        yield { ...p, x: opts.pixels === false ? NO_PIXELS : this.readBatch(p.indices) };
       }
       return;
     }

@@ -127,6 +127,14 @@ export function applyOdMatrix(rgb: Uint8Array, t: readonly number[], first = 0, 
   }
 }
 
+/**
+ * The tables applyOdMatrix uses, for another engine to apply the same maps bit for bit (the torch
+ * engine's rows.py): Python's log differs from V8's in the last bit for some grey levels.
+ */
+export function stainLookupTables(): { odLut: number[]; expLut: number[] } {
+  return { odLut: Array.from(OD_LUT), expLut: Array.from(EXP_LUT) };
+}
+
 function lutIndex(od: number, maxIndex: number): number {
   if (!(od > 0)) return 0; // also NaN-proof
   const i = (od * EXP_STEPS + 0.5) | 0;

@@ -1,6 +1,6 @@
 import { PATCH_SIZE } from '../naming';
 import type { Rng } from '../rng';
-import { stainJitterPatch, type StainJitterOptions } from './stain';
+import { drawStainJitter, stainJitterPatch, type StainJitterOptions } from './stain';
 
 export interface AugmentOptions {
   flipHorizontal: boolean;
@@ -22,24 +22,55 @@ function reflect(i: number, n: number): number {
 }
 
 /**
+ * One batch's random draws, AUGMENT_PARAMS per patch: flip horizontally (0/1), flip vertically
+ * (0/1), rotation in radians, then each stain's scale α (3) and shift β (3); α = 1, β = 0 without
+ * stain jitter. Drawn per patch in this order from `rng`, so a replayed epoch augments the same way,
+ * and the torch engine, which applies them on its device, sees the draws this process would use.
+ */
+export const AUGMENT_PARAMS = 9;
+
+export function geometryOn(opts: AugmentOptions): boolean {
+  return opts.flipHorizontal || opts.flipVertical || opts.rotate > 0;
+}
+
+export function stainJitterOn(opts: AugmentOptions): boolean {
+  return !!opts.stainJitter && (opts.stainJitter.scale > 0 || opts.stainJitter.shift > 0);
+}
+
+export function drawAugmentation(n: number, opts: AugmentOptions, rng: Rng, out = new Float64Array(n * AUGMENT_PARAMS)): Float64Array {
+  const stain = stainJitterOn(opts) ? opts.stainJitter : undefined;
+  for (let b = 0; b < n; b++) {
+    const o = b * AUGMENT_PARAMS;
+    out[o] = opts.flipHorizontal && rng.next() < 0.5 ? 1 : 0;
+    out[o + 1] = opts.flipVertical && rng.next() < 0.5 ? 1 : 0;
+    out[o + 2] = opts.rotate > 0 ? rng.uniform(-opts.rotate, opts.rotate) * 2 * Math.PI : 0;
+    const d = stain ? drawStainJitter(stain, rng) : { alpha: [1, 1, 1], beta: [0, 0, 0] };
+    out.set(d.alpha, o + 3);
+    out.set(d.beta, o + 6);
+  }
+  return out;
+}
+
+/**
  * Augmentation of a uint8 NHWC batch into float32 in [0, 1]: random flips and a rotation by up to
  * ±rotate turns (Keras RandomRotation: bilinear, reflect fill), then optional HED stain jitter.
- * Draws per patch from `rng`, so a replayed epoch augments the same way.
  */
 export function augmentToFloat(x: Uint8Array, n: number, opts: AugmentOptions, rng: Rng, out = new Float32Array(n * PIXELS * 3)): Float32Array {
+  return applyAugmentation(x, n, drawAugmentation(n, opts, rng), stainJitterOn(opts), out);
+}
+
+/** Applies drawn parameters (drawAugmentation) to a uint8 NHWC batch, into float32 in [0, 1]. */
+export function applyAugmentation(x: Uint8Array, n: number, params: Float64Array, stain: boolean, out = new Float32Array(n * PIXELS * 3)): Float32Array {
   const c = (S - 1) / 2;
-  const stain = opts.stainJitter && (opts.stainJitter.scale > 0 || opts.stainJitter.shift > 0) ? opts.stainJitter : undefined;
   for (let b = 0; b < n; b++) {
-    geometry(b);
-    if (stain) stainJitterPatch(out, b * PIXELS * 3, PIXELS, stain, rng);
+    const o = b * AUGMENT_PARAMS;
+    geometry(b, params[o] === 1, params[o + 1] === 1, params[o + 2]);
+    if (stain) stainJitterPatch(out, b * PIXELS * 3, PIXELS, { alpha: params.subarray(o + 3, o + 6), beta: params.subarray(o + 6, o + 9) });
   }
   return out;
 
-  function geometry(b: number): void {
+  function geometry(b: number, fh: boolean, fv: boolean, angle: number): void {
     const base = b * PIXELS * 3;
-    const fh = opts.flipHorizontal && rng.next() < 0.5;
-    const fv = opts.flipVertical && rng.next() < 0.5;
-    const angle = opts.rotate > 0 ? rng.uniform(-opts.rotate, opts.rotate) * 2 * Math.PI : 0;
     if (angle === 0) {
       for (let yy = 0; yy < S; yy++) {
         const sy = fv ? S - 1 - yy : yy;

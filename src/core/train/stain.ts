@@ -45,6 +45,16 @@ export interface StainJitterOptions {
   shift: number;
 }
 
+/** One patch's draws: each stain's scale α and shift β (skimage HED units). */
+export interface StainJitterDraw { alpha: ArrayLike<number>; beta: ArrayLike<number> }
+
+/** Three scales, then three shifts (none drawn when shift is 0): the order replays must keep. */
+export function drawStainJitter(opts: StainJitterOptions, rng: Rng): StainJitterDraw {
+  const alpha = [0, 1, 2].map(() => rng.uniform(1 - opts.scale, 1 + opts.scale));
+  const beta = [0, 1, 2].map(() => (opts.shift > 0 ? rng.uniform(-opts.shift, opts.shift) : 0));
+  return { alpha, beta };
+}
+
 /**
  * HED colour augmentation (Tellez et al. 2018, "Whole-slide mitosis detection in H&E breast
  * histology using PHH3 as a reference"; compared across centres in Tellez et al. 2019): one
@@ -52,11 +62,11 @@ export interface StainJitterOptions {
  * training slides did not have. Works in place on float RGB in [0, 1], NHWC, one patch at a time.
  *
  * The whole map is affine in optical density, so it folds into one 3x3 matrix and an offset per
- * patch: OD' = OD·(H·diag(α)·R) + β·R·k, with H = HED_FROM_RGB, R = RGB_FROM_HED.
+ * patch: OD' = OD·(H·diag(α)·R) + β·R·k, with H = HED_FROM_RGB, R = RGB_FROM_HED. The torch
+ * engine applies the same map on its device (idc_torch/rows.py).
  */
-export function stainJitterPatch(px: Float32Array, offset: number, pixels: number, opts: StainJitterOptions, rng: Rng): void {
-  const alpha = [0, 1, 2].map(() => rng.uniform(1 - opts.scale, 1 + opts.scale));
-  const beta = [0, 1, 2].map(() => (opts.shift > 0 ? rng.uniform(-opts.shift, opts.shift) : 0));
+export function stainJitterPatch(px: Float32Array, offset: number, pixels: number, draw: StainJitterDraw): void {
+  const { alpha, beta } = draw;
   const H = HED_FROM_RGB, R = RGB_FROM_HED;
   // M[i][j] = Σ_k H[i][k]·α_k·R[k][j]; in skimage units OD is scaled by 1/LOG_ADJUST on the way in
   // and back out by the same, so only the shift carries the factor.

@@ -6,7 +6,11 @@ import type { TorchLaunchConfig } from '../config';
 import { TorchProcess, defaultPython, freePort, isDistributed, nodeCommand, type TorchInfo, type TorchLaunch } from '../engine/torch-engine';
 import { probeTorchSetup } from '../engine/torch-probe';
 import { architectureHash, type TensorSpec } from './checkpoint';
-import { readAll, weightSpecsOf, type Trainer, type TrainerOptions } from './trainer';
+import { readAll, weightSpecsOf, type CacheRowTrainer, type RowBatch, type Trainer, type TrainerOptions } from './trainer';
+import { AUGMENT_PARAMS } from './augment';
+import type { CacheReader } from '../cache';
+import { stainLookupTables } from '../cache/stain-norm';
+import type { SplitName } from '../split';
 import { saveModel } from './model-io';
 
 export interface TorchTrainerOptions extends TrainerOptions {
@@ -38,7 +42,7 @@ function split(data: Float32Array, specs: readonly TensorSpec[]): Float32Array[]
  * initial weights as the wasm trainer) gives the weight order and shapes the checkpoints use, the
  * starting weights, and the saved model.json: torch weights cross over in TF.js layout.
  */
-export class TorchTrainer implements Trainer {
+export class TorchTrainer implements Trainer, CacheRowTrainer {
   readonly weightSpecs: TensorSpec[];
   readonly architecture: string;
 
@@ -105,6 +109,38 @@ export class TorchTrainer implements Trainer {
   async trainStep(x: Float32Array, y: Uint8Array, n: number, step?: number): Promise<{ loss: number; probs: Float32Array }> {
     const r = await this.call({ op: 'train', n, step }, [x.subarray(0, n * 7500), Float32Array.from(y.subarray(0, n))]);
     return { loss: r.header['loss'] as number, probs: r.data };
+  }
+
+  /**
+   * Maps the readers' cache files in the engine (every rank), with the Macenko maps they apply;
+   * `ok: false` when a rank cannot (its machine lacks the folder), and the loop sends pixels.
+   */
+  async openRows(readers: readonly CacheReader[]): Promise<{ ok: true; where: string } | { ok: false; reason: string }> {
+    const too = readers.find((r) => r.size >= 2 ** 24);
+    if (too) return { ok: false, reason: `the ${too.split} split has ${too.size} patches, more than row numbers sent as float32 can name` };
+    const splits = readers.map((r) => ({ name: r.split, cacheDir: r.cacheDir, count: r.size, key: r.meta.key, stains: r.stainNormalized }));
+    const h = (await this.call({ op: 'openRows', splits, ...stainLookupTables() })).header;
+    if (!h['ok']) return { ok: false, reason: String(h['reason']) };
+    const where = Object.entries(h['rows'] as Record<string, string>).map(([name, how]) => `${name} ${how}`).join(', ');
+    return { ok: true, where };
+  }
+
+  async trainRows(b: RowBatch, step?: number): Promise<{ loss: number; probs: Float32Array }> {
+    const n = b.indices.length;
+    const r = await this.call({ op: 'trainRows', split: b.split, n, step, geometry: b.geometry, stain: b.stain },
+      [Float32Array.from(b.indices), Float32Array.from(b.y.subarray(0, n)), Float32Array.from(b.augment.subarray(0, n * AUGMENT_PARAMS))]);
+    return { loss: r.header['loss'] as number, probs: r.data };
+  }
+
+  async predictRows(split: SplitName, indices: Uint32Array): Promise<Float32Array> {
+    return (await this.call({ op: 'predictRows', split, n: indices.length }, [Float32Array.from(indices)])).data;
+  }
+
+  /** The float batch trainRows would train on (augmentation as drawn), for tests and checks. */
+  async rowPixels(b: Omit<RowBatch, 'y'>): Promise<Float32Array> {
+    const n = b.indices.length;
+    return (await this.call({ op: 'rowPixels', split: b.split, n, geometry: b.geometry, stain: b.stain },
+      [Float32Array.from(b.indices), Float32Array.from(b.augment.subarray(0, n * AUGMENT_PARAMS))])).data;
   }
 
   async predict(x: Float32Array, n: number): Promise<Float32Array> {

@@ -11,9 +11,10 @@ import type { CacheFailure, CacheReader } from '../cache';
 import { rocAuc, confusionAt } from '../metrics/auc';
 import { EarlyStopping, ReduceLrOnPlateau } from './callbacks';
 import { sampleLoss, balancedClassWeights, type LossOptions } from './losses';
-import { augmentToFloat, toFloat } from './augment';
+import { AUGMENT_PARAMS, augmentToFloat, drawAugmentation, geometryOn, stainJitterOn, toFloat } from './augment';
 import { saveCheckpoint, loadCheckpoint, type CheckpointState, type EpochLog } from './checkpoint';
 import { createTrainer, type Trainer } from './trainer-factory';
+import { readsCacheRows, type CacheRowTrainer } from './trainer';
 import { configForRun, prepareData, runData, type PreparedData } from './data';
 import { oneClassValidationWarning } from './validation-check';
 
@@ -36,6 +37,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Test hook, after every training step. */
   afterBatch?: (epoch: number, batch: number) => void;
+  /** Send float pixels even to a trainer that reads the cache itself (tests and benchmarks compare both). */
+  pixelsToTrainer?: boolean;
 }
 
 export interface TrainResult { runId: string; runDir: string; history: EpochLog[]; stopReason: 'completed' | 'early-stopped'; bestEpoch?: number; resumedFrom?: number }
@@ -119,16 +122,16 @@ function threshMetrics(labels: ArrayLike<number>, scores: ArrayLike<number>): { 
 }
 
 /** Probabilities and mean unweighted loss (plus regularisation, as Keras' val_loss) over a whole split. */
-export async function predictSplit(trainer: Pick<Trainer, 'predict' | 'regularizationLoss'>, reader: CacheReader, loss: Omit<LossOptions, 'classWeights'>, batchSize = 256, signal?: AbortSignal, onBatch?: (done: number) => void): Promise<{ scores: Float32Array; labels: Uint8Array; loss: number }> {
+export async function predictSplit(trainer: Pick<Trainer, 'predict' | 'regularizationLoss'>, reader: CacheReader, loss: Omit<LossOptions, 'classWeights'>, batchSize = 256, signal?: AbortSignal, onBatch?: (done: number) => void, rows?: Pick<CacheRowTrainer, 'predictRows'>): Promise<{ scores: Float32Array; labels: Uint8Array; loss: number }> {
   const scores = new Float32Array(reader.size);
   const labels = new Uint8Array(reader.size);
-  const xf = new Float32Array(batchSize * 7500);
+  const xf = rows ? undefined : new Float32Array(batchSize * 7500);
   let lossSum = 0;
   let done = 0;
-  for await (const b of reader.batches({ batchSize, shuffle: false })) {
+  for await (const b of reader.batches({ batchSize, shuffle: false, pixels: !rows })) {
     await cancellationPoint(signal);
     const n = b.y.length;
-    const p = await trainer.predict(toFloat(b.x, n, xf), n);
+    const p = rows ? await rows.predictRows(reader.split, b.indices) : await trainer.predict(toFloat(b.x, n, xf), n);
     for (let i = 0; i < n; i++) {
       scores[b.indices[i]] = p[i];
       labels[b.indices[i]] = b.y[i];
@@ -223,7 +226,19 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
   trainer.setLearningRate(lr);
   // history.jsonl mirrors the checkpoint: lines of an epoch whose checkpoint never landed are dropped.
   writeFileAtomicSync(join(runDir, 'history.jsonl'), history.map((h) => JSON.stringify(h) + '\n').join(''));
-  const backend = trainer.backend;
+  // The torch engine reads the cache itself when it can: row numbers and augmentation draws cross the pipe, not pixels.
+  let rows: (Trainer & CacheRowTrainer) | undefined;
+  let backend = trainer.backend;
+  if (readsCacheRows(trainer) && !opts.pixelsToTrainer) {
+    const opened = await trainer.openRows([trainReader, valReader]);
+    if (opened.ok) {
+      rows = trainer;
+      backend = `${backend}; cache ${opened.where}`;
+    } else {
+      const note = `the torch engine cannot read the patch cache itself (${opened.reason}), so this process sends it the pixels.`;
+      warning = warning ? `${warning} ${note}` : note;
+    }
+  }
   if (!existing || !existsSync(join(runDir, 'config.json'))) await writeJsonAtomic(join(runDir, 'config.json'), config);
   const createdAt = existing ? (listRuns(outputDir).find((r) => r.id === runId)?.createdAt ?? new Date().toISOString()) : new Date().toISOString();
   // A one-class validation split leaves val AUC undefined and the callbacks watching one class.
@@ -249,18 +264,21 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
     for (let epoch = startEpoch; epoch < t.epochs; epoch++) {
       const t0 = performance.now();
       const aug = new Rng(t.seed).fork(`augment:${epoch}`);
-      const xf = new Float32Array(t.batchSize * 7500);
+      const xf = rows ? undefined : new Float32Array(t.batchSize * 7500);
+      const drawn = rows ? new Float64Array(t.batchSize * AUGMENT_PARAMS) : undefined;
       const trainScores: number[] = [];
       const trainLabels: number[] = [];
       let lossSum = 0, seen = 0, batch = 0;
       const label = `Epoch ${epoch + 1}/${t.epochs}`;
       tick({ phase: 'train.epoch', label, done: 0, total: imagesPerEpoch, unit: 'img' });
-      for await (const b of trainReader.batches({ batchSize: t.batchSize, shuffle: true, seed: t.seed, epoch })) {
+      for await (const b of trainReader.batches({ batchSize: t.batchSize, shuffle: true, seed: t.seed, epoch, pixels: !rows })) {
         if (batch >= batchesPerEpoch) break;
         await cancellationPoint(opts.signal);
         const n = b.y.length;
-        augmentToFloat(b.x, n, t.augment, aug, xf);
-        const { loss: lossValue, probs } = await trainer.trainStep(xf, b.y, n, epoch * batchesPerEpoch + batch);
+        const step = epoch * batchesPerEpoch + batch;
+        const { loss: lossValue, probs } = rows
+          ? await rows.trainRows({ split: 'train', indices: b.indices, y: b.y, augment: drawAugmentation(n, t.augment, aug, drawn), geometry: geometryOn(t.augment), stain: stainJitterOn(t.augment) }, step)
+          : await trainer.trainStep(augmentToFloat(b.x, n, t.augment, aug, xf), b.y, n, step);
         for (let i = 0; i < n; i++) { trainScores.push(probs[i]); trainLabels.push(b.y[i]); }
         lossSum += lossValue * n;
         seen += n;
@@ -271,7 +289,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
         opts.afterBatch?.(epoch, batch);
       }
       const trainSeconds = (performance.now() - t0) / 1000;
-      const val = await predictSplit(trainer, valReader, { kind: lossOpts.kind, gamma: lossOpts.gamma }, 256, opts.signal, (done) => tick({ phase: 'train.validate', label: `Validating epoch ${epoch + 1}`, done, total: valReader.size, unit: 'img' }));
+      const val = await predictSplit(trainer, valReader, { kind: lossOpts.kind, gamma: lossOpts.gamma }, 256, opts.signal, (done) => tick({ phase: 'train.validate', label: `Validating epoch ${epoch + 1}`, done, total: valReader.size, unit: 'img' }), rows);
       const tm = threshMetrics(trainLabels, trainScores);
       const vm = threshMetrics(val.labels, val.scores);
       const log: EpochLog = {

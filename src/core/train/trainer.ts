@@ -4,6 +4,8 @@ import { buildModel, setDropoutStep, type ModelOptions } from '../engine/model';
 import { architectureHash, type TensorSpec } from './checkpoint';
 import { batchLoss, type LossOptions } from './losses';
 import { saveModel } from './model-io';
+import type { CacheReader } from '../cache';
+import type { SplitName } from '../split';
 
 /**
  * What the training loop needs from a model replica. The loop owns data, metrics, callbacks and
@@ -31,6 +33,33 @@ export interface Trainer {
   setLearningRate(lr: number): void;
   saveModel(dir: string): Promise<void>;
   dispose(): Promise<void> | void;
+}
+
+/** One training batch named by its cache rows, with augmentation drawn here and applied by the trainer. */
+export interface RowBatch {
+  split: SplitName;
+  indices: Uint32Array;
+  y: Uint8Array;
+  /** drawAugmentation's AUGMENT_PARAMS per patch. */
+  augment: Float64Array;
+  /** Flips or rotation on; stain jitter on. Both off: the rows as they are, / 255. */
+  geometry: boolean;
+  stain: boolean;
+}
+
+/**
+ * A trainer that reads the patch cache itself (the torch engine: memory-mapped, augmenting on its
+ * device): the loop sends row numbers and augmentation draws instead of float pixels.
+ */
+export interface CacheRowTrainer {
+  /** Opens these splits where the trainer runs: where it holds them, or why it cannot (it then gets pixels). */
+  openRows(readers: readonly CacheReader[]): Promise<{ ok: true; where: string } | { ok: false; reason: string }>;
+  trainRows(b: RowBatch, step?: number): Promise<{ loss: number; probs: Float32Array }>;
+  predictRows(split: SplitName, indices: Uint32Array): Promise<Float32Array>;
+}
+
+export function readsCacheRows<T extends Trainer>(t: T): t is T & CacheRowTrainer {
+  return typeof (t as Partial<CacheRowTrainer>).openRows === 'function';
 }
 
 export interface TrainerOptions { model: ModelOptions; learningRate: number; loss: LossOptions }
