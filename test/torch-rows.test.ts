@@ -82,6 +82,22 @@ test('the engine reads cache rows as this process does: Macenko maps bit for bit
   }
 });
 
+test('a split held whole on the device (as on a GPU with room) gives the same rows', { skip }, async () => {
+  // CUDA devices hold a split that fits; IDC_TORCH_RESIDENT=1 takes that path on this CPU.
+  process.env['IDC_TORCH_RESIDENT'] = '1';
+  const torch = await TorchTrainer.create(modelOpts());
+  delete process.env['IDC_TORCH_RESIDENT'];
+  try {
+    assert.deepEqual(await torch.openRows([reader]), { ok: true, where: 'train resident' });
+    const rows = someRows(2, 64);
+    const none = new Float64Array(rows.length * 9);
+    assert.deepEqual(await torch.rowPixels({ split: 'train', indices: rows, augment: none, geometry: false, stain: false }), toFloat(reader.readBatch(rows), rows.length));
+    await assert.rejects(torch.rowPixels({ split: 'train', indices: Uint32Array.of(reader.size), augment: new Float64Array(9), geometry: false, stain: false }), /train row out of range/);
+  } finally {
+    await torch.dispose();
+  }
+});
+
 test('training on cache rows matches training on pixels step by step', { skip }, async () => {
   const [a, b] = [await TorchTrainer.create(modelOpts()), await TorchTrainer.create(modelOpts())];
   try {

@@ -77,6 +77,16 @@ def normalize(x, which, matrices, od_lut, exp_lut):
     return x
 
 
+def wants_resident(device, size):
+    """A CUDA device holds a split that fits; IDC_TORCH_RESIDENT=1 forces it anywhere (tests on CPU)."""
+    if os.environ.get('IDC_TORCH_RESIDENT') == '1':
+        return True
+    if device.type != 'cuda':
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return size <= RESIDENT_SHARE * free
+
+
 class SplitRows:
     """One split of the cache as this rank reads it."""
 
@@ -96,10 +106,8 @@ class SplitRows:
             self.which, self.matrices = stain_rows(cache_dir, self.name, spec['key'], count)
         self.od_lut, self.exp_lut = luts
         self.resident = None
-        if device.type == 'cuda' and count:
-            free, _ = torch.cuda.mem_get_info(device)
-            if size <= RESIDENT_SHARE * free:
-                self.resident = self._load_resident()
+        if count and wants_resident(device, size):
+            self.resident = self._load_resident()
 
     def _load_resident(self):
         """The whole split on the GPU, normalized once, in chunks (float64 maps there too)."""
@@ -110,7 +118,8 @@ class SplitRows:
         step = 8192
         for lo in range(0, self.count, step):
             hi = min(lo + step, self.count)
-            chunk = torch.from_numpy(np.ascontiguousarray(self.mm[lo:hi])).to(dev)
+            # A copy: the map is read-only and normalize writes in place.
+            chunk = torch.from_numpy(np.array(self.mm[lo:hi])).to(dev)
             if mats is not None:
                 chunk = normalize(chunk, self.which[lo:hi].to(dev), mats, *luts)
             out[lo:hi] = chunk
@@ -119,10 +128,10 @@ class SplitRows:
     def read(self, idx):
         """Rows idx (a CPU int64 tensor) as n x 50 x 50 x 3 uint8 on the device, normalized."""
         n = idx.numel()
-        if self.resident is not None:
-            return self.resident[idx.to(self.device)].view(n, S, S, 3)
         if n and (int(idx.min()) < 0 or int(idx.max()) >= self.count):
             raise IndexError(f'{self.name} row out of range [0, {self.count})')
+        if self.resident is not None:
+            return self.resident[idx.to(self.device)].view(n, S, S, 3)
         x = torch.from_numpy(self.mm[idx.numpy()])
         if self.matrices is not None:
             x = normalize(x, self.which[idx], self.matrices, self.od_lut, self.exp_lut)
