@@ -143,7 +143,7 @@ test('a cache the engine cannot open is answered with the reason, and the engine
   }
 });
 
-test('train() on torch reads the cache in the engine and ends with the history of the pixel path', { skip }, async () => {
+test('train() on torch reads the cache in the engine and ends with the history of the pixel path', { skip }, async (t) => {
   const cfg = macenko();
   const a = await train({ outputDir: out, config: cfg, runId: 'rows' });
   const b = await train({ outputDir: out, config: cfg, runId: 'pixels', pixelsToTrainer: true });
@@ -151,9 +151,12 @@ test('train() on torch reads the cache in the engine and ends with the history o
   assert.match(run('rows').backend, /^torch .*; cache train memory-mapped, val memory-mapped$/);
   assert.doesNotMatch(run('pixels').backend, /cache/);
   assert.equal(a.history.length, b.history.length);
+  // Rotated pixels differ by float rounding (~4e-6), which 12 Adam steps compound; the val AUC of a
+  // small split moves in steps of one pair, so it gets a looser bound.
   for (const [i, h] of a.history.entries()) {
-    for (const k of ['loss', 'val_loss', 'val_auc'] as const) {
-      assert.ok(Math.abs(h[k] - b.history[i][k]) <= 1e-3, `epoch ${i} ${k}: rows ${h[k]}, pixels ${b.history[i][k]}`);
+    for (const [k, tol] of [['loss', 2e-3], ['val_loss', 2e-3], ['val_auc', 0.01]] as const) {
+      t.diagnostic(`epoch ${i} ${k}: rows ${h[k].toFixed(5)}, pixels ${b.history[i][k].toFixed(5)}`);
+      assert.ok(Math.abs(h[k] - b.history[i][k]) <= tol, `epoch ${i} ${k}: rows ${h[k]}, pixels ${b.history[i][k]}`);
     }
   }
 });

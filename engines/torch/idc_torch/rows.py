@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 S = 50
 PIXELS = S * S
@@ -59,21 +60,22 @@ def stain_rows(cache_dir, name, key, count):
 
 def normalize(x, which, matrices, od_lut, exp_lut):
     """Macenko maps on uint8 rows (m x PATCH), in place: OD' = T·OD, then the TypeScript reader's
-    quantized exp (applyOdMatrix in src/core/cache/stain-norm.ts), in the same float64 order."""
+    quantized exp (applyOdMatrix in src/core/cache/stain-norm.ts), with the same float64 operations
+    in the same order (in-place adds round as JavaScript's do), so the bytes are the same."""
     sel = which >= 0
     if not bool(sel.any()):
         return x
-    px = x[sel].view(-1, PIXELS, 3).long()
-    od = od_lut[px]
-    t = matrices[which[sel]].unsqueeze(1)
-    a, b, c = od[..., 0], od[..., 1], od[..., 2]
+    # Channels first: each channel's OD is then contiguous, which the elementwise ops run faster on.
+    od = od_lut[x[sel].view(-1, PIXELS, 3).transpose(1, 2).long()]
+    t = matrices[which[sel]]
     top = exp_lut.numel() - 1
-    out = []
+    out = torch.empty(od.shape, dtype=torch.uint8, device=x.device)
     for r in range(3):
-        v = t[..., 3 * r] * a + t[..., 3 * r + 1] * b + t[..., 3 * r + 2] * c
-        i = torch.where(v > 0, (v * 1024 + 0.5).floor().clamp(max=top), torch.zeros_like(v))
-        out.append(exp_lut[i.long()])
-    x[sel] = torch.stack(out, -1).view(-1, PATCH)
+        v = od[:, 0] * t[:, 3 * r, None]
+        v.add_(od[:, 1] * t[:, 3 * r + 1, None]).add_(od[:, 2] * t[:, 3 * r + 2, None])
+        # JavaScript: od > 0 ? min((od * 1024 + 0.5) | 0, top) : 0; below 0 the floor is <= 0 and clamps to 0.
+        out[:, r] = exp_lut[v.mul_(1024).add_(0.5).floor_().clamp_(0, top).long()]
+    x[sel] = out.transpose(1, 2).reshape(-1, PATCH)
     return x
 
 
@@ -139,17 +141,14 @@ class SplitRows:
         return x.pin_memory().to(self.device, non_blocking=True) if self.device.type == 'cuda' else x.to(self.device)
 
 
-def reflect(i, n):
-    """Keras fill_mode='reflect' (d c b a | a b c d | d c b a), as augment.ts."""
-    m = torch.remainder(i, 2 * n)
-    return torch.where(m < n, m, 2 * n - 1 - m)
-
-
 def geometry(x, p):
-    """Flips, then rotation (bilinear, reflect fill) by the drawn angle, into float32 in [0, 1]."""
+    """Flips, then rotation by the drawn angle (bilinear, reflect fill), into float32 in [0, 1].
+
+    augment.ts maps each output pixel back into the source and mirrors out-of-range neighbours as
+    Keras' fill_mode='reflect' does (d c b a | a b c d); grid_sample's reflection padding with
+    align_corners=False mirrors about the same edges, so it computes the same bilinear values."""
     n = x.shape[0]
     dev = x.device
-    src = x.reshape(n, PIXELS, 3).float()
     c = (S - 1) / 2
     grid = torch.arange(S, dtype=torch.float32, device=dev) - c
     cos, sin = torch.cos(p[:, 2]).view(n, 1, 1), torch.sin(p[:, 2]).view(n, 1, 1)
@@ -158,17 +157,11 @@ def geometry(x, p):
     sy = -sin * dx + cos * dy + c
     sx = torch.where(p[:, 0].view(n, 1, 1) == 1, S - 1 - sx, sx)
     sy = torch.where(p[:, 1].view(n, 1, 1) == 1, S - 1 - sy, sy)
-    x0, y0 = sx.floor(), sy.floor()
-    ax, ay = (sx - x0).view(n, PIXELS, 1), (sy - y0).view(n, PIXELS, 1)
-    x0, y0 = x0.long(), y0.long()
-    xa, xb, ya, yb = reflect(x0, S), reflect(x0 + 1, S), reflect(y0, S), reflect(y0 + 1, S)
-
-    def at(yy, xx):
-        return src.gather(1, (yy * S + xx).view(n, PIXELS, 1).expand(n, PIXELS, 3))
-
-    top = at(ya, xa) * (1 - ax) + at(ya, xb) * ax
-    bottom = at(yb, xa) * (1 - ax) + at(yb, xb) * ax
-    return ((top * (1 - ay) + bottom * ay) / 255).view(n, S, S, 3)
+    # Pixel centres to grid_sample's [-1, 1] (align_corners=False: -1 and 1 are the outer edges).
+    g = torch.stack([(2 * sx + 1) / S - 1, (2 * sy + 1) / S - 1], -1)
+    img = x.permute(0, 3, 1, 2).float()
+    out = F.grid_sample(img, g, mode='bilinear', padding_mode='reflection', align_corners=False)
+    return (out / 255).permute(0, 2, 3, 1)
 
 
 def stain_jitter(px, p):
