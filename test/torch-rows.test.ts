@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { initBackend } from '../src/core/engine/backends';
@@ -159,4 +159,23 @@ test('train() on torch reads the cache in the engine and ends with the history o
       assert.ok(Math.abs(h[k] - b.history[i][k]) <= tol, `epoch ${i} ${k}: rows ${h[k]}, pixels ${b.history[i][k]}`);
     }
   }
+});
+
+test('when the engine cannot see the cache (another machine), training sends it pixels and says why', { skip }, async () => {
+  const cfg = macenko();
+  const data = await prepareData(out, cfg);
+  const u8 = join(data.cache.cacheDir, 'train.u8');
+  // The reader holds the small split in memory; the file then goes away before the engine looks.
+  const hidden: PreparedData = { ...data, open: (name) => { const r = data.open(name); if (name === 'train') renameSync(u8, `${u8}.away`); return r; } };
+  const warnings: string[] = [];
+  try {
+    const r = await train({ outputDir: out, config: cfg, runId: 'hidden', onEvent: (e) => { if (e.type === 'start' && e.warning) warnings.push(e.warning); } }, hidden);
+    assert.equal(r.history.length, cfg.train.epochs);
+  } finally {
+    renameSync(`${u8}.away`, u8);
+  }
+  assert.match(warnings.join(' '), /the torch engine cannot read the patch cache itself \(cannot open .*train\.u8.*\), so this process sends it the pixels/);
+  const run = JSON.parse(readFileSync(join(out, 'runs', 'hidden', 'run.json'), 'utf8')) as { backend: string; status: string };
+  assert.equal(run.status, 'finished');
+  assert.doesNotMatch(run.backend, /cache/);
 });
