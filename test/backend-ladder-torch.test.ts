@@ -368,6 +368,29 @@ describe('torch vs wasm timing on the CPU', () => {
     assert.equal(cachedCalibration(bigger, setup, file), undefined, 'another batch size too');
   });
 
+  test('cancelling stops between steps, closes both trainers and keeps nothing', async () => {
+    const file = join(dir, 'cal.json');
+    const counter = { steps: 0 };
+    const f = fakeTrainers(100, 50, counter);
+    const closed: string[] = [];
+    const ac = new AbortController();
+    const closing = (make: CalibrationTrainers['wasm'], name: string): CalibrationTrainers['wasm'] => async (c) => {
+      const t = await make(c);
+      const step = t.trainStep.bind(t);
+      return Object.assign(t, {
+        async trainStep(...a: Parameters<typeof t.trainStep>) { if (counter.steps === 3) ac.abort(); return step(...a); },
+        async dispose() { closed.push(name); },
+      });
+    };
+    await assert.rejects(
+      calibrateTorchCpu({ config: cfg(), setup: setupOf('cpuOnly'), file, trainers: { wasm: closing(f.trainers.wasm, 'wasm'), torch: closing(f.trainers.torch, 'torch') }, now: f.now, signal: ac.signal }),
+      (e: unknown) => e instanceof IdcError && e.code === 'CANCELLED',
+    );
+    assert.equal(counter.steps, 4, 'the step under way ends, no further one starts');
+    assert.deepEqual(closed.sort(), ['torch', 'wasm']);
+    assert.equal(existsSync(file), false, 'a cancelled timing is not kept');
+  });
+
   test('a failure is kept (no retry every job) and reported, never thrown', async () => {
     const file = join(dir, 'cal.json');
     const trainers: CalibrationTrainers = {

@@ -318,7 +318,7 @@ async function runSplit(out: string, ctx: Context): Promise<void> {
 /** Starts the configured backend and says which one runs and why faster ones were skipped; 'train' lets auto pick torch. */
 async function startBackend(ctx: Context, purpose: 'train' | 'score' = 'score'): Promise<void> {
   const { initBackendFor } = await import('../core/engine/backends');
-  const r = await initBackendFor(ctx.config, { purpose, onProgress: ctx.bar.sink });
+  const r = await initBackendFor(ctx.config, { purpose, onProgress: ctx.bar.sink, signal: ctx.signal });
   ctx.bar.finish();
   ctx.out(r.summary);
 }

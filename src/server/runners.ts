@@ -228,7 +228,7 @@ async function runTrain(ctx: JobContext, which: { runId?: string; resume?: boole
 /** Starts the job's backend; 'train' lets auto pick torch (initBackendFor then points ctx.config at it). */
 async function useBackend(ctx: JobContext, purpose: 'train' | 'score' = 'score'): Promise<void> {
   const { initBackendFor } = await import('../core/engine/backends');
-  const b = await initBackendFor(ctx.config, { purpose, editorPython: ctx.editorPython, onProgress: ctx.onProgress });
+  const b = await initBackendFor(ctx.config, { purpose, editorPython: ctx.editorPython, onProgress: ctx.onProgress, signal: ctx.signal });
   ctx.setBackend(b.name);
   ctx.log(b.summary);
 }

@@ -69,6 +69,8 @@ export interface InitOptions {
   /** Where the timing is kept; default the OS cache folder (calibrationFile()). */
   calibrationFile?: string;
   onProgress?: ProgressSink;
+  /** Cancels the torch CPU timing run (the only long part of starting a backend). */
+  signal?: AbortSignal;
   /** Test seam: replaces the real probing / backend activation. */
   hooks?: Partial<BackendHooks & TorchHooks>;
 }
@@ -371,7 +373,7 @@ export async function initBackend(pref: BackendName, opts: InitOptions = {}): Pr
       // Without wasm only plain-JS cpu is left on the TF.js side, far slower than any PyTorch.
       if (!wp.available) return torchResult(await startTfjsSide(opts, hooks), { choice, setup: torch }, [...skipped, describeSkip(wp)], ' (wasm cannot start, so nothing was timed against it)');
       wasmReady = wp;
-      const cal = await hooks.calibrate({ config: opts.config ?? defaultConfig(), setup: torch, file: opts.calibrationFile, onProgress: opts.onProgress });
+      const cal = await hooks.calibrate({ config: opts.config ?? defaultConfig(), setup: torch, file: opts.calibrationFile, onProgress: opts.onProgress, signal: opts.signal });
       if (torchCpuWins(cal)) {
         return torchResult({ name: 'wasm', probe: wasmReady }, { choice, setup: torch, calibration: cal }, skipped, ` (timed faster than wasm here: ${timingText(cal)})`);
       }

@@ -6,6 +6,7 @@ import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import type { IdcConfig } from '../config';
 import { writeFileAtomicSync } from '../fsutil';
 import type { ProgressSink } from '../progress';
+import { cancellationPoint } from '../errors';
 import type { TorchSetup } from '../engine/torch-probe';
 import { resolveThreads } from './parallel-trainer';
 import type { Trainer } from './trainer';
@@ -119,12 +120,15 @@ export interface CalibrateOptions {
   onProgress?: ProgressSink;
   trainers?: CalibrationTrainers;
   now?: () => number;
+  /** Cancels between steps: both trainers are closed and nothing is kept, so the next job measures. */
+  signal?: AbortSignal;
 }
 
 /**
  * The cached figures for this machine and setup, else measures them: `warmup` untimed then `steps`
  * timed training steps on random patches at the configured batch size, wasm first (it must be the
- * current tfjs backend), each side's median step. Never throws: a failure is a result with `error`.
+ * current tfjs backend), each side's median step. Throws only when cancelled; any other failure
+ * is a result with `error`.
  */
 export async function calibrateTorchCpu(opts: CalibrateOptions): Promise<CalibrationResult> {
   const file = opts.file ?? calibrationFile();
@@ -157,10 +161,12 @@ export async function calibrateTorchCpu(opts: CalibrateOptions): Promise<Calibra
     const made: Array<Trainer & { backend: string }> = [];
     try {
       made.push(await trainers.wasm(config));
+      await cancellationPoint(opts.signal);
       made.push(await trainers.torch(config));
       const times: number[][] = [[], []];
       for (let i = 0; i < warmup + steps; i++) {
         for (const k of [0, 1]) {
+          await cancellationPoint(opts.signal);
           const a = now();
           await made[k].trainStep(x, y, batchSize, i);
           if (i >= warmup) times[k].push(now() - a);
@@ -175,6 +181,7 @@ export async function calibrateTorchCpu(opts: CalibrateOptions): Promise<Calibra
       for (const t of made) await t.dispose();
     }
   } catch (e) {
+    if (opts.signal?.aborted) throw e;
     entry.error = String((e as Error)?.message ?? e).split('\n')[0];
   }
   entry.seconds = (now() - t0) / 1000;
