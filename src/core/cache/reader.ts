@@ -60,6 +60,7 @@ export interface CacheReader {
   readonly labels: Uint8Array;
   /** Manifest id per row; read on first use (it is ~6 MB of JSON for the train split). */
   readonly ids: readonly string[];
+  /** The split is held in one Buffer, read whole on the first read (OpenCacheOptions.memory). */
   readonly inMemory: boolean;
   readonly meta: SplitCacheMeta;
   /** Rows are stain-normalized as they are read (OpenCacheOptions.stains). */
@@ -160,12 +161,6 @@ class Reader implements CacheReader {
       throw corrupt(`expected ${this.size} patches, found ${this.labels.length} labels and ${bytes / PATCH_BYTES} patches`);
     }
     this.inMemory = memory === true || (memory === 'auto' && bytes <= MEMORY_LIMIT);
-    if (this.inMemory) {
-      this.buf = Buffer.allocUnsafe(bytes);
-      readFully(this.fd, this.buf, 0, bytes, 0);
-      closeSync(this.fd);
-      this.fd = -1;
-    }
   }
 
   get ids(): readonly string[] {
@@ -193,6 +188,7 @@ class Reader implements CacheReader {
 
   readRawBatch(indices: ArrayLike<number>, out?: Uint8Array): Uint8Array {
     const dst = this.target(indices, out);
+    if (this.inMemory) this.load();
     if (this.buf) {
       for (let k = 0; k < indices.length; k++) {
         const s = indices[k] * PATCH_BYTES;
@@ -206,7 +202,7 @@ class Reader implements CacheReader {
   }
 
   async readBatchAsync(indices: ArrayLike<number>, out?: Uint8Array): Promise<Uint8Array> {
-    if (this.buf) return this.readBatch(indices, out);
+    if (this.inMemory) return this.readBatch(indices, out);
     const dst = this.target(indices, out);
     this.open();
     const fd = this.fd;
@@ -276,6 +272,17 @@ class Reader implements CacheReader {
 
   private open(): void {
     if (this.fd < 0) throw new Error(`The ${this.split} cache reader is closed.`);
+  }
+
+  /** The whole split into memory, on the first read: a reader whose rows another process reads (the torch engine) never pays for it. */
+  private load(): void {
+    if (this.buf) return;
+    this.open();
+    const bytes = this.size * PATCH_BYTES;
+    this.buf = Buffer.allocUnsafe(bytes);
+    readFully(this.fd, this.buf, 0, bytes, 0);
+    closeSync(this.fd);
+    this.fd = -1;
   }
 
   private target(indices: ArrayLike<number>, out?: Uint8Array): Uint8Array {
