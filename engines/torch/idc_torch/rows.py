@@ -167,12 +167,13 @@ def geometry(x, p):
 def stain_jitter(px, p):
     """HED scale and shift per patch (stainJitterPatch in src/core/train/stain.ts), on float RGB."""
     n = px.shape[0]
-    r = RGB_FROM_HED.to(px.device)
-    alpha, beta = p[:, 3:6].double(), p[:, 6:9].double()
+    r = RGB_FROM_HED
+    # The n small matrices in float64 on the CPU (MPS has no float64), as stain.ts folds them.
+    alpha, beta = p[:, 3:6].cpu().double(), p[:, 6:9].cpu().double()
     m = (torch.linalg.inv(r).unsqueeze(0) * alpha.unsqueeze(1)) @ r  # H·diag(α)·R
     b = -LOG_ADJUST * (beta @ r)
     od = -torch.log(px.reshape(n, PIXELS, 3).clamp_min(1e-6))
-    out = torch.exp(-(od @ m.float() + b.float().unsqueeze(1))).clamp_(0, 1)
+    out = torch.exp(-(od @ m.float().to(px.device) + b.float().unsqueeze(1).to(px.device))).clamp_(0, 1)
     return out.view(n, S, S, 3)
 
 
