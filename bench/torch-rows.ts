@@ -8,19 +8,13 @@
  * Cells: img/s of whole steps (data included), median (best), then this process's CPU ms per batch.
  */
 import { spawnSync } from 'node:child_process';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { generateSyntheticArchive } from '../src/core/synth/synth';
-import { organize } from '../src/core/organize/organize';
-import { readManifest, manifestHash } from '../src/core/manifest';
-import { splitByPatient, writeSplit } from '../src/core/split';
 import { defaultConfig } from '../src/core/config';
-import { prepareData } from '../src/core/train/data';
 import { TorchTrainer } from '../src/core/train/torch-trainer';
 import { augmentToFloat, drawAugmentation, geometryOn, stainJitterOn, AUGMENT_PARAMS } from '../src/core/train/augment';
 import { Rng } from '../src/core/rng';
+import { syntheticCache } from './synthetic-cache';
 import { initWasmBackend } from '../src/core/engine/wasm-kernels';
 
 const PYTHON = '/usr/bin/python3';
@@ -32,17 +26,11 @@ async function main(): Promise<void> {
   const steps = Number(values.steps ?? 10);
   const threads = Number(values.threads ?? 2);
   await initWasmBackend();
-  const root = mkdtempSync(join(tmpdir(), 'idc-bench-rows-'));
+  const config = defaultConfig();
+  if (values.jitter) config.train.augment.stainJitter = { scale: 0.05, shift: 0.01 };
+  const cache = await syntheticCache(Number(values.patients ?? 12), config);
   try {
-    const out = join(root, 'out');
-    await generateSyntheticArchive({ out: join(root, 'archive'), patients: Number(values.patients ?? 12), seed: 3 });
-    await organize({ archive: join(root, 'archive'), out });
-    const rows = await readManifest(join(out, 'manifest.csv'));
-    await writeSplit(join(out, 'split.json'), splitByPatient(rows, { ratios: [0.7, 0.15, 0.15], seed: 1, stratify: false, manifestHash: manifestHash(readFileSync(join(out, 'manifest.csv'), 'utf8')) }));
-    const config = defaultConfig();
-    if (values.jitter) config.train.augment.stainJitter = { scale: 0.05, shift: 0.01 };
-    const data = await prepareData(out, config);
-    const reader = data.open('train');
+    const reader = cache.train;
     const aug = config.train.augment;
     console.log(`${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}; train split ${reader.size} patches, stainNormalization ${config.data.stainNormalization}, augment ${JSON.stringify(aug)}`);
     console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -53,7 +41,7 @@ async function main(): Promise<void> {
     if (!opened.ok) throw new Error(opened.reason);
     const table: string[][] = [['path', ...batches.map((b) => `batch ${b}`)], [`pixels (${pixels.describe()})`], [`rows (cache ${opened.where})`]];
     for (const b of batches) {
-      const order = Array.from({ length: 4 }, (_, e) => reader.batches({ batchSize: b, shuffle: true, seed: 1, epoch: e, dropRemainder: true }));
+      const order = Array.from({ length: 4 }, (_, e) => reader.batches({ batchSize: b, shuffle: true, seed: 1, epoch: e, dropRemainder: true, pixels: false }));
       const plan: Uint32Array[] = [];
       for (const g of order) for await (const x of g) plan.push(Uint32Array.from(x.indices));
       if (plan.length < steps + 2) throw new Error(`only ${plan.length} batches of ${b}: use more --patients`);
@@ -76,14 +64,13 @@ async function main(): Promise<void> {
       }
       console.log(`  batch ${b} done; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     }
-    reader.close();
     await pixels.dispose();
     await engine.dispose();
     const w = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));
     console.log('\nimg/s of whole training steps, data included: median (best), then this process\'s CPU per batch');
     for (const r of table) console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(w[c]) : cell.padStart(w[c]))).join('  '));
   } finally {
-    rmSync(root, { recursive: true, force: true });
+    cache.dispose();
   }
 }
 

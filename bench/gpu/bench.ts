@@ -1,8 +1,12 @@
 /**
  * The GPU benchmark's Node side, bundled by bench/gpu/pack.sh into the carried extension's dist/
  * (bench-gpu.js) and driven by bench/gpu/run.sh; the GPU machine has no node_modules.
- *   bench-gpu.js row torch|webgpu|reference --json FILE [--python P] [--device cuda|cpu]
+ *   bench-gpu.js row torch|torch-rows|webgpu|reference --json FILE [--python P] [--device cuda|cpu]
  *       [--batches 64,256,1024] [--infer 256,1024] [--steps 20] [--reference PATH] [--allow-software-adapter]
+ *       [--patients 8]
+ * torch times steps on float batches already in memory (as the reference does); torch-rows times
+ * them as idc train runs them, from a synthetic patch cache the engine reads itself (Macenko, flips
+ * and rotation on the device), so the two rows show what the data path costs.
  *   bench-gpu.js report --dir WORKDIR
  * One row per process, so a native crash (Dawn, CUDA) costs one row, not the table. Steps are timed
  * as bench/train.ts times them (bench/rate.ts).
@@ -17,18 +21,23 @@ import { LocalTrainer, type Trainer, type TrainerOptions } from '../../src/core/
 import { TorchTrainer } from '../../src/core/train/torch-trainer';
 import type { EpochLog } from '../../src/core/train/checkpoint';
 import { rate, type Rate } from '../rate';
+import { syntheticCache } from '../synthetic-cache';
+import { defaultConfig } from '../../src/core/config';
+import { epochOrder } from '../../src/core/cache';
+import { drawAugmentation, geometryOn, stainJitterOn } from '../../src/core/train/augment';
+import { Rng } from '../../src/core/rng';
 
 /** A timed cell, or why that batch size failed (a buffer over the device's limits, say). */
 type Cell = Rate | { error: string };
 
 export interface Row {
-  kind: 'torch' | 'webgpu' | 'reference';
+  kind: (typeof ROW_KINDS)[number];
   name: string;
   train: Record<string, Cell>;
   infer: Record<string, Cell>;
 }
 
-const ROW_KINDS = ['torch', 'webgpu', 'reference'] as const;
+const ROW_KINDS = ['torch', 'torch-rows', 'webgpu', 'reference'] as const;
 const nums = (s: string, flag: string): number[] => s.split(',').map((v) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) usage(`${flag} takes positive integers separated by commas (got "${s}")`);
@@ -106,6 +115,7 @@ async function runRow(kind: (typeof ROW_KINDS)[number], v: Record<string, string
       await t.dispose();
     }
   }
+  if (kind === 'torch-rows') return cacheRows(python, device, batches, infer, steps, nums(String(v.patients ?? '8'), '--patients')[0]);
   // webgpu: the backend `engine.backend: "webgpu"` starts, on Dawn's high-performance adapter.
   const started = await initBackend('webgpu', { allowSoftwareAdapter: v['allow-software-adapter'] === true });
   const adapter = /Using webgpu \(WebGPU, ([^;]+);/.exec(started.summary)?.[1] ?? 'adapter unnamed';
@@ -115,6 +125,39 @@ async function runRow(kind: (typeof ROW_KINDS)[number], v: Record<string, string
     return { kind, name: `WebGPU (ours: engine.backend "webgpu"), Dawn on ${adapter}`, ...await timeTrainer(t, batches, infer, steps, 2) };
   } finally {
     await t.dispose();
+  }
+}
+
+/** Steps as idc train takes them: row numbers and augmentation draws in, the engine reads the cache. */
+async function cacheRows(python: string, device: string, batches: number[], infer: number[], steps: number, patients: number): Promise<Row> {
+  await initBackend('torch', { python });
+  const config = defaultConfig();
+  const cache = await syntheticCache(patients, config);
+  const t = await TorchTrainer.create({ ...OPTS, python, device });
+  try {
+    const reader = cache.train;
+    const opened = await t.openRows([reader]);
+    if (!opened.ok) throw new Error(`the engine cannot read the cache: ${opened.reason}`);
+    const aug = config.train.augment;
+    // Rows in epoch order, wrapping around: a small cache serves any batch size.
+    const order = epochOrder(reader.size, 1, 0);
+    let at = 0;
+    const next = (b: number) => Uint32Array.from({ length: b }, () => order[at++ % order.length]);
+    const rng = new Rng(1);
+    const out: Pick<Row, 'train' | 'infer'> = { train: {}, infer: {} };
+    const timed = (b: number, f: () => Promise<unknown>, w: number): Promise<Cell> =>
+      rate(b, f, w, steps).catch((e: unknown) => ({ error: String((e as Error)?.message ?? e).split('\n')[0] }));
+    for (const b of batches) {
+      out.train[b] = await timed(b, () => {
+        const indices = next(b);
+        return t.trainRows({ split: 'train', indices, y: Uint8Array.from(indices, (i) => reader.labels[i]), augment: drawAugmentation(b, aug, rng), geometry: geometryOn(aug), stain: stainJitterOn(aug) });
+      }, 3);
+    }
+    for (const b of infer) out.infer[b] = await timed(b, () => t.predictRows('train', next(b)), 1);
+    return { kind: 'torch-rows', name: `torch engine from the patch cache (as idc train runs it: ${reader.size} synthetic patches, cache ${opened.where}, Macenko, flips and rotation on ${t.info.device})`, ...out };
+  } finally {
+    await t.dispose();
+    cache.dispose();
   }
 }
 
@@ -241,7 +284,7 @@ async function main(): Promise<void> {
     args: rest,
     options: {
       json: { type: 'string' }, python: { type: 'string' }, device: { type: 'string' }, batches: { type: 'string' }, infer: { type: 'string' },
-      steps: { type: 'string' }, reference: { type: 'string' }, 'allow-software-adapter': { type: 'boolean' },
+      steps: { type: 'string' }, reference: { type: 'string' }, 'allow-software-adapter': { type: 'boolean' }, patients: { type: 'string' },
     },
   });
   if (!values.json) usage('row needs --json FILE');

@@ -4,7 +4,8 @@
 # bench/gpu/.carry on the build machine; carry that folder with the working tree.
 #
 # Prints, and writes to $OUT/gpu-bench.md when OUT is set, training and inference img/s of
-#   - our torch engine (what engine.backend "torch" trains with) on CUDA,
+#   - our torch engine (what engine.backend "torch" trains with) on CUDA, on batches in memory and
+#     from a patch cache it reads itself (as idc train runs it: Macenko, flips, rotation on the GPU),
 #   - WebGPU (Dawn on the NVIDIA Vulkan driver; the row says why when no Vulkan ICD is found),
 #   - ../shared/bench/torch_reference.py (the same CNN in plain PyTorch) on the same card,
 # then a 2-epoch `idc train --backend torch` on the full-scale synthetic archive (279 patients)
@@ -129,6 +130,7 @@ row() {  # row KIND LIMIT ARGS...: one throughput row in its own process
 # ------------------------------------------------------------------ throughput rows
 if [ "$DRY" = 1 ]; then SIZES=(--batches 16 --infer 32 --steps 2); else SIZES=(--batches 64,256,1024 --infer 256,1024 --steps 20); fi
 row torch 90 "${SIZES[@]}"
+row torch-rows 90 "${SIZES[@]}"
 if [ -n "$ICD_NOTE" ]; then
   echo "not run: $ICD_NOTE" > "$W/rows/webgpu.skipped"; log "row webgpu skipped: $ICD_NOTE"
 else
