@@ -135,6 +135,10 @@ test('a cache the engine cannot open is answered with the reason, and the engine
     const short = { ...moved, cacheDir: reader.cacheDir, size: reader.size + 1 } as CacheReader;
     const s = await torch.openRows([short]);
     assert.match(!s.ok ? s.reason : '', new RegExp(`holds ${reader.size} patches, expected ${reader.size + 1}`));
+    // A stain table of other rows (the cache was rebuilt): the engine must not apply it.
+    const stale = { ...moved, cacheDir: reader.cacheDir, stainNormalized: true, meta: { ...reader.meta, key: 'another-key' } } as CacheReader;
+    const t = await torch.openRows([stale]);
+    assert.match(!t.ok ? t.reason : '', /train\.stains\.json belongs to other rows/);
     await assert.rejects(torch.predictRows('train', Uint32Array.of(0)), /no cache split is open/);
     // Still alive for pixels.
     assert.equal((await torch.predict(new Float32Array(7500), 1)).length, 1);
