@@ -8,6 +8,7 @@ import { TorchTrainer } from '../src/core/train/torch-trainer';
 import { applyAugmentation, drawAugmentation, toFloat } from '../src/core/train/augment';
 import { prepareData, type PreparedData } from '../src/core/train/data';
 import { train } from '../src/core/train/train';
+import { evaluateModel } from '../src/core/evaluate/evaluate';
 import { Rng } from '../src/core/rng';
 import type { CacheReader } from '../src/core/cache';
 import { maxAbsDiff } from './helpers/batches';
@@ -182,4 +183,17 @@ test('when the engine cannot see the cache (another machine), training sends it 
   const run = JSON.parse(readFileSync(join(out, 'runs', 'hidden', 'run.json'), 'utf8')) as { backend: string; status: string };
   assert.equal(run.status, 'finished');
   assert.doesNotMatch(run.backend, /cache/);
+});
+
+test('with engine.backend "torch", evaluate scores our runs in the engine, as TF.js scores them', { skip }, async () => {
+  const cfg = macenko();
+  await train({ outputDir: out, config: cfg, runId: 'scored' });
+  const wasm = tinyTrainConfig((c) => { c.data.stainNormalization = 'macenko'; });
+  const a = await evaluateModel({ outputDir: out, config: wasm, runId: 'scored', split: 'val' });
+  assert.doesNotMatch(a.report.backend, /torch/);
+  const b = await evaluateModel({ outputDir: out, config: cfg, runId: 'scored', split: 'val' });
+  assert.match(b.report.backend, /^torch \(PyTorch .*, cpu, 1 thread\)$/);
+  assert.equal(b.predictions.length, a.predictions.length);
+  const d = maxAbsDiff(a.predictions.map((p) => p.score), b.predictions.map((p) => p.score));
+  assert.ok(d <= 1e-4, `scores differ by ${d}`);
 });

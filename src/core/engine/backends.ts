@@ -459,11 +459,13 @@ async function startTfjsSide(opts: InitOptions, hooks: BackendHooks): Promise<{ 
   }
 }
 
-function torchResult(side: { name: ConcreteBackend; probe?: BackendProbe }, torch: Omit<NonNullable<InitResult['torch']>, 'tfjs'>, skipped: string[], why: string): InitResult {
+function torchResult(side: { name: ConcreteBackend; probe?: BackendProbe }, torch: Omit<NonNullable<InitResult['torch']>, 'tfjs'>, skipped: string[], why: string, scoring = false): InitResult {
   const { setup, choice } = torch;
   const probe: BackendProbe = side.probe ?? { name: side.name, available: true, detail: describeSetup(setup) };
   const how = why || (setup.device !== 'cpu' ? ' (a GPU)' : '');
-  const summary = `Using torch (${describeSetup(setup)}, ${describeSource(choice)})${how}; TF.js (model files, evaluation, Grad-CAM) runs on ${side.name}.`
+  // A scoring job scores our runs in the engine (evaluate/ensemble.ts); a training job's later evaluation is its own job.
+  const tfjs = scoring ? `scoring our runs in the torch engine; TF.js (model files, other models, Grad-CAM) runs on ${side.name}` : `TF.js (model files, evaluation, Grad-CAM) runs on ${side.name}`;
+  const summary = `Using torch (${describeSetup(setup)}, ${describeSource(choice)})${how}; ${tfjs}.`
     + (skipped.length ? ` Skipped: ${skipped.join('; ')}.` : '');
   return { name: 'torch', probes: [probe], summary, torch: { ...torch, tfjs: side.name } };
 }
@@ -488,7 +490,7 @@ async function initTorch(opts: InitOptions, hooks: BackendHooks & TorchHooks): P
   const side = await startTfjsSide(opts, hooks);
   // On the CPU, say why there is no GPU when torch could have one (a CUDA build that sees none).
   const note = t.device === 'cpu' && t.gpuFix ? ` (no GPU: ${t.gpuReason}; ${t.gpuFix})` : '';
-  return torchResult(side, { choice, setup: t }, [], ` as configured${note}`);
+  return torchResult(side, { choice, setup: t }, [], ` as configured${note}`, opts.purpose !== 'train');
 }
 
 /** The torch engine as Select Backend lists it: usable or not, on which device, with which Python. */
@@ -516,8 +518,9 @@ export async function torchOption(opts: Pick<InitOptions, 'python' | 'editorPyth
  */
 export async function initBackendFor(config: IdcConfig, opts: Omit<InitOptions, 'python' | 'config'> = {}): Promise<InitResult> {
   const r = await initBackend(config.engine.backend, { ...opts, python: config.engine.python, config });
-  if (r.torch && opts.purpose === 'train') {
-    config.engine.backend = 'torch';
+  if (r.torch) {
+    // Scoring jobs too: their engine starts with the interpreter found here (the editor's, say).
+    if (opts.purpose === 'train') config.engine.backend = 'torch';
     config.engine.python = r.torch.choice.python;
   }
   return r;

@@ -80,11 +80,19 @@ export interface OpenModel {
   dispose(): Promise<void>;
 }
 
-/** Loads one member for scoring: our runs on their trainer (data-parallel on CPU backends), other models as loaded. */
-export async function openModel(source: ModelSource, thirdParty: boolean, backend: string): Promise<OpenModel> {
+/** The engine settings a job scores our runs with when its backend is torch (explicitly: auto never scores on torch). */
+export function scoringEngine(config: IdcConfig): IdcConfig['engine'] | undefined {
+  return config.engine.backend === 'torch' ? config.engine : undefined;
+}
+
+/**
+ * Loads one member for scoring: our runs on their trainer (data-parallel on CPU backends, the torch
+ * engine when `torch` is given), other models as loaded.
+ */
+export async function openModel(source: ModelSource, thirdParty: boolean, backend: string, torch?: IdcConfig['engine']): Promise<OpenModel> {
   const loaded = await loadModel(source.modelDir);
   const { positiveColumn } = checkModelShape(loaded, source.label);
-  const trainer = thirdParty ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded);
+  const trainer = thirdParty ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded, torch);
   if (trainer) {
     return { loaded, positiveColumn, backend: trainer.backend, score: (x, n) => trainer.predict(x, n), dispose: async () => { await trainer.dispose(); } };
   }

@@ -13,14 +13,14 @@ import { EvalContext, downsampleCurve, perPatient } from '../metrics';
 import { MANIFEST_FILE } from '../organize/organize';
 import { configForRun, prepareData, runData, type PreparedData } from '../train/data';
 import { listRuns, runsDir, predictSplit } from '../train/train';
-import { createTrainer, type Trainer } from '../train/trainer-factory';
+import { createTrainer, torchTrainer, type Trainer } from '../train/trainer-factory';
 import { loadModel } from '../train/model-io';
 import { foldForInference } from '../engine/model';
 import { describeCacheFailure, type CacheReader } from '../cache';
 import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
 import { withTta, type TtaMode } from './tta';
-import { accumulate, meanOf, openModel, resolveModels, seenPatients, setInputConfig } from './ensemble';
+import { accumulate, meanOf, openModel, resolveModels, scoringEngine, seenPatients, setInputConfig } from './ensemble';
 import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
 import type { EvalReport, ExternalInfo, OperatingPointRow, Prediction } from './types';
 
@@ -99,13 +99,16 @@ export function inputConfig(config: IdcConfig, source: { modelDir: string; runId
 /**
  * A trainer holding a run's final weights, built from the config the run trained with; undefined
  * when that config is missing or does not match the saved model (then the loaded model scores).
+ * With `torch` (the job's engine settings, when its backend is torch) it is a torch engine.
  */
-export async function trainerForRun(configFile: string, loaded: tfl.LayersModel): Promise<(Trainer & { backend: string }) | undefined> {
+export async function trainerForRun(configFile: string, loaded: tfl.LayersModel, torch?: IdcConfig['engine']): Promise<(Trainer & { backend: string }) | undefined> {
   if (!existsSync(configFile)) return undefined;
   let trainer: (Trainer & { backend: string }) | undefined;
   try {
     const runConfig = validateConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
-    trainer = await createTrainer(runConfig, { kind: 'bce', gamma: 0 });
+    trainer = torch
+      ? await torchTrainer({ ...runConfig, engine: { ...torch, torch: { ...torch.torch, processes: 1, nodes: 1 } } }, { kind: 'bce', gamma: 0 })
+      : await createTrainer(runConfig, { kind: 'bce', gamma: 0 });
     const weights = loaded.getWeights();
     if (weights.length !== trainer.weightSpecs.length || weights.some((w, i) => w.shape.join() !== trainer!.weightSpecs[i].shape.join())) {
       await trainer.dispose();
@@ -207,7 +210,7 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   let backendLabel = tf.getBackend();
   let valSeconds = 0;
   for (const [m, member] of set.members.entries()) {
-    const open = await openModel(member, Boolean(opts.modelPath), backendLabel);
+    const open = await openModel(member, Boolean(opts.modelPath), backendLabel, scoringEngine(config));
     loadedModels.push(open.loaded);
     backendLabel = open.backend;
     const of = set.members.length > 1 ? ` (model ${m + 1}/${set.members.length})` : '';

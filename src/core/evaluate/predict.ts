@@ -11,7 +11,7 @@ import type { Issue } from '../organize/layout';
 import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
 import { applyStainTable, stainTableOf } from '../cache/stains';
 import { preprocessor } from './evaluate';
-import { meanOf, openModel, resolveModels, setInputConfig } from './ensemble';
+import { meanOf, openModel, resolveModels, scoringEngine, setInputConfig } from './ensemble';
 import * as tf from '@tensorflow/tfjs-core';
 import { withTta } from './tta';
 import { writePredictions } from './predictions';
@@ -167,7 +167,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   // Members one after another: one model (and its worker threads) in memory at a time.
   const sum = new Float64Array(kept.length);
   for (const [m, source] of set.members.entries()) {
-    const member = await openModel(source, Boolean(opts.modelPath), tf.getBackend());
+    const member = await openModel(source, Boolean(opts.modelPath), tf.getBackend(), scoringEngine(opts.config));
     try {
       const score = withTta(member.score, opts.config.evaluate.tta);
       for (let start = 0; start < kept.length; start += bs) {

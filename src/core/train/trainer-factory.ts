@@ -16,10 +16,7 @@ export type { Trainer };
  */
 export async function createTrainer(config: IdcConfig, loss: LossOptions, purpose: 'train' | 'score' = 'score'): Promise<Trainer & { backend: string }> {
   const opts = { model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss };
-  if (purpose === 'train' && config.engine.backend === 'torch') {
-    const torch = await TorchTrainer.create({ ...opts, python: config.engine.python, threads: resolveThreads(config.engine.threads), torch: config.engine.torch });
-    return Object.assign(torch, { backend: torch.describe() });
-  }
+  if (purpose === 'train' && config.engine.backend === 'torch') return torchTrainer(config, loss);
   const backend = tf.getBackend();
   const threads = resolveThreads(config.engine.threads);
   const workerFile = defaultWorkerFile();
@@ -28,4 +25,14 @@ export async function createTrainer(config: IdcConfig, loss: LossOptions, purpos
     return Object.assign(parallel, { backend: `${backend}, ${parallel.threads} threads` });
   }
   return Object.assign(new LocalTrainer(opts), { backend });
+}
+
+/**
+ * A torch engine with config's model, Python and threads: for training, and for scoring a run when
+ * the job's own backend is torch (a run's config.json alone never starts Python: it may come from
+ * another machine).
+ */
+export async function torchTrainer(config: IdcConfig, loss: LossOptions): Promise<TorchTrainer & { backend: string }> {
+  const torch = await TorchTrainer.create({ model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss, python: config.engine.python, threads: resolveThreads(config.engine.threads), torch: config.engine.torch });
+  return Object.assign(torch, { backend: torch.describe() });
 }
