@@ -121,7 +121,7 @@ describe('auto for training: the ladder with torch', () => {
     assert.equal(r.torch?.calibration?.torchImagesPerSecond, 814);
     assert.deepEqual(m.calls, ['probe tensorflow-gpu', 'probeTorch', 'probe webgpu', 'probe tensorflow', 'probe wasm', 'activate wasm', 'calibrate']);
     assert.match(r.summary, /^Using torch \(PyTorch 1\.13\.0 on cpu, Python 3\.11\.2 at \/usr\/bin\/python3, found as python3 on PATH\) \(timed faster than wasm here: torch 814 img\/s, wasm \(2 threads\) 414 img\/s at batch 64; timed 2026-11-27, kept in \/cache\/idc-inspector\/torch-cpu-calibration\.json\)/);
-    assert.match(r.summary, /TF\.js \(model files, evaluation, Grad-CAM\) runs on wasm/);
+    assert.match(r.summary, /, which also scores our runs; TF\.js \(model files, other models, Grad-CAM\) runs on wasm/);
     assert.match(r.summary, /Skipped: tensorflow-gpu — tensorflow-gpu missing .*; torch on a GPU — PyTorch 1\.13\.0 is a CPU-only build and no GPU is visible \(Python 3\.11\.2 at \/usr\/bin\/python3, found as python3 on PATH\); webgpu — /);
   });
 

@@ -459,13 +459,12 @@ async function startTfjsSide(opts: InitOptions, hooks: BackendHooks): Promise<{ 
   }
 }
 
-function torchResult(side: { name: ConcreteBackend; probe?: BackendProbe }, torch: Omit<NonNullable<InitResult['torch']>, 'tfjs'>, skipped: string[], why: string, scoring = false): InitResult {
+function torchResult(side: { name: ConcreteBackend; probe?: BackendProbe }, torch: Omit<NonNullable<InitResult['torch']>, 'tfjs'>, skipped: string[], why: string): InitResult {
   const { setup, choice } = torch;
   const probe: BackendProbe = side.probe ?? { name: side.name, available: true, detail: describeSetup(setup) };
   const how = why || (setup.device !== 'cpu' ? ' (a GPU)' : '');
-  // A scoring job scores our runs in the engine (evaluate/ensemble.ts); a training job's later evaluation is its own job.
-  const tfjs = scoring ? `scoring our runs in the torch engine; TF.js (model files, other models, Grad-CAM) runs on ${side.name}` : `TF.js (model files, evaluation, Grad-CAM) runs on ${side.name}`;
-  const summary = `Using torch (${describeSetup(setup)}, ${describeSource(choice)})${how}; ${tfjs}.`
+  // Validation, cross-validation folds, evaluate and predict score our runs in the engine too (evaluate/ensemble.ts).
+  const summary = `Using torch (${describeSetup(setup)}, ${describeSource(choice)})${how}, which also scores our runs; TF.js (model files, other models, Grad-CAM) runs on ${side.name}.`
     + (skipped.length ? ` Skipped: ${skipped.join('; ')}.` : '');
   return { name: 'torch', probes: [probe], summary, torch: { ...torch, tfjs: side.name } };
 }
@@ -490,7 +489,7 @@ async function initTorch(opts: InitOptions, hooks: BackendHooks & TorchHooks): P
   const side = await startTfjsSide(opts, hooks);
   // On the CPU, say why there is no GPU when torch could have one (a CUDA build that sees none).
   const note = t.device === 'cpu' && t.gpuFix ? ` (no GPU: ${t.gpuReason}; ${t.gpuFix})` : '';
-  return torchResult(side, { choice, setup: t }, [], ` as configured${note}`, opts.purpose !== 'train');
+  return torchResult(side, { choice, setup: t }, [], ` as configured${note}`);
 }
 
 /** The torch engine as Select Backend lists it: usable or not, on which device, with which Python. */

@@ -80,7 +80,10 @@ export interface OpenModel {
   dispose(): Promise<void>;
 }
 
-/** The engine settings a job scores our runs with when its backend is torch (explicitly: auto never scores on torch). */
+/**
+ * The engine settings a job scores our runs with when its backend is torch: set so, or picked by auto
+ * for a job that trains (a cross-validation's folds); auto never starts Python only to score.
+ */
 export function scoringEngine(config: IdcConfig): IdcConfig['engine'] | undefined {
   return config.engine.backend === 'torch' ? config.engine : undefined;
 }
