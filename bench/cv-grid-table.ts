@@ -54,8 +54,10 @@ const label = (r: { recipe: string; tta: string }) => `${r.recipe.replace(/-/g, 
 for (const [name, r] of runs) {
   // Each recipe against the notebook's, and test-time augmentation against none, on the same seed.
   // The defaults' recipe also against the notebook's with the same stain setting.
+  // A batch-norm variant against the same recipe with the default momentum.
   const same = r.recipe.replace(/^defaults/, 'notebook');
-  const bases = [...new Set([`notebook-seed${r.seed}-${r.tta}`, `${same}-seed${r.seed}-${r.tta}`, `${r.recipe}-seed${r.seed}-none`])].filter((b) => b !== name && runs.has(b));
+  const bn = r.recipe.replace(/-bn\d+$/, '');
+  const bases = [...new Set([`notebook-seed${r.seed}-${r.tta}`, `${same}-seed${r.seed}-${r.tta}`, `${r.recipe}-seed${r.seed}-none`, `${bn}-seed${r.seed}-${r.tta}`])].filter((b) => b !== name && runs.has(b));
   for (const base of bases) {
     const [sa, sb] = [resampledAuc(name), resampledAuc(base)];
     const d = Array.from(sa, (x, i) => x - sb[i]).filter(Number.isFinite).sort((x, y) => x - y);
@@ -68,4 +70,23 @@ if (pairs.length) {
   console.log('\n| this | against | train seed | Δ pooled ROC AUC | paired 95% CI by patient | resamples where it is higher |');
   console.log('|---|---|---|---|---|---|');
   for (const p of pairs) console.log(p);
+}
+
+// At the working threshold (evaluate.threshold, 0.5): what a user who does not tune it gets.
+const at: string[] = [];
+for (const [name, r] of runs) {
+  const p = readPredictions(join(dir, name, 'predictions.csv'));
+  const t = r.m.threshold;
+  let tp = 0, fn = 0, tn = 0, fp = 0;
+  for (const q of p) {
+    const pos = q.score >= t;
+    if (q.label === 1) { if (pos) tp++; else fn++; } else if (pos) fp++; else tn++;
+  }
+  const sens = tp / (tp + fn), spec = tn / (tn + fp);
+  at.push(`| ${label(r)} | ${r.seed} | ${t} | ${f(sens)} | ${f(spec)} | ${f((sens + spec) / 2)} | ${f((tp + fp) / p.length)} (${f((tp + fn) / p.length)}) |`);
+}
+if (at.length) {
+  console.log('\n| recipe | train seed | threshold | sensitivity | specificity | balanced accuracy | predicted positive (true share) |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const a of at) console.log(a);
 }
