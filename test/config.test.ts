@@ -52,7 +52,7 @@ describe('schema and defaults', () => {
       synth: { patients: 24, seed: 1 },
       engine: { backend: 'auto', threads: 0, python: '', torch: { processes: 1, nodes: 1, masterAddress: '', masterPort: 0, timeoutSeconds: 300 } },
       data: { edgePatches: 'resize', cacheDir: '', stainNormalization: 'macenko' },
-      model: { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.5, l2: 0.01, bnMomentum: 0.99 },
+      model: { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.5, l2: 0.01, bnMomentum: 0.9 },
       train: {
         epochs: 20, batchSize: 64, learningRate: 0.001, loss: 'focal', focalGamma: 2, classWeights: 'balanced',
         augment: { flipHorizontal: true, flipVertical: true, rotate: 0.3, stainJitter: { scale: 0, shift: 0 } },

@@ -17,7 +17,7 @@ export interface IdcConfig {
   /** python: interpreter of the torch engine; empty = python3 on PATH. */
   engine: { backend: BackendName; threads: number; python: string; torch: TorchLaunchConfig };
   data: { edgePatches: 'resize' | 'pad' | 'skip'; cacheDir: string; stainNormalization: 'none' | 'macenko' };
-  model: { filters: number[]; dense: number[]; dropout: number; l2: number; /** Schema default 0.99; optional so older configs typed in code still fit. */ bnMomentum?: number };
+  model: { filters: number[]; dense: number[]; dropout: number; l2: number; /** Schema default 0.9; optional so older configs typed in code still fit. */ bnMomentum?: number };
   train: TrainConfig;
   evaluate: EvaluateConfig;
 }

@@ -25,7 +25,7 @@ export const DEFAULT_MODEL: Required<Omit<ModelOptions, 'seed'>> = {
   dense: [64, 64, 64],
   dropout: 0.5,
   l2: 0.01,
-  bnMomentum: 0.99,
+  bnMomentum: 0.9,
 };
 
 export const INPUT_SHAPE: [number, number, number] = [50, 50, 3];

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { IdcError } from '../errors';
-import { buildModel } from '../engine/model';
+import { buildModel, DEFAULT_MODEL } from '../engine/model';
 import type { TorchLaunchConfig } from '../config';
 import { TorchProcess, defaultPython, freePort, isDistributed, nodeCommand, type TorchInfo, type TorchLaunch } from '../engine/torch-engine';
 import { probeTorchSetup } from '../engine/torch-probe';
@@ -62,7 +62,7 @@ export class TorchTrainer implements Trainer, CacheRowTrainer {
       const m = opts.model;
       const { header } = await answered(engine, {
         op: 'init', specs: weightSpecsOf(model), lr: opts.learningRate, threads: opts.threads ?? 0, device: opts.device, timeout: launch?.timeoutSeconds,
-        model: { filters: m.filters ?? [32, 64, 128], dense: m.dense ?? [64, 64, 64], dropout: m.dropout ?? 0.5, l2: m.l2 ?? 0.01, bnMomentum: m.bnMomentum ?? 0.99, seed: m.seed ?? 0 },
+        model: { filters: m.filters ?? [32, 64, 128], dense: m.dense ?? [64, 64, 64], dropout: m.dropout ?? 0.5, l2: m.l2 ?? 0.01, bnMomentum: m.bnMomentum ?? DEFAULT_MODEL.bnMomentum, seed: m.seed ?? 0 },
         loss: { kind: opts.loss.kind, gamma: opts.loss.gamma, classWeights: opts.loss.classWeights ?? null },
       });
       joined = true;
