@@ -90,12 +90,12 @@ export function scoringEngine(config: IdcConfig): IdcConfig['engine'] | undefine
 
 /**
  * Loads one member for scoring: our runs on their trainer (data-parallel on CPU backends, the torch
- * engine when `torch` is given), other models as loaded.
+ * engine when `torchEngine` is given), other models as loaded.
  */
-export async function openModel(source: ModelSource, thirdParty: boolean, backend: string, torch?: IdcConfig['engine']): Promise<OpenModel> {
+export async function openModel(source: ModelSource, thirdParty: boolean, backend: string, torchEngine?: IdcConfig['engine']): Promise<OpenModel> {
   const loaded = await loadModel(source.modelDir);
   const { positiveColumn } = checkModelShape(loaded, source.label);
-  const trainer = thirdParty ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded, torch);
+  const trainer = thirdParty ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded, torchEngine);
   if (trainer) {
     return { loaded, positiveColumn, backend: trainer.backend, score: (x, n) => trainer.predict(x, n), dispose: async () => { await trainer.dispose(); } };
   }

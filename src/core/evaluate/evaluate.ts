@@ -99,15 +99,15 @@ export function inputConfig(config: IdcConfig, source: { modelDir: string; runId
 /**
  * A trainer holding a run's final weights, built from the config the run trained with; undefined
  * when that config is missing or does not match the saved model (then the loaded model scores).
- * With `torch` (the job's engine settings, when its backend is torch) it is a torch engine.
+ * With `torchEngine` (the job's engine settings, when its backend is torch) it is a torch engine.
  */
-export async function trainerForRun(configFile: string, loaded: tfl.LayersModel, torch?: IdcConfig['engine']): Promise<(Trainer & { backend: string }) | undefined> {
+export async function trainerForRun(configFile: string, loaded: tfl.LayersModel, torchEngine?: IdcConfig['engine']): Promise<(Trainer & { backend: string }) | undefined> {
   if (!existsSync(configFile)) return undefined;
   let trainer: (Trainer & { backend: string }) | undefined;
   try {
     const runConfig = validateConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
-    trainer = torch
-      ? await torchTrainer({ ...runConfig, engine: { ...torch, torch: { ...torch.torch, processes: 1, nodes: 1 } } }, { kind: 'bce', gamma: 0 })
+    trainer = torchEngine
+      ? await torchTrainer({ ...runConfig, engine: { ...torchEngine, torch: { ...torchEngine.torch, processes: 1, nodes: 1 } } }, { kind: 'bce', gamma: 0 })
       : await createTrainer(runConfig, { kind: 'bce', gamma: 0 });
     const weights = loaded.getWeights();
     if (weights.length !== trainer.weightSpecs.length || weights.some((w, i) => w.shape.join() !== trainer!.weightSpecs[i].shape.join())) {
