@@ -12,7 +12,7 @@ import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { defaultConfig } from '../src/core/config';
 import { TorchTrainer } from '../src/core/train/torch-trainer';
-import { augmentToFloat, drawAugmentation, geometryOn, stainJitterOn, AUGMENT_PARAMS } from '../src/core/train/augment';
+import { augmentToFloat, drawnAugmentation, AUGMENT_PARAMS } from '../src/core/train/augment';
 import { Rng } from '../src/core/rng';
 import { syntheticCache } from './synthetic-cache';
 import { initWasmBackend } from '../src/core/engine/wasm-kernels';
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
       const y = (idx: Uint32Array) => Uint8Array.from(idx, (i) => reader.labels[i]);
       const paths = [
         (idx: Uint32Array, rng: Rng, step: number) => pixels.trainStep(augmentToFloat(reader.readBatch(idx), idx.length, aug, rng, xf), y(idx), idx.length, step),
-        (idx: Uint32Array, rng: Rng, step: number) => engine.trainRows({ split: 'train', indices: idx, y: y(idx), augment: drawAugmentation(idx.length, aug, rng, drawn), geometry: geometryOn(aug), stain: stainJitterOn(aug) }, step),
+        (idx: Uint32Array, rng: Rng, step: number) => engine.trainRows({ split: 'train', indices: idx, y: y(idx), ...drawnAugmentation(idx.length, aug, rng, drawn) }, step),
       ];
       for (const [p, run] of paths.entries()) {
         const rng = new Rng(5);

@@ -24,7 +24,7 @@ import { rate, type Rate } from '../rate';
 import { syntheticCache } from '../synthetic-cache';
 import { defaultConfig } from '../../src/core/config';
 import { epochOrder } from '../../src/core/cache';
-import { drawAugmentation, geometryOn, stainJitterOn } from '../../src/core/train/augment';
+import { drawnAugmentation } from '../../src/core/train/augment';
 import { Rng } from '../../src/core/rng';
 
 /** A timed cell, or why that batch size failed (a buffer over the device's limits, say). */
@@ -150,7 +150,7 @@ async function cacheRows(python: string, device: string, batches: number[], infe
     for (const b of batches) {
       out.train[b] = await timed(b, () => {
         const indices = next(b);
-        return t.trainRows({ split: 'train', indices, y: Uint8Array.from(indices, (i) => reader.labels[i]), augment: drawAugmentation(b, aug, rng), geometry: geometryOn(aug), stain: stainJitterOn(aug) });
+        return t.trainRows({ split: 'train', indices, y: Uint8Array.from(indices, (i) => reader.labels[i]), ...drawnAugmentation(b, aug, rng) });
       }, 3);
     }
     for (const b of infer) out.infer[b] = await timed(b, () => t.predictRows('train', next(b)), 1);

@@ -29,11 +29,11 @@ function reflect(i: number, n: number): number {
  */
 export const AUGMENT_PARAMS = 9;
 
-export function geometryOn(opts: AugmentOptions): boolean {
+function geometryOn(opts: AugmentOptions): boolean {
   return opts.flipHorizontal || opts.flipVertical || opts.rotate > 0;
 }
 
-export function stainJitterOn(opts: AugmentOptions): boolean {
+function stainJitterOn(opts: AugmentOptions): boolean {
   return !!opts.stainJitter && (opts.stainJitter.scale > 0 || opts.stainJitter.shift > 0);
 }
 
@@ -49,6 +49,11 @@ export function drawAugmentation(n: number, opts: AugmentOptions, rng: Rng, out 
     out.set(d.beta, o + 6);
   }
   return out;
+}
+
+/** One batch's draws with the switches a trainer that applies them needs (CacheRowTrainer.trainRows). */
+export function drawnAugmentation(n: number, opts: AugmentOptions, rng: Rng, out = new Float64Array(n * AUGMENT_PARAMS)): { augment: Float64Array; geometry: boolean; stain: boolean } {
+  return { augment: drawAugmentation(n, opts, rng, out), geometry: geometryOn(opts), stain: stainJitterOn(opts) };
 }
 
 /**

@@ -11,7 +11,7 @@ import type { CacheFailure, CacheReader } from '../cache';
 import { rocAuc, confusionAt } from '../metrics/auc';
 import { EarlyStopping, ReduceLrOnPlateau } from './callbacks';
 import { sampleLoss, balancedClassWeights, type LossOptions } from './losses';
-import { AUGMENT_PARAMS, augmentToFloat, drawAugmentation, geometryOn, stainJitterOn, toFloat } from './augment';
+import { AUGMENT_PARAMS, augmentToFloat, drawnAugmentation, toFloat } from './augment';
 import { saveCheckpoint, loadCheckpoint, type CheckpointState, type EpochLog } from './checkpoint';
 import { createTrainer, type Trainer } from './trainer-factory';
 import { readsCacheRows, type CacheRowTrainer } from './trainer';
@@ -277,7 +277,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
         const n = b.y.length;
         const step = epoch * batchesPerEpoch + batch;
         const { loss: lossValue, probs } = rows
-          ? await rows.trainRows({ split: 'train', indices: b.indices, y: b.y, augment: drawAugmentation(n, t.augment, aug, drawn), geometry: geometryOn(t.augment), stain: stainJitterOn(t.augment) }, step)
+          ? await rows.trainRows({ split: 'train', indices: b.indices, y: b.y, ...drawnAugmentation(n, t.augment, aug, drawn) }, step)
           : await trainer.trainStep(augmentToFloat(b.x, n, t.augment, aug, xf), b.y, n, step);
         for (let i = 0; i < n; i++) { trainScores.push(probs[i]); trainLabels.push(b.y[i]); }
         lossSum += lossValue * n;

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { IdcConfig } from '../config';
-import { LocalTrainer, type Trainer } from './trainer';
+import { LocalTrainer, type Trainer, type TrainerOptions } from './trainer';
 import { ParallelTrainer, defaultWorkerFile, resolveThreads } from './parallel-trainer';
 import { TorchTrainer } from './torch-trainer';
 import type { LossOptions } from './losses';
@@ -15,7 +15,7 @@ export type { Trainer };
  * With engine.backend "torch", training (not scoring a finished run) goes to a PyTorch engine process.
  */
 export async function createTrainer(config: IdcConfig, loss: LossOptions, purpose: 'train' | 'score' = 'score'): Promise<Trainer & { backend: string }> {
-  const opts = { model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss };
+  const opts = trainerOptions(config, loss);
   if (purpose === 'train' && config.engine.backend === 'torch') return torchTrainer(config, loss);
   const backend = tf.getBackend();
   const threads = resolveThreads(config.engine.threads);
@@ -33,6 +33,10 @@ export async function createTrainer(config: IdcConfig, loss: LossOptions, purpos
  * another machine).
  */
 export async function torchTrainer(config: IdcConfig, loss: LossOptions): Promise<TorchTrainer & { backend: string }> {
-  const torch = await TorchTrainer.create({ model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss, python: config.engine.python, threads: resolveThreads(config.engine.threads), torch: config.engine.torch });
+  const torch = await TorchTrainer.create({ ...trainerOptions(config, loss), python: config.engine.python, threads: resolveThreads(config.engine.threads), torch: config.engine.torch });
   return Object.assign(torch, { backend: torch.describe() });
+}
+
+function trainerOptions(config: IdcConfig, loss: LossOptions): TrainerOptions {
+  return { model: { ...config.model, seed: config.train.seed }, learningRate: config.train.learningRate, loss };
 }
