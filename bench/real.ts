@@ -1,0 +1,104 @@
+/**
+ * npm run bench:real — the defaults (or any recipes) on real slides, scored on test patients the
+ * model never saw, with thresholds and temperature chosen on the validation patients.
+ *
+ * Reads the set that ../shared/data/idc-real/build.py lays out (IDC_REAL_DIR), organizes and splits
+ * it with the defaults, trains each recipe for each seed, evaluates it and prints one table.
+ * Resumable: finished results are kept, an interrupted training run resumes.
+ *
+ * Environment:
+ *   IDC_REAL_DIR      the built set (required; default ~/.cache/idc-real)
+ *   IDC_REAL_SEEDS    training seeds, default "1 2 3"
+ *   IDC_REAL_RECIPES  names from bench/real-recipes.ts, default "defaults"
+ *   IDC_REAL_BACKEND  engine.backend, default auto
+ *   IDC_REAL_PYTHON   engine.python for the torch engine (default /usr/bin/python3 when present)
+ *   IDC_REAL_WORK     work folder, default .idc-real
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { RECIPES } from './real-recipes';
+import { printRealTable } from './real-table';
+
+const here = resolve(import.meta.dirname, '..');
+const cli = join(here, 'dist', 'cli.js');
+const data = resolve(process.env.IDC_REAL_DIR ?? join(homedir(), '.cache', 'idc-real'));
+const seeds = (process.env.IDC_REAL_SEEDS ?? '1 2 3').split(/[\s,]+/).filter(Boolean).map(Number);
+const recipes = (process.env.IDC_REAL_RECIPES ?? 'defaults').split(/[\s,]+/).filter(Boolean);
+const backend = process.env.IDC_REAL_BACKEND ?? 'auto';
+const python = process.env.IDC_REAL_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : '');
+const work = resolve(process.env.IDC_REAL_WORK ?? join(here, '.idc-real'));
+
+function die(message: string): never {
+  console.error(message);
+  process.exit(1);
+}
+
+if (!existsSync(cli)) die(`${cli} is missing: run "npm run build" first.`);
+const patients = existsSync(data) ? readdirCount(data) : 0;
+if (patients === 0) {
+  die(`No real set in ${data} (IDC_REAL_DIR).
+Build it once (about 10 s, 370 MB; see ../shared/data/idc-real/README.md):
+  1. fetch the four repositories it names (the search tool's fetch, or git clone);
+  2. python3 ../shared/data/idc-real/build.py ${data} --mirror <folder holding the OWNER+NAME clones>
+Then rerun: IDC_REAL_DIR=${data} npm run bench:real`);
+}
+for (const r of recipes) if (!RECIPES[r]) die(`Unknown recipe "${r}" in IDC_REAL_RECIPES; known: ${Object.keys(RECIPES).join(', ')}.`);
+if (seeds.some((s) => !Number.isInteger(s))) die(`IDC_REAL_SEEDS must be integers (got "${process.env.IDC_REAL_SEEDS}").`);
+
+function readdirCount(dir: string): number {
+  try { return readdirSync(dir).filter((n) => /^\d+$/.test(n)).length; } catch { return 0; }
+}
+
+function idc(args: string[], config?: string): void {
+  const full = [cli, ...args, ...(config ? ['-c', config] : []), '-q'];
+  console.log(`$ idc ${args.join(' ')}${config ? ` -c ${config}` : ''}`);
+  const r = spawnSync(process.execPath, full, { cwd: work, stdio: 'inherit' });
+  if (r.status !== 0) die(`idc ${args[0]} failed (exit ${r.status ?? r.signal}); rerun to resume.`);
+}
+
+mkdirSync(join(work, 'results'), { recursive: true });
+mkdirSync(join(work, 'configs'), { recursive: true });
+const out = join(work, 'out');
+// Organize and split once, with the defaults: every recipe and seed sees the same patients.
+if (!existsSync(join(out, 'manifest.csv'))) idc(['organize', data, '--out', out]);
+if (!existsSync(join(out, 'split.json'))) idc(['split', '--out', out]);
+
+for (const seed of seeds) {
+  for (const name of recipes) {
+    const id = `${name}-seed${seed}`;
+    const result = join(work, 'results', id);
+    if (existsSync(join(result, 'metrics.json'))) { console.log(`${id}: done, kept.`); continue; }
+    const recipe = RECIPES[name];
+    const config = join(work, 'configs', `${id}.json`);
+    const tmp = join(work, 'configs', 'init');
+    mkdirSync(tmp, { recursive: true });
+    const init = spawnSync(process.execPath, [cli, 'config', 'init', '--force', ...(recipe.preset ? ['--preset', recipe.preset] : [])], { cwd: tmp });
+    if (init.status !== 0) die(`idc config init failed: ${init.stderr}`);
+    const c = JSON.parse(readFileSync(join(tmp, 'idc.config.json'), 'utf8'));
+    recipe.patch(c);
+    c.paths.output = out;
+    c.engine.backend = backend;
+    if (python) c.engine.python = python;
+    c.train.seed = seed;
+    // Thresholds on validation patients: Youden's J and recall >= 0.90; temperature fitted there too.
+    c.evaluate.recallTarget = 0.9;
+    c.evaluate.calibration = 'temperature';
+    writeFileSync(config, JSON.stringify(c, null, 2));
+
+    const runJson = join(out, 'runs', id, 'run.json');
+    const status = existsSync(runJson) ? (JSON.parse(readFileSync(runJson, 'utf8')) as { status: string }).status : undefined;
+    if (status !== 'finished') idc(['train', '--run', id, ...(status ? ['--resume'] : [])], config);
+    idc(['evaluate', '--run', id], config);
+    mkdirSync(result, { recursive: true });
+    copyFileSync(join(out, 'runs', id, 'history.jsonl'), join(result, 'history.jsonl'));
+    const run = JSON.parse(readFileSync(runJson, 'utf8')) as { backend: string; epochs: number; bestEpoch?: number };
+    // Wall time across resumes: the epochs' own durations (history) plus the evaluation.
+    const trainSeconds = readFileSync(join(result, 'history.jsonl'), 'utf8').split('\n').filter(Boolean).reduce((s, l) => s + (JSON.parse(l) as { seconds: number }).seconds, 0);
+    writeFileSync(join(result, 'run.json'), JSON.stringify({ recipe: name, seed, backend: run.backend, epochs: run.epochs, bestEpoch: run.bestEpoch, trainSeconds, config: c }, null, 2));
+    // metrics.json last: its presence marks the result done.
+    for (const f of ['predictions.csv', 'metrics.json']) copyFileSync(join(out, 'evals', id, 'test', f), join(result, f));
+  }
+}
+printRealTable(join(work, 'results'));
