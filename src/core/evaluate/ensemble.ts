@@ -10,6 +10,7 @@ import { listRuns } from '../train/train';
 import { readSplit } from '../split';
 import { foldRunId, readCvDefinition } from '../cv/read';
 import { checkModelShape, inputConfig, modelScorer, resolveModelSource, trainerForRun } from './evaluate';
+import { withTta, type TtaMode } from './tta';
 
 export type ModelSource = ReturnType<typeof resolveModelSource>;
 
@@ -75,8 +76,10 @@ export interface OpenModel {
   loaded: tfl.LayersModel;
   positiveColumn: number;
   backend: string;
-  /** Probabilities of n preprocessed patches. */
+  /** Probabilities of n preprocessed patches (with test-time augmentation when asked for). */
   score: (x: Float32Array, n: number) => Promise<Float32Array>;
+  /** Throws when any score so far was NaN or infinite; call once the model has scored everything. */
+  checkScores(): void;
   dispose(): Promise<void>;
 }
 
@@ -92,19 +95,48 @@ export function scoringEngine(config: IdcConfig): IdcConfig['engine'] | undefine
  * Loads one member for scoring: our runs on their trainer (data-parallel on CPU backends, the torch
  * engine when `torchEngine` is given), other models as loaded.
  */
-export async function openModel(source: ModelSource, thirdParty: boolean, backend: string, torchEngine?: IdcConfig['engine']): Promise<OpenModel> {
+export async function openModel(source: ModelSource, thirdParty: boolean, backend: string, torchEngine?: IdcConfig['engine'], tta: TtaMode = 'none'): Promise<OpenModel> {
   const loaded = await loadModel(source.modelDir);
   const { positiveColumn } = checkModelShape(loaded, source.label);
   const trainer = thirdParty ? undefined : await trainerForRun(join(dirname(source.modelDir), 'config.json'), loaded, torchEngine);
   if (trainer) {
-    return { loaded, positiveColumn, backend: trainer.backend, score: (x, n) => trainer.predict(x, n), dispose: async () => { await trainer.dispose(); } };
+    const guard = finiteGuard(source, withTta((x, n) => trainer.predict(x, n), tta));
+    return { loaded, positiveColumn, backend: trainer.backend, ...guard, dispose: async () => { await trainer.dispose(); } };
   }
   // Our own models run faster with batch norm folded into the convolutions; others run as they are.
   let model = loaded;
   if (!thirdParty) {
     try { model = foldForInference(loaded); } catch { model = loaded; }
   }
-  return { loaded, positiveColumn, backend, score: modelScorer(model, positiveColumn), dispose: async () => { if (model !== loaded) model.dispose(); } };
+  const guard = finiteGuard(source, withTta(modelScorer(model, positiveColumn), tta));
+  return { loaded, positiveColumn, backend, ...guard, dispose: async () => { if (model !== loaded) model.dispose(); } };
+}
+
+/**
+ * Counts the NaN and infinite scores a model gives (per patch, after test-time augmentation): every
+ * scorer of evaluate, predict, external evaluation and cross-validation comes through here, so a
+ * model with non-finite weights is refused in one place rather than crashing the metrics later.
+ */
+function finiteGuard(source: ModelSource, score: OpenModel['score']): Pick<OpenModel, 'score' | 'checkScores'> {
+  let n = 0, nan = 0, inf = 0;
+  return {
+    score: async (x, count) => {
+      const p = await score(x, count);
+      for (let i = 0; i < count; i++) if (!Number.isFinite(p[i])) { if (Number.isNaN(p[i])) nan++; else inf++; }
+      n += count;
+      return p;
+    },
+    checkScores: () => {
+      if (!nan && !inf) return;
+      const which = source.runId ? `The model of run ${source.runId} (${source.modelDir})` : `The model at ${source.label}`;
+      const kinds = [nan && `${nan} NaN`, inf && `${inf} infinite`].filter(Boolean).join(', ');
+      throw new IdcError(`${which} gave non-finite scores: ${nan + inf} of ${n} scores are NaN or infinite (${kinds}).`,
+        source.runId
+          ? "The model's weights are not finite (training diverged, or the file is damaged): retrain it (a lower train.learningRate, or train.earlyStopping.restoreBestWeights to keep the best epoch's weights), or score with another run (--run <id>)."
+          : "The model's weights are not finite (a diverged training, or a damaged export): export it again from a good checkpoint, or pick another model.",
+        'NON_FINITE_SCORES');
+    },
+  };
 }
 
 /** Adds `p` into the running sum `into` (float64, so the mean does not depend on member order beyond rounding). */

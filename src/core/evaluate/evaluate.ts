@@ -210,18 +210,19 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   let backendLabel = tf.getBackend();
   let valSeconds = 0;
   for (const [m, member] of set.members.entries()) {
-    const open = await openModel(member, Boolean(opts.modelPath), backendLabel, scoringEngine(config));
+    const open = await openModel(member, Boolean(opts.modelPath), backendLabel, scoringEngine(config), ev.tta);
     loadedModels.push(open.loaded);
     backendLabel = open.backend;
     const of = set.members.length > 1 ? ` (model ${m + 1}/${set.members.length})` : '';
     try {
-      accumulate(sum, await scoreSplit(open.score, reader, { batchSize: ev.batchSize, preprocess, tta: ev.tta, signal: opts.signal, onBatch: (done) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}${of}`, done, total: reader.size, unit: 'img' }) }));
+      accumulate(sum, await scoreSplit(open.score, reader, { batchSize: ev.batchSize, preprocess, signal: opts.signal, onBatch: (done) => tick({ phase: 'evaluate.predict', label: `Scoring ${split}${of}`, done, total: reader.size, unit: 'img' }) }));
       if (valReader && valSum) {
         // The validation patients choose the thresholds (and the temperature) applied to these ones, as in deployment.
         const tv = performance.now();
-        accumulate(valSum, await scoreSplit(open.score, valReader, { batchSize: ev.batchSize, preprocess, tta: ev.tta, signal: opts.signal, onBatch: (done) => tick({ phase: 'evaluate.predict', label: `Scoring val (thresholds, calibration)${of}`, done, total: valReader.size, unit: 'img' }) }));
+        accumulate(valSum, await scoreSplit(open.score, valReader, { batchSize: ev.batchSize, preprocess, signal: opts.signal, onBatch: (done) => tick({ phase: 'evaluate.predict', label: `Scoring val (thresholds, calibration)${of}`, done, total: valReader.size, unit: 'img' }) }));
         valSeconds += (performance.now() - tv) / 1000;
       }
+      open.checkScores();
     } finally {
       await open.dispose();
     }

@@ -13,7 +13,6 @@ import { applyStainTable, stainTableOf } from '../cache/stains';
 import { preprocessor } from './evaluate';
 import { meanOf, openModel, resolveModels, scoringEngine, setInputConfig } from './ensemble';
 import * as tf from '@tensorflow/tfjs-core';
-import { withTta } from './tta';
 import { writePredictions } from './predictions';
 import { writeSlideMaps } from './visuals';
 import type { Prediction } from './types';
@@ -167,17 +166,17 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   // Members one after another: one model (and its worker threads) in memory at a time.
   const sum = new Float64Array(kept.length);
   for (const [m, source] of set.members.entries()) {
-    const member = await openModel(source, Boolean(opts.modelPath), tf.getBackend(), scoringEngine(opts.config));
+    const member = await openModel(source, Boolean(opts.modelPath), tf.getBackend(), scoringEngine(opts.config), opts.config.evaluate.tta);
     try {
-      const score = withTta(member.score, opts.config.evaluate.tta);
       for (let start = 0; start < kept.length; start += bs) {
         await cancellationPoint(opts.signal);
         const n = Math.min(bs, kept.length - start);
         for (let i = 0; i < n * 7500; i++) xf[i] = scale(input[start * PATCH_BYTES + i]);
-        const p = await score(xf, n);
+        const p = await member.score(xf, n);
         for (let i = 0; i < n; i++) sum[start + i] += p[i];
         tick({ phase: 'predict.score', label: set.members.length > 1 ? `Scoring with model ${m + 1}/${set.members.length}` : 'Scoring', done: start + n, total: kept.length, unit: 'img' });
       }
+      member.checkScores();
     } finally {
       await member.dispose();
       member.loaded.dispose();
