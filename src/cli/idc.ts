@@ -177,7 +177,7 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       const runs = runsFlag(v.run);
       const { predictFolder } = await import('../core/evaluate/predict');
       await startBackend(ctx);
-      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), config: ctx.config, ...runs, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
+      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, ...runs, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
       ctx.bar.finish();
       if (r.stainNormalization === 'macenko') ctx.out('Inputs stain-normalized per slide (Macenko), each patient from its own patches in the folder, as the run was trained.');
       ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);

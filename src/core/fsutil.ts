@@ -1,5 +1,5 @@
-import { promises as fsp, appendFileSync, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync, existsSync, fstatSync, readSync, constants, type Stats } from 'node:fs';
-import { dirname, basename, join, resolve } from 'node:path';
+import { promises as fsp, appendFileSync, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync, statSync, existsSync, fstatSync, readSync, lstatSync, readlinkSync, realpathSync, constants, type Stats } from 'node:fs';
+import { dirname, basename, join, resolve, relative, isAbsolute, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IdcError } from './errors';
 
@@ -171,4 +171,34 @@ export function readRegularFileSync(file: string, maxBytes = MAX_PATCH_BYTES, sc
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The real path of `p`, which may not exist yet: the real path of its nearest existing ancestor
+ * plus the rest (a dangling symbolic link is followed to where it points).
+ */
+export function realPathOf(p: string, depth = 0): string {
+  const rest: string[] = [];
+  for (let head = p; ; head = dirname(head)) {
+    try {
+      return join(realpathSync(head), ...rest);
+    } catch {
+      let link: string | undefined;
+      try { if (lstatSync(head).isSymbolicLink()) link = readlinkSync(head); } catch { /* missing: go up */ }
+      if (link !== undefined && depth < 40) return join(realPathOf(resolve(dirname(head), link), depth + 1), ...rest);
+      if (dirname(head) === head) return p;
+      rest.unshift(basename(head));
+    }
+  }
+}
+
+/**
+ * Whether `p` (which may not exist yet) is the folder `dir` itself or lies inside it, by real paths,
+ * so that a symbolic link (to `dir`, or into it) can't hide where output goes.
+ */
+export function placeIn(dir: string, p: string): 'same' | 'inside' | undefined {
+  const rel = relative(realPathOf(dir), realPathOf(p));
+  if (rel === '') return 'same';
+  // ".." only as a whole segment: "..out" is a folder inside.
+  return rel.split(sep)[0] !== '..' && !isAbsolute(rel) ? 'inside' : undefined;
 }

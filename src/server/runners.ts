@@ -141,7 +141,7 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       const { predictFolder } = await import('../core/evaluate/predict');
       await useBackend(ctx);
       const r = await predictFolder({
-        folder: resolve(ctx.folder, req.patches), outputDir: ctx.outputDir, config: ctx.config, runId: req.runId,
+        folder: resolve(ctx.folder, req.patches), outputDir: ctx.outputDir, archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, runId: req.runId,
         modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
       });
       const lines = [`Scored ${r.predictions.length} patches (${r.skipped.length} skipped) at threshold ${ctx.config.evaluate.threshold}:`];

@@ -1,7 +1,7 @@
 import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { IdcError, isIdcError, throwIfCancelled, cancellationPoint } from '../errors';
-import { mkdirpOrExplain, readRegularFileSync, wrapWriteError, writeJsonAtomic } from '../fsutil';
+import { mkdirpOrExplain, placeIn, readRegularFileSync, wrapWriteError, writeJsonAtomic } from '../fsutil';
 import { withDirLock } from '../run-lock';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { IdcConfig } from '../config';
@@ -25,6 +25,8 @@ export interface PredictOptions {
   /** Several runs (or a cross-validation's id as runId): their mean probability scores. */
   runIds?: string[];
   modelPath?: string;
+  /** The workspace's raw archive (paths.archive, resolved): never written into. */
+  archive?: string;
   onProgress?: ProgressSink;
   signal?: AbortSignal;
 }
@@ -54,6 +56,7 @@ export interface PredictResult {
  * or without the `_class<C>` suffix. A class in the name is kept as the label but not required.
  */
 export async function predictFolder(opts: PredictOptions): Promise<PredictResult> {
+  refuseOutputInside(opts.outputDir, folderToScore(resolve(opts.folder)), opts.archive);
   const dir = predictionsDir(opts.outputDir, resolve(opts.folder));
   // One job per predictions folder: two would mix their predictions and slide maps.
   return withDirLock(dir, `predictions folder ${relative(opts.outputDir, dir)}`, () => predictLocked(opts));
@@ -105,6 +108,24 @@ function predictionsOwner(dir: string): string | undefined {
     try { return realpathSync(folder); } catch { return folder; }
   }
   return undefined;
+}
+
+/**
+ * Before anything is written: the output folder must lie outside the raw archive (never written to)
+ * and outside the folder being scored (its slide maps would be read back as patches next time).
+ */
+function refuseOutputInside(outputDir: string, folder: string, archive: string | undefined): void {
+  const out = resolve(outputDir);
+  const where = archive === undefined ? undefined : placeIn(archive, out);
+  if (where) {
+    throw new IdcError(where === 'same' ? `The output folder ${out} is the archive itself.` : `The output folder ${out} is inside the archive ${resolve(archive!)}.`,
+      'Choose an output folder outside the raw archive (--out or paths.output): the archive is never written to.', 'OUT_IN_ARCHIVE');
+  }
+  const inFolder = placeIn(folder, out);
+  if (inFolder) {
+    throw new IdcError(inFolder === 'same' ? `The output folder ${out} is the folder it scores.` : `The output folder ${out} is inside the folder it scores, ${folder}.`,
+      'Choose an output folder outside it (--out or paths.output): predict writes slide maps and CSVs there, and the next run would read them back as patches.', 'OUT_IN_SCORED_FOLDER');
+  }
 }
 
 /** The folder of patches to score, as its real path. */

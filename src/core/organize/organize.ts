@@ -1,8 +1,8 @@
-import { existsSync, statSync, lstatSync, realpathSync, readlinkSync, rmSync, readFileSync, linkSync, copyFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve, relative, isAbsolute, dirname, basename, sep } from 'node:path';
+import { existsSync, statSync, rmSync, readFileSync, linkSync, copyFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { IdcError, throwIfCancelled } from '../errors';
-import { writeJsonAtomic, readJsonIfExists, writeFileAtomic, mkdirpOrExplain, appendFileSyncExplained, wrapWriteError } from '../fsutil';
+import { writeJsonAtomic, readJsonIfExists, writeFileAtomic, mkdirpOrExplain, appendFileSyncExplained, wrapWriteError, placeIn } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import { manifestHash, formatManifest, readManifest, type ManifestRow } from '../manifest';
 import { checkUnit, zipUnitReader, type Candidate, type UnitRecord } from './check-unit';
@@ -199,11 +199,9 @@ async function openArchive(archive: string, out: string): Promise<ArchiveListing
     throw new IdcError(`Cannot read the archive at ${archive}: ${describeFsError(e)}`, 'Check the path and its permissions.', 'ARCHIVE_UNREADABLE');
   }
   if (st.isDirectory()) {
-    // Real paths, so that a symbolic link (to the archive, or into it) can't hide where output goes.
-    const rel = relative(realPathOf(archive), realPathOf(out));
-    if (rel === '') throw new IdcError('The output folder is the archive folder itself.', 'Choose an output folder outside the raw archive (--out or paths.output): the archive is never written to.', 'OUT_IN_ARCHIVE');
-    // ".." only as a whole segment: "..out" is a folder inside.
-    if (rel.split(sep)[0] !== '..' && !isAbsolute(rel)) {
+    const place = placeIn(archive, out);
+    if (place === 'same') throw new IdcError('The output folder is the archive folder itself.', 'Choose an output folder outside the raw archive (--out or paths.output): the archive is never written to.', 'OUT_IN_ARCHIVE');
+    if (place === 'inside') {
       throw new IdcError(`The output folder ${out} is inside the archive ${archive}.`, 'Choose an output folder outside the raw archive (--out or paths.output): the archive is never written to.', 'OUT_IN_ARCHIVE');
     }
     return listDirectory(archive);
@@ -216,25 +214,6 @@ async function openArchive(archive: string, out: string): Promise<ArchiveListing
     }
   }
   throw new IdcError(`${archive} is neither a folder nor a .zip file.`, 'Point at the unpacked archive folder or the downloaded .zip.', 'BAD_ARCHIVE');
-}
-
-/**
- * The real path of `p`, which may not exist yet: the real path of its nearest existing ancestor
- * plus the rest (a dangling symbolic link is followed to where it points).
- */
-function realPathOf(p: string, depth = 0): string {
-  const rest: string[] = [];
-  for (let head = p; ; head = dirname(head)) {
-    try {
-      return join(realpathSync(head), ...rest);
-    } catch {
-      let link: string | undefined;
-      try { if (lstatSync(head).isSymbolicLink()) link = readlinkSync(head); } catch { /* missing: go up */ }
-      if (link !== undefined && depth < 40) return join(realPathOf(resolve(dirname(head), link), depth + 1), ...rest);
-      if (dirname(head) === head) return p;
-      rest.unshift(basename(head));
-    }
-  }
 }
 
 export function comparePatients(a: string, b: string): number {
