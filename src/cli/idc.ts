@@ -18,6 +18,9 @@ import { ProgressBar, formatDuration } from './progress-bar';
 
 const SPLIT_FILE = 'split.json';
 
+/** --stain-normalization: how a model without a run config gets its patches (checked against the schema like every flag). */
+type StainFlag = IdcConfig['data']['stainNormalization'] | undefined;
+
 interface Context {
   loaded: LoadedConfig;
   config: IdcConfig;
@@ -42,10 +45,11 @@ Usage:
   idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
   idc evaluate [--run <id>[,<id>…] | --model <model.json>] [--split test|val|train | --archive <dir or .zip>] [--out <dir>]
                                                (--archive: score every patch of another labelled archive)
+                                               [--stain-normalization none|macenko]: a --model's inputs (default: as scanned)
   idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
   idc cv [--folds 5] [--seed S] [--id NAME] [--epochs N] [--out <dir>]   cross-validation by patient (resumable)
   idc report [--run <id> | --cv <id>] [--file report.html] [--out <dir>]   one self-contained HTML file
-  idc predict <folder> [--run <id>[,<id>…] | --model <model.json>]    score unlabelled patches
+  idc predict <folder> [--run <id>[,<id>…] | --model <model.json>] [--stain-normalization none|macenko]   score unlabelled patches
   idc config init [--preset notebook]          write a default ${CONFIG_FILE_NAME} here (or the reference notebook's recipe)
 
 Options for every command:
@@ -147,8 +151,8 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     },
   },
   evaluate: {
-    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, split: { type: 'string' }, backend: { type: 'string' }, archive: { type: 'string' } },
-    overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined } }),
+    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, split: { type: 'string' }, backend: { type: 'string' }, archive: { type: 'string' }, 'stain-normalization': { type: 'string' } },
+    overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, evaluate: { split: v.split as 'test' | 'val' | 'train' | undefined }, data: { stainNormalization: v['stain-normalization'] as StainFlag } }),
     run: async (v, _pos, ctx) => {
       if (v.archive !== undefined && v.split !== undefined) usage('--split does not go with --archive: every patient of the external archive is scored.');
       await runEvaluate(outputDir(ctx, v), ctx, { ...runsFlag(v.run), modelPath: v.model as string | undefined, archive: v.archive as string | undefined });
@@ -170,16 +174,16 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
     },
   },
   predict: {
-    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' } },
-    overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined } }),
+    options: { out: { type: 'string', short: 'o' }, run: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' }, 'stain-normalization': { type: 'string' } },
+    overrides: (v) => ({ paths: { output: v.out as string | undefined }, engine: { backend: v.backend as BackendName | undefined }, data: { stainNormalization: v['stain-normalization'] as StainFlag } }),
     run: async (v, pos, ctx) => {
       const folder = pos[0] ?? usage('idc predict needs the folder of patches to score, e.g. "idc predict new-patient/".');
       const runs = runsFlag(v.run);
       const { predictFolder } = await import('../core/evaluate/predict');
       await startBackend(ctx);
-      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, ...runs, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
+      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, explicit: ctx.loaded.explicit, ...runs, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
       ctx.bar.finish();
-      if (r.stainNormalization === 'macenko') ctx.out('Inputs stain-normalized per slide (Macenko), each patient from its own patches in the folder, as the run was trained.');
+      ctx.out(`Inputs: ${r.stainNormalizationReason}${r.stainNormalization === 'macenko' ? ' (each patient normalized from its own patches in the folder)' : ''}.`);
       ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);
       for (const p of r.patients) ctx.out(`  patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive (${((100 * p.predictedPositive) / p.n).toFixed(1)}%), mean score ${p.meanScore.toFixed(3)}`);
       // Unreadable patches are warnings, each named; other skipped files (not patches) in brief.
@@ -236,9 +240,9 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; r
   const cacheDir = cacheDirOf(ctx);
   const { archive, ...model } = which;
   const ext = archive !== undefined
-    ? await (await import('../core/evaluate/external')).evaluateExternal({ outputDir: out, config: ctx.config, cacheDir, ...model, archive, onProgress: ctx.bar.sink, signal: ctx.signal })
+    ? await (await import('../core/evaluate/external')).evaluateExternal({ outputDir: out, config: ctx.config, explicit: ctx.loaded.explicit, cacheDir, ...model, archive, onProgress: ctx.bar.sink, signal: ctx.signal })
     : undefined;
-  const r = ext ?? await evaluateModel({ outputDir: out, config: ctx.config, cacheDir, ...model, onProgress: ctx.bar.sink, signal: ctx.signal });
+  const r = ext ?? await evaluateModel({ outputDir: out, config: ctx.config, explicit: ctx.loaded.explicit, cacheDir, ...model, onProgress: ctx.bar.sink, signal: ctx.signal });
   ctx.bar.finish();
   if (ext) ctx.out(`External archive ${ext.info.archive}: ${ext.report.n} patches from ${ext.info.patients} patients, organized read-only into ${ext.dataDir}`);
   const m = r.report;
@@ -246,7 +250,6 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; r
   ctx.out(`Evaluated ${m.model} on ${m.split}: ${m.n} patches (${m.positives} positive) in ${formatDuration(m.seconds)} (${Math.round(m.imagesPerSecond)} img/s)`);
   const { evalSummaryLines, operatingPointLines } = await import('../core/evaluate/summary');
   for (const line of evalSummaryLines(m)) ctx.out(line);
-  if (m.stainNormalization === 'macenko') ctx.out(`  inputs stain-normalized per slide (Macenko), as ${m.runId ? `run ${m.runId} was trained` : 'the config says'}`);
   for (const w of m.warnings) ctx.out(`  warning: ${w}`);
   for (const line of operatingPointLines(m)) ctx.out(line);
   const worst = m.patients.slice(0, 5).map((p) => `${p.patient} (FN ${p.falseNegatives}, recall ${f(p.recall, 2)}, AUC ${f(p.auc, 2)})`).join(', ');
@@ -377,7 +380,7 @@ function ratiosFlag(v: unknown): [number, number, number] | undefined {
 const FLAG_OF_FIELD: Record<string, string> = {
   'paths.output': 'out', 'organize.materialize': 'materialize', 'split.ratios': 'ratios', 'split.seed': 'seed', 'split.stratify': 'stratify',
   'synth.patients': 'patients', 'synth.seed': 'seed', 'engine.backend': 'backend', 'train.epochs': 'epochs', 'train.batchSize': 'batch-size',
-  'evaluate.split': 'split',
+  'evaluate.split': 'split', 'data.stainNormalization': 'stain-normalization',
 };
 
 /** Checks the flags' values alone against the config schema (its bounds and messages); a bad one is a usage error naming the flag. */

@@ -66,6 +66,35 @@ export interface LoadedConfig {
   file?: string;
   /** Folder that relative paths resolve against: the config file's folder, else cwd. */
   baseDir: string;
+  /** The fields the user set, as opposed to defaults the schema filled in; absent when unknown. */
+  explicit?: ExplicitFields;
+}
+
+/** Dotted paths of the fields the config file ('file') or a command-line option ('option', winning) set, e.g. "data.stainNormalization". */
+export type ExplicitFields = ReadonlyMap<string, 'file' | 'option'>;
+
+/** Who set `path` (a field, or a section: any field under it): undefined when only its default applies. */
+export function explicitlySet(fields: ExplicitFields | undefined, path: string): 'file' | 'option' | undefined {
+  if (!fields) return undefined;
+  const own = fields.get(path);
+  if (own) return own;
+  let found: 'file' | 'option' | undefined;
+  for (const [k, by] of fields) {
+    if (!k.startsWith(`${path}.`)) continue;
+    if (by === 'option') return by;
+    found = by;
+  }
+  return found;
+}
+
+/** Dotted paths of the leaves (scalars and arrays) of a parsed config document. */
+function leafPaths(v: unknown, prefix = '', out: string[] = []): string[] {
+  if (!isPlainObject(v)) {
+    if (prefix && v !== undefined) out.push(prefix);
+    return out;
+  }
+  for (const [k, x] of Object.entries(v)) leafPaths(x, prefix ? `${prefix}.${k}` : k, out);
+  return out;
 }
 
 export interface ConfigProblem {
@@ -307,7 +336,11 @@ export async function loadConfig(opts: { cwd: string; configPath?: string; overr
   const merged = overrides ? deepMerge(fromFile, overrides) : fromFile;
   const source = overrides && hasDefined(overrides) ? `${file ?? 'the default settings'} (with command-line options)` : file;
   const config = validateWithSource(merged, file, source);
-  return { config, file, baseDir: file ? dirname(file) : cwd };
+  // What the file held and the options set, before the schema's defaults fill the rest.
+  const explicit = new Map<string, 'file' | 'option'>();
+  for (const p of leafPaths(fromFile)) explicit.set(p, 'file');
+  for (const p of leafPaths(overrides)) explicit.set(p, 'option');
+  return { config, file, baseDir: file ? dirname(file) : cwd, explicit };
 }
 
 async function readConfigText(file: string, required: boolean): Promise<string | undefined> {

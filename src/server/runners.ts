@@ -89,7 +89,7 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       const { evalSummaryLines, chosenOnText } = await import('../core/evaluate/summary');
       await useBackend(ctx);
       const r = await evaluateModel({
-        outputDir: ctx.outputDir, config: ctx.config, cacheDir: cacheDir(ctx), runId: req.runId,
+        outputDir: ctx.outputDir, config: ctx.config, explicit: ctx.loaded.explicit, cacheDir: cacheDir(ctx), runId: req.runId,
         modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
       });
       // A long-lived process must give these back (the CLI simply exits).
@@ -141,11 +141,12 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       const { predictFolder } = await import('../core/evaluate/predict');
       await useBackend(ctx);
       const r = await predictFolder({
-        folder: resolve(ctx.folder, req.patches), outputDir: ctx.outputDir, archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, runId: req.runId,
+        folder: resolve(ctx.folder, req.patches), outputDir: ctx.outputDir, archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, explicit: ctx.loaded.explicit, runId: req.runId,
         modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
       });
       const lines = [`Scored ${r.predictions.length} patches (${r.skipped.length} skipped) at threshold ${ctx.config.evaluate.threshold}:`];
       for (const p of r.patients) lines.push(`patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive, mean score ${p.meanScore.toFixed(3)}`);
+      lines.push(`Inputs: ${r.stainNormalizationReason}.`);
       for (const i of r.skipped.slice(0, 10)) lines.push(`skipped ${i.path}: ${i.reason}`);
       return { summary: lines.join('\n'), outputs: [{ label: 'Predictions', path: r.predictionsFile }, ...(r.slideMaps ?? []).map((p) => ({ label: 'Slide map', path: p }))] };
     },

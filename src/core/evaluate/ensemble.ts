@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { IdcError } from '../errors';
-import type { IdcConfig } from '../config';
+import { explicitlySet, type ExplicitFields, type IdcConfig } from '../config';
 import { foldForInference } from '../engine/model';
 import { loadModel } from '../train/model-io';
 import { runData } from '../train/data';
@@ -11,6 +11,7 @@ import { readSplit } from '../split';
 import { foldRunId, readCvDefinition } from '../cv/read';
 import { checkModelShape, inputConfig, modelScorer, resolveModelSource, trainerForRun } from './evaluate';
 import { withTta, type TtaMode } from './tta';
+import type { InputsChosenBy } from './types';
 
 export type ModelSource = ReturnType<typeof resolveModelSource>;
 
@@ -43,6 +44,20 @@ export function resolveModels(outputDir: string, opts: { runId?: string; runIds?
   const joined = ids.join('+');
   const name = cv ? `${cv}-ensemble` : joined.length <= 80 ? `ensemble-${joined}` : `ensemble-${ids.length}-${createHash('sha256').update(joined).digest('hex').slice(0, 10)}`;
   return { members, evalRoot: join(outputDir, 'evals', name), label: `ensemble of ${ids.length} (${cv ? `the folds of ${cv}` : ids.join(', ')}), mean probability`, ensemble: ids };
+}
+
+/**
+ * The config the set's inputs are prepared with, and who chose it. Runs: as they were trained. A
+ * model without a run config: its patches as scanned unless the user set data.stainNormalization
+ * (config file or option), since the workspace default is a choice for our training, not for a
+ * model trained elsewhere on whatever its authors used.
+ */
+export function setInputs(config: IdcConfig, set: ModelSet, explicit?: ExplicitFields): { config: IdcConfig; chosenBy: InputsChosenBy } {
+  if (set.members.some((m) => m.runId)) return { config: setInputConfig(config, set), chosenBy: 'run' };
+  const by = explicitlySet(explicit, 'data.stainNormalization');
+  if (by) return { config, chosenBy: by === 'file' ? 'config' : 'option' };
+  const none = config.data.stainNormalization === 'none' ? config : { ...config, data: { ...config.data, stainNormalization: 'none' as const } };
+  return { config: none, chosenBy: 'no-run-config' };
 }
 
 /** The config the set's inputs are prepared with; an ensemble's members must agree, or their mean mixes two inputs. */

@@ -7,7 +7,7 @@ import { writeJsonAtomic } from '../fsutil';
 import { withDirLock } from '../run-lock';
 import { runIdProblem } from '../run-id';
 import { noProgress, throttled, type ProgressSink } from '../progress';
-import { validateConfig, type IdcConfig, type EvaluateConfig } from '../config';
+import { validateConfig, type IdcConfig, type EvaluateConfig, type ExplicitFields } from '../config';
 import { readManifest, type ManifestRow } from '../manifest';
 import { EvalContext, downsampleCurve, perPatient } from '../metrics';
 import { MANIFEST_FILE } from '../organize/organize';
@@ -20,7 +20,8 @@ import { describeCacheFailure, type CacheReader } from '../cache';
 import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
 import { withTta, type TtaMode } from './tta';
-import { accumulate, meanOf, openModel, resolveModels, scoringEngine, seenPatients, setInputConfig } from './ensemble';
+import { accumulate, meanOf, openModel, resolveModels, scoringEngine, seenPatients, setInputs } from './ensemble';
+import { inputsText } from './summary';
 import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
 import type { EvalReport, ExternalInfo, OperatingPointRow, Prediction } from './types';
 
@@ -39,6 +40,8 @@ export interface EvaluateOptions {
   signal?: AbortSignal;
   /** Another organized archive (idc evaluate --archive): see external.ts. */
   external?: ExternalData;
+  /** The config fields the user set (LoadedConfig.explicit): a model without a run config takes data.stainNormalization only from them. */
+  explicit?: ExplicitFields;
 }
 
 /** Where an external archive's data live and its evaluation goes; the thresholds come from the model's own validation patients. */
@@ -191,7 +194,8 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const set = resolveModels(outputDir, opts);
   const source = set.members[0];
   // A run's inputs are prepared as it was trained (its stain normalization), whatever the config says now.
-  const dataConfig = setInputConfig(config, set);
+  const inputs = setInputs(config, set, opts.explicit);
+  const dataConfig = inputs.config;
   const ext = opts.external;
   const dataDir = ext?.dataDir ?? outputDir;
   const data = prepared && prepared.stainNormalization === dataConfig.data.stainNormalization ? prepared
@@ -247,6 +251,7 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
     : undefined;
   const report = buildEvalReport(labels, scores, predictions, ev, { model: set.label, runId: set.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
   report.stainNormalization = data.stainNormalization;
+  report.stainNormalizationReason = inputsText(data.stainNormalization, inputs.chosenBy, set.runId ? `run ${set.runId}` : 'its runs');
   report.tta = ev.tta;
   if (set.ensemble) {
     report.ensemble = set.ensemble;

@@ -66,15 +66,17 @@ async function writeGradCamsLocked(req: GradCamRequest): Promise<{ written: numb
   const set = resolveModels(req.outputDir, report.ensemble ? { runIds: report.ensemble } : report.runId ? { runId: report.runId } : { modelPath: report.model });
   // An external archive's evaluation (evaluate --archive) reads that archive's own data.
   const extDir = report.external ? externalDataDir(req.outputDir, report.external.name) : undefined;
-  const written = await drawWith(req, set, items, extDir, report.split, !report.runId && !report.ensemble);
+  const written = await drawWith(req, set, items, extDir, report.split, !report.runId && !report.ensemble, report.stainNormalization);
   return { written, skipped: wanted.length - written };
 }
 
 /** Grad-CAMs of `items` with the set's models (an ensemble's mean map), read from the data they were scored on. */
-async function drawWith(req: GradCamRequest, set: ModelSet, items: readonly ErrorItem[], extDir: string | undefined, split: EvalReport['split'], thirdParty = false): Promise<number> {
+async function drawWith(req: GradCamRequest, set: ModelSet, items: readonly ErrorItem[], extDir: string | undefined, split: EvalReport['split'], thirdParty = false, stain?: EvalReport['stainNormalization']): Promise<number> {
   const source = set.members[0];
   const dataFrom = extDir ? { cacheDir: join(extDir, 'cache') } : set.ensemble ? { cacheDir: req.cacheDir } : dataOf(source, req.cacheDir);
-  const data = await prepareData(extDir ?? req.outputDir, setInputConfig(req.config, set), { ...dataFrom, onProgress: req.onProgress, signal: req.signal });
+  // A model without a run config: as its evaluation prepared them (metrics.json says).
+  const inputs = thirdParty && stain ? { ...req.config, data: { ...req.config.data, stainNormalization: stain } } : setInputConfig(req.config, set);
+  const data = await prepareData(extDir ?? req.outputDir, inputs, { ...dataFrom, onProgress: req.onProgress, signal: req.signal });
   const reader = data.open(split);
   const models: tfl.LayersModel[] = [];
   try {

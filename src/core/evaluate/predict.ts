@@ -4,14 +4,15 @@ import { IdcError, isIdcError, throwIfCancelled, cancellationPoint } from '../er
 import { mkdirpOrExplain, placeIn, readRegularFileSync, wrapWriteError, writeJsonAtomic } from '../fsutil';
 import { withDirLock } from '../run-lock';
 import { noProgress, throttled, type ProgressSink } from '../progress';
-import type { IdcConfig } from '../config';
+import type { ExplicitFields, IdcConfig } from '../config';
 import { parseUnlabelledName } from '../naming';
 import { listDirectory } from '../organize/listing';
 import type { Issue } from '../organize/layout';
 import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
 import { applyStainTable, stainTableOf } from '../cache/stains';
 import { preprocessor } from './evaluate';
-import { meanOf, openModel, resolveModels, scoringEngine, setInputConfig } from './ensemble';
+import { meanOf, openModel, resolveModels, scoringEngine, setInputs } from './ensemble';
+import { inputsText } from './summary';
 import * as tf from '@tensorflow/tfjs-core';
 import { writePredictions } from './predictions';
 import { writeSlideMaps } from './visuals';
@@ -27,6 +28,8 @@ export interface PredictOptions {
   modelPath?: string;
   /** The workspace's raw archive (paths.archive, resolved): never written into. */
   archive?: string;
+  /** The config fields the user set (LoadedConfig.explicit): a model without a run config takes data.stainNormalization only from them. */
+  explicit?: ExplicitFields;
   onProgress?: ProgressSink;
   signal?: AbortSignal;
 }
@@ -47,6 +50,8 @@ export interface PredictResult {
   slideMaps?: string[];
   /** How the model's inputs were prepared (the run's data.stainNormalization). */
   stainNormalization: 'none' | 'macenko';
+  /** Which applied and why, in words ("Macenko, as run r1 was trained"). */
+  stainNormalizationReason: string;
   /** Set when the folder's name was taken by another folder's predictions: where these went instead. */
   note?: string;
 }
@@ -172,7 +177,9 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   }
   const scale = preprocessor(opts.modelPath ? opts.config.evaluate.preprocess : 'divide255');
   // Normalized as the run was trained; the slide maps keep the patches as scanned.
-  const stainMode = setInputConfig(opts.config, set).data.stainNormalization;
+  const inputs = setInputs(opts.config, set, opts.explicit);
+  const stainMode = inputs.config.data.stainNormalization;
+  const stainReason = inputsText(stainMode, inputs.chosenBy, set.runId ? `run ${set.runId}` : 'its runs');
   const keptPixels = pixels.subarray(0, kept.length * PATCH_BYTES);
   let input = keptPixels;
   let stains: ReturnType<typeof stainTableOf> | undefined;
@@ -222,7 +229,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const note = dir === first ? undefined : `predictions/${basename(first)}/ holds the predictions of ${predictionsOwner(first) || 'another folder'}; these are in predictions/${basename(dir)}/.`;
   const predictionsFile = join(dir, 'predictions.csv');
   await writePredictions(predictionsFile, predictions);
-  await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: set.label, ensemble: set.ensemble, threshold, createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stains: stains?.patients });
+  await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: set.label, ensemble: set.ensemble, threshold, createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stainNormalizationReason: stainReason, stains: stains?.patients });
   const rowOf = new Map(predictions.map((p, i) => [p.id, i]));
   const gather = (ids: readonly string[]): Uint8Array => {
     const out = new Uint8Array(ids.length * PATCH_BYTES);
@@ -230,5 +237,5 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
     return out;
   };
   const slideMaps = await writeSlideMaps(predictions, patients.map((p) => p.patient), gather, dir, threshold);
-  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, unreadable, patients, slideMaps, stainNormalization: stainMode, note };
+  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, unreadable, patients, slideMaps, stainNormalization: stainMode, stainNormalizationReason: stainReason, note };
 }

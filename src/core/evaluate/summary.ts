@@ -4,7 +4,7 @@
  * without running a model.
  */
 import type { Interval } from '../metrics/bootstrap';
-import type { EvalReport, OperatingPointRow } from './types';
+import type { EvalReport, InputsChosenBy, OperatingPointRow } from './types';
 
 const f = (x: number | null | undefined, d = 3): string => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
 const pctLevel = (c: number): string => `${+(c * 100).toFixed(1)}%`;
@@ -19,6 +19,20 @@ export function chosenOnText(o: Pick<OperatingPointRow, 'chosenOn' | 'label'>, s
   if (!o.chosenOn) return '';
   if (o.chosenOn === 'config') return 'config';
   return o.chosenOn === split && split !== 'val' && !o.label.includes('optimistic') ? `${o.chosenOn} (optimistic)` : o.chosenOn;
+}
+
+/**
+ * How a model's inputs were prepared and why, in words (metrics.json's and predict's summary.json's
+ * stainNormalizationReason). `runs` names the run ("run r1") or says "its runs" for an ensemble.
+ */
+export function inputsText(mode: 'none' | 'macenko', chosenBy: InputsChosenBy, runs = 'the run'): string {
+  const what = mode === 'macenko' ? 'Macenko' : 'as scanned';
+  switch (chosenBy) {
+    case 'run': return `${what}, as ${runs} ${runs === 'its runs' ? 'were' : 'was'} trained`;
+    case 'config': return `${what}, as your config sets`;
+    case 'option': return `${what}, as --stain-normalization sets`;
+    case 'no-run-config': return `${what}: a model without a run config; set data.stainNormalization or --stain-normalization to change`;
+  }
 }
 
 export function evalSummaryLines(m: EvalReport): string[] {
@@ -39,6 +53,8 @@ export function evalSummaryLines(m: EvalReport): string[] {
     if (c.temperature && c.after) line += `; temperature T = ${c.temperature.value.toPrecision(3)} fitted on ${c.temperature.fittedOn} (${c.temperature.n} patches): ECE ${f(c.after.ece)}, Brier ${f(c.after.brier, 4)}`;
     out.push(line);
   }
+  if (m.stainNormalizationReason) out.push(`  inputs: ${m.stainNormalizationReason}`);
+  else if (m.stainNormalization === 'macenko') out.push('  inputs stain-normalized per slide (Macenko)');
   if (m.validation) {
     out.push(`  Youden's J, F1-optimal and recall-target thresholds chosen on the val patients (${m.validation.patients} patients, ${m.validation.n} patches) and applied to these ${m.split} patients; rows marked "(optimistic)" were chosen on the ${m.split} patients themselves.`);
   } else if (m.split !== 'val' && m.operatingPoints.some((o) => o.chosenOn === m.split)) {

@@ -3,6 +3,12 @@ import type { BootstrapResult, Interval } from '../metrics/bootstrap';
 import type { CalibrationSummary } from '../metrics/calibration';
 import type { PatientResult } from '../metrics';
 
+/**
+ * Who decided how a model's inputs were prepared (data.stainNormalization): the run it was trained
+ * in, the user (config file or command-line option), or nobody (a model without a run config: as scanned).
+ */
+export type InputsChosenBy = 'run' | 'config' | 'option' | 'no-run-config';
+
 /** One scored patch: a row of predictions.csv. */
 export interface Prediction {
   id: string;
@@ -102,6 +108,8 @@ export interface EvalReport {
   backend: string;
   /** How the model's inputs were prepared (the run's data.stainNormalization); absent in older files. */
   stainNormalization?: 'none' | 'macenko';
+  /** Which applied and why, in words ("Macenko, as run r1 was trained"); absent in older files. */
+  stainNormalizationReason?: string;
   /** Confidence intervals by patient; absent when evaluate.bootstrap.resamples is 0 (and in older files). */
   intervals?: PatientIntervals;
   /** Reliability diagram, ECE, Brier score (and temperature scaling); absent in older files. */
