@@ -1,13 +1,13 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../src/core/engine/backends';
 import { patientFolds, foldSplit } from '../src/core/cv/folds';
 import { crossValidate, type CvEvent } from '../src/core/cv/cv';
 import { readManifest } from '../src/core/manifest';
 import { readPredictions } from '../src/core/evaluate/predictions';
-import { listRuns } from '../src/core/train/train';
+import { listRuns, train } from '../src/core/train/train';
 import type { ManifestRow } from '../src/core/manifest';
 import type { SplitFile } from '../src/core/split';
 import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
@@ -133,4 +133,29 @@ test('a rerun keeps finished folds; an interrupted one resumes; other settings a
   assert.deepEqual(tta.filter((e) => e.type === 'fold' && e.state !== 'done').map((e) => e.type === 'fold' && e.state), ['evaluating', 'evaluating', 'evaluating']);
   assert.equal(r3.report.tta, 'flips');
   assert.ok(!tta.some((e) => e.type === 'train'), 'no fold retrained');
+});
+
+test('a cross-validation resumes only folds it created: a plain run with a fold\'s name is refused and left as it was', async () => {
+  // A plain run that happens to be named like fold 2 of "adopt", trained on the workspace split.
+  await train({ outputDir: out, config: tiny(), runId: 'adopt-fold2' });
+  const plain = join(out, 'runs', 'adopt-fold2');
+  const before = readdirSync(plain).sort();
+  const runJson = readFileSync(join(plain, 'run.json'), 'utf8');
+  await assert.rejects(
+    crossValidate({ outputDir: out, config: tiny(), folds: 3, seed: 1, id: 'adopt' }),
+    (e: Error & { hint?: string }) => /adopt-fold2 is not made by this cross-validation/.test(e.message) && /another --id/.test(e.hint ?? ''),
+  );
+  assert.deepEqual(readdirSync(plain).sort(), before, 'no split.json or marker written into the plain run');
+  assert.equal(readFileSync(join(plain, 'run.json'), 'utf8'), runJson);
+
+  // A fold of an earlier cross-validation (no marker, its own fold split) is still its own: kept.
+  const marker = join(out, 'runs', 'cv-3fold-seed1-fold1', 'cv-fold.json');
+  assert.ok(existsSync(marker), 'folds carry their marker');
+  rmSync(marker);
+  const events: CvEvent[] = [];
+  const flips = tiny();
+  flips.evaluate.tta = 'flips'; // as the test before left it
+  await crossValidate({ outputDir: out, config: flips, folds: 3, seed: 1, onEvent: (e) => events.push(e) });
+  assert.deepEqual(events.filter((e) => e.type === 'fold' && e.state !== 'done').map((e) => e.type === 'fold' && e.state), ['kept', 'kept', 'kept']);
+  assert.ok(existsSync(marker), 'the marker is restored');
 });

@@ -8,14 +8,14 @@ import { runIdProblem } from '../run-id';
 import type { IdcConfig } from '../config';
 import { readManifestWithHash } from '../manifest';
 import { MANIFEST_FILE } from '../organize/organize';
-import { writeSplit } from '../split';
+import { writeSplit, type SplitFile } from '../split';
 import type { ProgressSink } from '../progress';
 import { listRuns, runsDir, train, type TrainEvent } from '../train/train';
 import { evaluateModel, buildEvalReport } from '../evaluate/evaluate';
 import { readPredictions, writePredictions } from '../evaluate/predictions';
 import type { CvFoldRow, CvSummary, EvalReport, Prediction } from '../evaluate/types';
 import { patientFolds, foldSplit } from './folds';
-import { cvDir, foldRunId, type CvDefinition } from './read';
+import { CV_FOLD_FILE, cvDir, foldRunId, readCvFoldMarker, type CvDefinition } from './read';
 
 export { cvDir, foldRunId };
 
@@ -43,6 +43,45 @@ export interface CvResult { id: string; dir: string; report: EvalReport & { cv: 
 /** Only what changes a trained model: resuming a cross-validation under other settings would mix two experiments. */
 function trainingConfigHash(c: IdcConfig): string {
   return createHash('sha256').update(JSON.stringify({ model: c.model, train: c.train, data: { edgePatches: c.data.edgePatches, stainNormalization: c.data.stainNormalization } })).digest('hex').slice(0, 16);
+}
+
+/**
+ * Makes runs/<fold run> this cross-validation's own, or refuses: a run of that name made by anything
+ * else (a plain `idc train --run X-fold4`, another cross-validation of the same id deleted and
+ * restarted) trained on other patients, so its test patients may have chosen its epoch.
+ * Folds from before the marker existed are recognised by their split: exactly this fold's patients.
+ */
+async function claimFold(runDir: string, def: CvDefinition, fold: number, split: SplitFile): Promise<void> {
+  const marker = readCvFoldMarker(runDir);
+  const mine = { version: 1 as const, cv: def.id, fold, cvCreatedAt: def.createdAt };
+  if (marker) {
+    if (marker.cv === mine.cv && marker.fold === mine.fold && marker.cvCreatedAt === mine.cvCreatedAt) return;
+  } else if (!existsSync(runDir)) {
+    mkdirpOrExplain(runDir);
+    await writeJsonAtomic(join(runDir, CV_FOLD_FILE), mine);
+    return;
+  } else if (sameSplit(runDir, split)) {
+    await writeJsonAtomic(join(runDir, CV_FOLD_FILE), mine);
+    return;
+  } else if (readdirSync(runDir).length === 0) {
+    await writeJsonAtomic(join(runDir, CV_FOLD_FILE), mine);
+    return;
+  }
+  const whose = marker ? `fold ${marker.fold + 1} of another cross-validation "${marker.cv}" (started ${marker.cvCreatedAt})` : 'not made by this cross-validation (a plain run, or one trained on other patients)';
+  throw new IdcError(
+    `${runDir} is ${whose}; cross-validation ${def.id} will not reuse it: its epoch may have been chosen on this fold's test patients.`,
+    `Give the cross-validation another --id, or move that run folder away (or delete it) and rerun.`,
+    'RUN_EXISTS',
+  );
+}
+
+function sameSplit(runDir: string, split: SplitFile): boolean {
+  try {
+    const own = JSON.parse(readFileSync(join(runDir, 'split.json'), 'utf8')) as SplitFile;
+    return (['train', 'val', 'test'] as const).every((s) => JSON.stringify([...own.patients[s]].sort()) === JSON.stringify([...split.patients[s]].sort()));
+  } catch {
+    return false;
+  }
 }
 
 /** A fold's evaluation can be kept when it was scored with the test-time augmentation asked for now. */
@@ -98,14 +137,12 @@ async function crossValidateLocked(opts: CvOptions, id: string, dir: string): Pr
     const runDir = join(runsDir(outputDir), runId);
     const split = foldSplit(rows, def.folds, i, { seed: def.seed, manifestHash: hash });
     const evalDir = join(runDir, 'eval', 'test');
+    await claimFold(runDir, def, i, split);
     const run = listRuns(outputDir).find((r) => r.id === runId);
     const kept = run?.status === 'finished' && evaluatedAsConfigured(join(evalDir, 'metrics.json'), config);
     emit({ type: 'fold', fold: i, folds: k, runId, state: kept ? 'kept' : run?.status === 'finished' ? 'evaluating' : 'training', test: split.summary.test.patches });
     if (!kept) {
-      if (!existsSync(join(runDir, 'split.json'))) {
-        mkdirpOrExplain(runDir);
-        await writeSplit(join(runDir, 'split.json'), split);
-      }
+      if (!existsSync(join(runDir, 'split.json'))) await writeSplit(join(runDir, 'split.json'), split);
       if (run?.status !== 'finished') {
         await train({ outputDir, config, runId, onProgress: opts.onProgress, signal: opts.signal, onEvent: (event) => emit({ type: 'train', fold: i, folds: k, event }) });
       }

@@ -16,6 +16,22 @@ export function cvDir(outputDir: string, id: string): string {
 
 export const foldRunId = (id: string, fold: number): string => `${id}-fold${fold + 1}`;
 
+/**
+ * runs/<fold run>/cv-fold.json: written by the cross-validation before anything else in the fold's
+ * folder, so a rerun resumes only folds it created itself, never a plain run that shares the name.
+ */
+export interface CvFoldMarker { version: 1; cv: string; fold: number; cvCreatedAt: string }
+export const CV_FOLD_FILE = 'cv-fold.json';
+
+export function readCvFoldMarker(runDir: string): CvFoldMarker | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(runDir, CV_FOLD_FILE), 'utf8')) as CvFoldMarker;
+    return m && typeof m.cv === 'string' && typeof m.fold === 'number' && typeof m.cvCreatedAt === 'string' ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** evals/<id>/cv.json; undefined when there is none or it cannot be read. */
 export function readCvDefinition(outputDir: string, id: string): CvDefinition | undefined {
   if (!isRunId(id)) return undefined;
