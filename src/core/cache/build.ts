@@ -4,6 +4,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { IdcError, throwIfCancelled } from '../errors';
+import { formatBytes } from '../format';
 import { mkdirpOrExplain, readJsonIfExists, wrapWriteError, writeFileAtomic, writeJsonAtomic } from '../fsutil';
 import { noProgress, throttled, type ProgressSink } from '../progress';
 import type { ManifestRow } from '../manifest';
@@ -340,17 +341,25 @@ function checkArchive(archive: string, kind: 'dir' | 'zip'): void {
   if (!ok) throw new IdcError(`The archive that was organized, ${archive}, is ${why === 'not found' ? 'gone' : why}.`, 'Put the archive back, or point paths.archive at it and run "idc organize" again.', 'NO_ARCHIVE');
 }
 
-function checkFreeSpace(dir: string, needed: number): void {
+/** Bytes this process may write in dir's file system. */
+function freeBytesOf(dir: string): number {
+  const st = statfsSync(dir);
+  return st.bavail * st.bsize;
+}
+
+/** Refuses a cache build that would not fit; `freeBytes` is replaceable for tests. */
+export function checkFreeSpace(dir: string, needed: number, freeBytes: (dir: string) => number = freeBytesOf): void {
   let free: number;
   try {
-    const st = statfsSync(dir);
-    free = st.bavail * st.bsize;
+    free = freeBytes(dir);
   } catch {
     return; // unknown: let the write itself report ENOSPC
   }
   if (free < needed) {
-    const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
-    throw new IdcError(`The patch cache needs about ${gb(needed)} in ${dir}, but only ${gb(free)} is free.`, 'Free some space, or set data.cacheDir in idc.config.json to a disk with room.', 'ENOSPC');
+    let [need, have] = [formatBytes(needed), formatBytes(free)];
+    // Rounded to the same figure, "needs 1.2 GB, only 1.2 GB free" would read as a contradiction.
+    if (need === have) [need, have] = [`${needed.toLocaleString('en-US')} bytes`, `${free.toLocaleString('en-US')} bytes`];
+    throw new IdcError(`The patch cache needs about ${need} in ${dir}, but only ${have} is free.`, 'Free some space, or set data.cacheDir in idc.config.json to a disk with room.', 'ENOSPC');
   }
 }
 
