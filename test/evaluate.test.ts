@@ -14,6 +14,7 @@ import { calibrationSummary, fitTemperature, applyTemperature } from '../src/cor
 import type { EvalReport } from '../src/core/evaluate/types';
 import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
 import { tempDir } from './helpers/fixtures';
+import { IdcError } from '../src/core/errors';
 
 let out = '';
 const cfg = tinyTrainConfig((c) => { c.train.epochs = 1; c.evaluate.pinnedThresholds = [0.3]; });
@@ -54,6 +55,28 @@ test('evaluate writes predictions and metrics that agree with each other', async
   assert.equal(r.gradCams, worst.length);
   for (const e of worst) assert.deepEqual([...readFileSync(join(r.dir, 'gradcam', `${e.id}.png`)).subarray(1, 4)], [0x50, 0x4e, 0x47]);
   assert.deepEqual(r.slideMaps.map((f) => f.split('/').pop()), report.patients.slice(0, 6).map((p) => `${p.patient}.png`));
+});
+
+test('cancelled while it draws Grad-CAMs, evaluate stops (CANCELLED) with metrics.json and predictions.csv complete', async () => {
+  // The val split: an evaluation folder of its own, with no overlays from the other tests.
+  const ac = new AbortController();
+  const phases: string[] = [];
+  await assert.rejects(evaluateModel({ outputDir: out, config: cfg, split: 'val', signal: ac.signal, onProgress: (e) => { phases.push(e.phase); if (e.phase === 'evaluate.visuals') ac.abort(); } }), (e: unknown) => {
+    assert.ok(e instanceof IdcError, String(e));
+    assert.equal(e.code, 'CANCELLED');
+    return true;
+  });
+  assert.ok(phases.includes('evaluate.visuals'), 'it got as far as the Grad-CAM step');
+  const dir = join(out, 'runs', 'r1', 'eval', 'val');
+  const report = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as EvalReport;
+  assert.ok(report.errors.falseNegatives.length + report.errors.falsePositives.length > 0, 'there were errors to draw');
+  assert.equal(readPredictions(join(dir, 'predictions.csv')).length, report.n, 'predictions.csv is whole');
+  assert.ok(!existsSync(join(dir, 'gradcam')), 'no overlay drawn after the cancel');
+  assert.ok(!existsSync(join(dir, 'slidemaps')), 'no slide map drawn after the cancel');
+  assert.ok(!existsSync(join(dir, '.idc-lock')), 'the evaluation folder is released');
+  // Nothing else is in the way: the same evaluation runs to the end.
+  const again = await evaluateModel({ outputDir: out, config: cfg, split: 'val' });
+  assert.equal(again.gradCams, Math.min(cfg.evaluate.gradCamExamples, again.report.errors.falseNegatives.length) + Math.min(cfg.evaluate.gradCamExamples, again.report.errors.falsePositives.length));
 });
 
 test('a third-party layers model: 50x50x3 input works (softmax pair too), other shapes get a clear error', async () => {

@@ -280,13 +280,16 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   tick({ phase: 'evaluate.visuals', label: 'Grad-CAM and slide maps', done: 0, total: worst.length + SLIDE_MAPS, unit: 'images' });
   const scale = preprocessor(opts.modelPath ? ev.preprocess : 'divide255');
   let gradCams = 0;
+  // A cancel from here on leaves predictions.csv and metrics.json complete (both were written
+  // atomically above) and the overlays and slide maps drawn so far, each a whole file.
   try {
-    gradCams = await writeGradCams(loadedModels, worst, pixels, dir, { scale: (x) => x.map(scale), input });
+    gradCams = await writeGradCams(loadedModels, worst, pixels, dir, { scale: (x) => x.map(scale), input, signal: opts.signal });
   } catch (e) {
+    if (e instanceof IdcError && e.code === 'CANCELLED') throw e;
     report.warnings.push(`Grad-CAM unavailable for this model: ${(e as Error).message}`);
     await writeJsonAtomic(metricsFile, report);
   }
-  const slideMaps = await writeSlideMaps(predictions, report.patients.slice(0, SLIDE_MAPS).map((p) => p.patient), pixels, dir, ev.threshold);
+  const slideMaps = await writeSlideMaps(predictions, report.patients.slice(0, SLIDE_MAPS).map((p) => p.patient), pixels, dir, ev.threshold, opts.signal);
   tick({ phase: 'evaluate.visuals', label: 'Grad-CAM and slide maps', done: worst.length + SLIDE_MAPS, total: worst.length + SLIDE_MAPS, unit: 'images' });
   return { dir, report, predictions, predictionsFile, metricsFile, model: loaded, reader, gradCams, slideMaps };
 }

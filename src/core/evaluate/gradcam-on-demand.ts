@@ -91,7 +91,7 @@ async function drawWith(req: GradCamRequest, set: ModelSet, items: readonly Erro
     // Batches keep memory flat and let a cancel land between them.
     for (let i = 0; i < present.length; i += 32) {
       await cancellationPoint(req.signal);
-      written += await writeGradCams(models, present.slice(i, i + 32), pixels, req.evalDir, { scale: (x) => x.map(scale), input });
+      written += await writeGradCams(models, present.slice(i, i + 32), pixels, req.evalDir, { scale: (x) => x.map(scale), input, signal: req.signal });
       req.onProgress?.({ phase: 'gradcam', label: 'Grad-CAM', done: Math.min(present.length, i + 32), total: present.length, unit: 'images' });
     }
     return written;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { encodeRgbPng } from './png-encode';
-import { IdcError } from '../errors';
+import { IdcError, cancellationPoint } from '../errors';
 import { VIRIDIS, lutIndex } from './colormap';
 
 /**
@@ -33,6 +33,8 @@ export interface GradCamOptions {
   layer?: string;
   /** Model input from raw RGB values 0..255 (NHWC). Default x / 255. */
   scale?: (x: Float32Array) => Float32Array;
+  /** Checked before each chunk of patches. */
+  signal?: AbortSignal;
 }
 
 export interface GradCamTarget {
@@ -203,6 +205,7 @@ export async function gradCam(model: tfl.LayersModel, patches: Uint8Array, n: nu
   const scale = opts.scale ?? divide255;
   const maps: Float32Array[] = [];
   for (let s = 0; s < n; s += CHUNK) {
+    await cancellationPoint(opts.signal);
     const m = Math.min(CHUNK, n - s);
     const x = scale(Float32Array.from(patches.subarray(s * PATCH, (s + m) * PATCH)));
     if (x.length !== m * PATCH) throw new IdcError(`Grad-CAM scale() returned ${x.length} values for ${m * PATCH}.`, 'Return one value per input value.', 'BAD_ARGUMENT');
