@@ -230,7 +230,7 @@ test('training reports epochs; cancelling it leaves a run that resume finishes',
   assert.match(status.backend, /^auto: /);
 
   const info = await lsp.conn.sendRequest(P.workspaceInfo, {});
-  assert.deepEqual(info.runs.map((r) => [r.id, r.status]), [[c.runId, 'running']]);
+  assert.deepEqual(info.runs.map((r) => [r.id, r.status]), [[c.runId, 'stopped']]);
   const progress = lsp.notes(P.jobProgress, (p) => p.jobId === tr.jobId && p.epoch !== undefined);
   assert.ok(progress.length > 0 && progress.every((p) => p.epochs === 12));
 

@@ -221,7 +221,7 @@ test('a killed rank fails the job within seconds with a clear error; the run res
   assert.ok(killedAt > 0 && seconds < 30, `no hang (${seconds} s)`);
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(ranks().length, 0, 'no engine process left behind');
-  assert.equal(listRuns(out).find((r) => r.id === 'ddp-killed')?.status, 'running');
+  assert.equal(listRuns(out).find((r) => r.id === 'ddp-killed')?.status, 'failed');
   const r = await train({ outputDir: out, config: cfg, runId: 'ddp-killed' });
   assert.equal(r.resumedFrom, 1);
   // Checkpoint = weights, moving statistics, Adam state; dropout seeded per step; sums over 2 ranks in a fixed order.

@@ -226,7 +226,9 @@ test('an engine that dies mid-epoch fails the job cleanly; the run resumes from 
     assert.match(e.hint ?? '', /resume/);
     return true;
   });
-  assert.equal(listRuns(out).find((r) => r.id === 'torch-crash')?.status, 'running');
+  const crashed = listRuns(out).find((r) => r.id === 'torch-crash');
+  assert.equal(crashed?.status, 'failed');
+  assert.match(crashed?.error ?? '', /torch engine .*SIGKILL/);
   // The hint's other way out: checkpoints are in TF.js layout, so wasm resumes a torch run.
   const r = await train({ outputDir: out, config: { ...cfg, engine: { ...cfg.engine, backend: 'wasm' } }, runId: 'torch-crash' });
   assert.equal(r.resumedFrom, 1);

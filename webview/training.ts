@@ -89,9 +89,11 @@ function duration(s: number | null | undefined): string {
 const lrText = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toExponential(1).replace('e-', 'e−'));
 const kb = (bytes: number) => (bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(2)} MB` : `${(bytes / 1024).toFixed(2)} KB`);
 
-function statusOf(v: TrainingView): { key: 'running' | 'finished' | 'interrupted'; text: string } {
+function statusOf(v: TrainingView): { key: 'running' | 'finished' | 'interrupted'; text: string; detail?: string } {
   if (v.running) return { key: 'running', text: 'Training' };
   if (v.run.status === 'finished') return { key: 'finished', text: v.run.stopReason === 'early-stopped' ? 'Finished (stopped early)' : 'Finished' };
+  if (v.run.status === 'stopped') return { key: 'interrupted', text: 'Stopped — resumable' };
+  if (v.run.status === 'failed') return { key: 'interrupted', text: 'Failed — resumable', detail: v.run.error };
   return { key: 'interrupted', text: 'Interrupted — resumable' };
 }
 
@@ -338,6 +340,7 @@ function renderStatus(): void {
   el.className = `status ${s.key}`;
   el.dataset.status = s.key;
   el.textContent = busy === 'stopping' ? 'Stopping…' : busy === 'resuming' ? 'Resuming…' : s.text;
+  el.title = s.detail ?? '';
   const stopBtn = document.getElementById('stop') as HTMLElement & { disabled: boolean };
   const resumeBtn = document.getElementById('resume') as HTMLElement & { disabled: boolean };
   const evalBtn = document.getElementById('evaluate') as HTMLElement & { disabled: boolean };

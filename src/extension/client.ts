@@ -107,7 +107,7 @@ export class IdcClient implements vscode.Disposable {
     await this.client.restart();
   }
 
-  /** After a crash: a training run left "running" was interrupted; offer to continue it. */
+  /** After a crash: a training run left "running" was interrupted; offer to continue it (one the user stopped, or that failed, says so in run.json and is not offered). */
   private async offerResume(): Promise<void> {
     const folders = vscode.workspace.workspaceFolders ?? [];
     for (const f of folders) {

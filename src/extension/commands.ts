@@ -79,14 +79,15 @@ class Commands {
     const { folder, info } = await this.context();
     await this.needs(info, ['manifest', 'split']);
     const pending = this.idc.tracker.pendingKinds();
-    const open = info.runs.filter((r) => r.status === 'running');
+    // Stopped, failed or interrupted (left "running"): every unfinished run resumes from its checkpoint.
+    const open = info.runs.filter((r) => r.status !== 'finished');
     // A running cross-validation's fold run looks interrupted; the server refuses a training beside it anyway.
     if (open.length && !pending.has('train') && !pending.has('resume') && !pending.has('cv')) {
       const items = [
-        ...open.reverse().map((r) => ({ label: `$(debug-continue) Resume ${r.id}`, description: `started ${new Date(r.createdAt).toLocaleString()}, ${r.epochs} epochs planned`, runId: r.id as string | undefined })),
+        ...open.reverse().map((r) => ({ label: `$(debug-continue) Resume ${r.id}`, description: `${r.status === 'running' ? '' : `${r.status}, `}started ${new Date(r.createdAt).toLocaleString()}, ${r.epochs} epochs planned`, runId: r.id as string | undefined })),
         { label: '$(add) Start a new run', description: 'with the settings in idc.config.json', runId: undefined },
       ];
-      const pick = await this.quickPick(items, 'An earlier training run was interrupted. Resume it or start a new one?');
+      const pick = await this.quickPick(items, 'An earlier training run did not finish. Resume it or start a new one?');
       if (pick.runId) return this.run(folder, { kind: 'resume', runId: pick.runId });
     }
     await this.run(folder, { kind: 'train' });
@@ -95,9 +96,9 @@ class Commands {
   async resume(runId?: string, folderArg?: Folder): Promise<void> {
     const { folder, info } = await this.context(folderArg);
     if (typeof runId === 'string') return this.run(folder, { kind: 'resume', runId });
-    const open = info.runs.filter((r) => r.status === 'running').reverse();
+    const open = info.runs.filter((r) => r.status !== 'finished').reverse();
     if (!open.length) {
-      const pick = await vscode.window.showInformationMessage(`IDC: no interrupted training run to resume in ${rel(folder, info.outputDir)}.`, 'Train Model');
+      const pick = await vscode.window.showInformationMessage(`IDC: no unfinished training run to resume in ${rel(folder, info.outputDir)}.`, 'Train Model');
       if (pick) await vscode.commands.executeCommand('idc.train');
       return;
     }

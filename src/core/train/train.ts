@@ -43,8 +43,16 @@ export interface TrainOptions {
 
 export interface TrainResult { runId: string; runDir: string; history: EpochLog[]; stopReason: 'completed' | 'early-stopped'; bestEpoch?: number; resumedFrom?: number }
 
+/**
+ * run.json. Every status but 'finished' is resumable: 'stopped' (cancelled), 'failed' (an error,
+ * in `error`), and 'running', which a killed job leaves behind as well as a live one.
+ */
 export interface RunInfo {
-  id: string; createdAt: string; status: 'running' | 'finished'; backend: string; epochs: number; bestEpoch?: number; stopReason?: string; finishedAt?: string;
+  id: string; createdAt: string; status: 'running' | 'finished' | 'stopped' | 'failed'; backend: string; epochs: number; bestEpoch?: number; stopReason?: string; finishedAt?: string;
+  /** When a 'stopped' or 'failed' run ended. */
+  stoppedAt?: string;
+  /** Why a 'failed' run failed (the error's message). */
+  error?: string;
   /** What makes this run's validation numbers unreliable (a one-class validation split), for the Training panel. */
   warnings?: string[];
 }
@@ -327,6 +335,13 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
     await writeJsonAtomic(join(runDir, 'run.json'), { id: runId, createdAt, status: 'finished', backend, epochs: history.length, bestEpoch, stopReason, finishedAt: new Date().toISOString(), warnings } satisfies RunInfo);
     emit({ type: 'end', runId, reason: stopReason, bestEpoch, epochs: history.length });
     return { runId, runDir, history, stopReason, bestEpoch, resumedFrom: ckpt ? startEpoch : undefined };
+  } catch (e) {
+    // Say so in run.json (the Training panel and the extension read it); still resumable from its checkpoint.
+    // As the job host counts it: an error once the job was cancelled (an engine stopped with it) is a stop too.
+    const cancelled = (e instanceof IdcError && e.code === 'CANCELLED') || opts.signal?.aborted === true;
+    const ended: RunInfo = { id: runId, createdAt, status: cancelled ? 'stopped' : 'failed', backend, epochs: t.epochs, stoppedAt: new Date().toISOString(), error: cancelled ? undefined : (e as Error).message, warnings };
+    await writeJsonAtomic(join(runDir, 'run.json'), ended).catch(() => { /* the original error matters more */ });
+    throw e;
   } finally {
     trainReader.close();
     valReader.close();
