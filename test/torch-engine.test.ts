@@ -236,15 +236,35 @@ test('an engine that dies mid-epoch fails the job cleanly; the run resumes from 
   assert.ok(existsSync(join(r.runDir, 'model', 'model.json')));
 });
 
-/** kill -9 of this process's torch engine children (Linux /proc). */
-function killEngines(): void {
+test('a loss that becomes NaN in the torch engine stops training there, as on wasm', { skip }, async () => {
+  const cfg = tinyTrainConfig((c) => { c.engine.backend = 'torch'; c.engine.python = PY; c.engine.threads = 1; c.train.learningRate = 1e20; });
+  await assert.rejects(train({ outputDir: out, config: cfg, runId: 'torch-nan' }), (e: unknown) => {
+    assert.ok(e instanceof IdcError, String(e));
+    assert.equal(e.code, 'NON_FINITE_LOSS');
+    assert.match(e.message, /the loss became (NaN|infinite) at epoch 1, step \d+ of 4/);
+    return true;
+  });
+  assert.equal(listRuns(out).find((r) => r.id === 'torch-nan')?.status, 'failed');
+  assert.ok(!existsSync(join(out, 'runs', 'torch-nan', 'checkpoints')), 'no checkpoint of broken weights');
+  assert.deepEqual(enginesOf(process.pid), [], 'the engine was closed');
+});
+
+/** The torch engine children of process `parent` (Linux /proc). */
+function enginesOf(parent: number): number[] {
+  const found: number[] = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('idc_torch')) process.kill(Number(pid), 'SIGKILL');
+      if (ppid === parent && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('idc_torch')) found.push(Number(pid));
     } catch { /* gone */ }
   }
+  return found;
+}
+
+/** kill -9 of this process's torch engine children. */
+function killEngines(): void {
+  for (const pid of enginesOf(process.pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
 const history = (runDir: string) => readFileSync(join(runDir, 'history.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));

@@ -1,6 +1,6 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, readdirSync, truncateSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import { saveCheckpoint, loadCheckpoint, type CheckpointState } from '../src/cor
 import { loadModel } from '../src/core/train/model-io';
 import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
 import { tempDir } from './helpers/fixtures';
+import { IdcError } from '../src/core/errors';
 
 const CLI = resolve(__dirname, '../dist/cli.js');
 let out = '';
@@ -103,6 +104,57 @@ test('cancel leaves a resumable run that ends as if never interrupted', async ()
   assert.equal(done?.stoppedAt, undefined);
   assert.deepEqual(r.history.map((h) => h.epoch), [0, 1, 2]);
   assert.deepEqual(history(r.runDir).map((h) => h.epoch), [0, 1, 2]);
+});
+
+test('a loss that becomes NaN stops training at that step with the reason; run.json says failed', async () => {
+  // 1e20: Adam's first steps make the weights ~1e20, whose L2 term overflows float32.
+  const cfg = tinyTrainConfig((c) => { c.train.learningRate = 1e20; });
+  await assert.rejects(train({ outputDir: out, config: cfg, runId: 'nan-lr' }), (e: unknown) => {
+    assert.ok(e instanceof IdcError, String(e));
+    assert.equal(e.code, 'NON_FINITE_LOSS');
+    assert.match(e.message, /the loss became (NaN|infinite) at epoch 1, step \d+ of 4/);
+    assert.match(e.hint ?? '', /Lower train\.learningRate .*1e\+?20/);
+    assert.match(e.hint ?? '', /check train\.classWeights and the data/);
+    return true;
+  });
+  const run = listRuns(out).find((x) => x.id === 'nan-lr');
+  assert.equal(run?.status, 'failed');
+  assert.match(run?.error ?? '', /loss became/);
+  assert.ok(!existsSync(join(out, 'runs', 'nan-lr', 'checkpoints')), 'no checkpoint of broken weights');
+  assert.ok(!existsSync(join(out, 'runs', 'nan-lr', 'model')), 'no model');
+});
+
+test('a NaN loss after good epochs leaves the last good checkpoint as it was', async () => {
+  const cfg = tinyTrainConfig((c) => { c.train.epochs = 3; });
+  const ac = new AbortController();
+  await assert.rejects(train({ outputDir: out, config: cfg, runId: 'nan-late', signal: ac.signal, afterBatch: (e) => { if (e === 1) ac.abort(); } }), /Cancelled/);
+  const runDir = join(out, 'runs', 'nan-late');
+  const good = loadCheckpoint(runDir)!;
+  assert.equal(good.state.epoch, 1);
+  // A resumed run continues at its checkpoint's learning rate: make that absurd.
+  const stateFile = join(runDir, 'checkpoints', 'epoch-0001', 'state.json');
+  writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(readFileSync(stateFile, 'utf8')), lr: 1e20 }));
+  const files = () => readdirSync(join(runDir, 'checkpoints')).sort();
+  const before = files();
+  const weights = readFileSync(join(runDir, 'checkpoints', 'epoch-0001', 'weights.bin'));
+  await assert.rejects(train({ outputDir: out, config: cfg, runId: 'nan-late' }), /loss became (NaN|infinite) at epoch 2, step \d+ of 4/);
+  assert.deepEqual(files(), before, 'no new checkpoint');
+  assert.ok(readFileSync(join(runDir, 'checkpoints', 'epoch-0001', 'weights.bin')).equals(weights), 'the good weights are untouched');
+  assert.deepEqual(history(runDir).map((h) => h.epoch), [0], 'no history line for the broken epoch');
+  assert.ok(history(runDir).every((h) => Number.isFinite(h.loss) && Number.isFinite(h.val_loss)));
+  assert.equal(listRuns(out).find((x) => x.id === 'nan-late')?.status, 'failed');
+});
+
+test('idc train with a loss that becomes non-finite exits 1 with the message and hint', () => {
+  const work = tempDir();
+  // The settings cap train.learningRate at 1, not the class weights: 16 × 1e38 overflows float32.
+  writeFileSync(join(work, 'idc.config.json'), JSON.stringify(tinyTrainConfig((c) => { c.paths.output = out; c.train.classWeights = { '0': 1, '1': 1e38 }; })));
+  const r = spawnSync(process.execPath, [CLI, 'train', '--run', 'nan-cli', '-q'], { cwd: work, encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /Error: Training run nan-cli stopped: the loss became (NaN|infinite) at epoch \d+, step \d+ of 4\./);
+  assert.match(r.stderr, /Lower train\.learningRate.*train\.classWeights/);
+  assert.equal(JSON.parse(readFileSync(join(out, 'runs', 'nan-cli', 'run.json'), 'utf8')).status, 'failed');
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
 
 test('resuming with another architecture is refused with a clear message', async () => {

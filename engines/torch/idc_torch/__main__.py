@@ -10,6 +10,7 @@ Started by torchrun with several processes, rank 0 is that process and the other
 agree on which collective comes next.
 """
 import json
+import math
 import os
 import struct
 import sys
@@ -44,6 +45,8 @@ def read_exact(n, buf=None):
 def send(header, payload=()):
     """payload: float32 tensors, concatenated in order."""
     arrays = [t.detach().to('cpu', torch.float32).contiguous().numpy() for t in payload]
+    # JSON has no NaN or Infinity (JSON.parse refuses them): a diverged loss travels as 'nan', 'inf' or '-inf'.
+    header = {k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in header.items()}
     header['nbytes'] = sum(a.nbytes for a in arrays)
     h = json.dumps(header).encode()
     _OUT.write(struct.pack('<I', len(h)) + h)

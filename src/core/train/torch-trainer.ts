@@ -108,7 +108,7 @@ export class TorchTrainer implements Trainer, CacheRowTrainer {
 
   async trainStep(x: Float32Array, y: Uint8Array, n: number, step?: number): Promise<{ loss: number; probs: Float32Array }> {
     const r = await this.call({ op: 'train', n, step }, [x.subarray(0, n * 7500), Float32Array.from(y.subarray(0, n))]);
-    return { loss: r.header['loss'] as number, probs: r.data };
+    return { loss: engineNumber(r.header['loss']), probs: r.data };
   }
 
   /**
@@ -129,7 +129,7 @@ export class TorchTrainer implements Trainer, CacheRowTrainer {
     const n = b.indices.length;
     const r = await this.call({ op: 'trainRows', split: b.split, n, step, geometry: b.geometry, stain: b.stain },
       [Float32Array.from(b.indices), Float32Array.from(b.y.subarray(0, n)), Float32Array.from(b.augment.subarray(0, n * AUGMENT_PARAMS))]);
-    return { loss: r.header['loss'] as number, probs: r.data };
+    return { loss: engineNumber(r.header['loss']), probs: r.data };
   }
 
   async predictRows(split: SplitName, indices: Uint32Array): Promise<Float32Array> {
@@ -148,7 +148,7 @@ export class TorchTrainer implements Trainer, CacheRowTrainer {
   }
 
   async regularizationLoss(): Promise<number> {
-    return (await this.call({ op: 'regularizationLoss' })).header['value'] as number;
+    return engineNumber((await this.call({ op: 'regularizationLoss' })).header['value']);
   }
 
   async getWeights(): Promise<Float32Array[]> {
@@ -186,6 +186,12 @@ export class TorchTrainer implements Trainer, CacheRowTrainer {
     this.model.dispose();
     await this.engine.close();
   }
+}
+
+/** A number from an engine header: NaN and ±Infinity come as 'nan', 'inf', '-inf' (JSON has none of them). */
+export function engineNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  return v === 'inf' ? Infinity : v === '-inf' ? -Infinity : NaN;
 }
 
 /**

@@ -287,6 +287,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
         const { loss: lossValue, probs } = rows
           ? await rows.trainRows({ split: 'train', indices: b.indices, y: b.y, ...drawnAugmentation(n, t.augment, aug, drawn) }, step)
           : await trainer.trainStep(augmentToFloat(b.x, n, t.augment, aug, xf), b.y, n, step);
+        if (!Number.isFinite(lossValue)) throw nonFiniteLoss(lossValue, `epoch ${epoch + 1}, step ${batch + 1} of ${batchesPerEpoch}`, runId, lr, history.length);
         for (let i = 0; i < n; i++) { trainScores.push(probs[i]); trainLabels.push(b.y[i]); }
         lossSum += lossValue * n;
         seen += n;
@@ -298,6 +299,8 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
       }
       const trainSeconds = (performance.now() - t0) / 1000;
       const val = await predictSplit(trainer, valReader, { kind: lossOpts.kind, gamma: lossOpts.gamma }, 256, opts.signal, (done) => tick({ phase: 'train.validate', label: `Validating epoch ${epoch + 1}`, done, total: valReader.size, unit: 'img' }), rows);
+      // The epoch's last update can break the weights with the train loss still finite: not into a checkpoint either.
+      if (!Number.isFinite(val.loss)) throw nonFiniteLoss(val.loss, `epoch ${epoch + 1}, in validation after its last step`, runId, lr, history.length);
       const tm = threshMetrics(trainLabels, trainScores);
       const vm = threshMetrics(val.labels, val.scores);
       const log: EpochLog = {
@@ -349,3 +352,16 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
   }
 }
 
+
+/**
+ * A NaN or infinite loss: training cannot recover from it, so it stops there, before an epoch
+ * with broken weights reaches a checkpoint.
+ */
+function nonFiniteLoss(value: number, where: string, runId: string, lr: number, goodEpochs: number): IdcError {
+  const kept = goodEpochs ? `Its checkpoint of epoch ${goodEpochs}, the last good one, is kept.` : 'No epoch of it had finished, so it has no checkpoint.';
+  return new IdcError(
+    `Training run ${runId} stopped: the loss became ${Number.isNaN(value) ? 'NaN' : 'infinite'} at ${where}.`,
+    `Lower train.learningRate in idc.config.json (the run used ${lr >= 1e4 || lr < 1e-4 ? lr.toExponential() : lr}; the default is 0.001) and start a new run; if the rate is already small, check train.classWeights and the data (organize-report.json lists skipped and suspicious patches). ${kept}`,
+    'NON_FINITE_LOSS',
+  );
+}
