@@ -12,9 +12,14 @@ agree on which collective comes next.
 import json
 import math
 import os
+import signal
 import struct
 import sys
 import traceback
+
+# Ctrl+C in a terminal reaches the whole process group, this process (and every torchrun rank) too:
+# the TypeScript parent alone decides to stop, then ends us with 'exit' or by closing stdin.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 # stdout carries frames only: keep a private copy of it and send stray prints to stderr.
 _OUT = os.fdopen(os.dup(1), 'wb')
