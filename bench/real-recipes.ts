@@ -33,3 +33,7 @@ export const RECIPES: Record<string, Recipe> = {
     },
   },
 };
+
+/** The recipe and seed of the shipped baseline model (bench/train-baseline.ts), chosen from bench:real's table. */
+export const BASELINE_RECIPE = 'defaults';
+export const BASELINE_SEED = 1;

@@ -14,49 +14,21 @@
  *   IDC_REAL_PYTHON   engine.python for the torch engine (default /usr/bin/python3 when present)
  *   IDC_REAL_WORK     work folder, default .idc-real
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { die, idc as idcIn, initConfig, realDataDir, repoRoot } from './real-data';
 import { RECIPES } from './real-recipes';
 import { printRealTable } from './real-table';
 
-const here = resolve(import.meta.dirname, '..');
-const cli = join(here, 'dist', 'cli.js');
-const data = resolve(process.env.IDC_REAL_DIR ?? join(homedir(), '.cache', 'idc-real'));
+const data = realDataDir('bench:real');
 const seeds = (process.env.IDC_REAL_SEEDS ?? '1 2 3').split(/[\s,]+/).filter(Boolean).map(Number);
 const recipes = (process.env.IDC_REAL_RECIPES ?? 'defaults').split(/[\s,]+/).filter(Boolean);
 const backend = process.env.IDC_REAL_BACKEND ?? 'auto';
 const python = process.env.IDC_REAL_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : '');
-const work = resolve(process.env.IDC_REAL_WORK ?? join(here, '.idc-real'));
-
-function die(message: string): never {
-  console.error(message);
-  process.exit(1);
-}
-
-if (!existsSync(cli)) die(`${cli} is missing: run "npm run build" first.`);
-const patients = existsSync(data) ? readdirCount(data) : 0;
-if (patients === 0) {
-  die(`No real set in ${data} (IDC_REAL_DIR).
-Build it once (about 10 s, 370 MB; see ../shared/data/idc-real/README.md):
-  1. fetch the four repositories it names (the search tool's fetch, or git clone);
-  2. python3 ../shared/data/idc-real/build.py ${data} --mirror <folder holding the OWNER+NAME clones>
-Then rerun: IDC_REAL_DIR=${data} npm run bench:real`);
-}
+const work = resolve(process.env.IDC_REAL_WORK ?? join(repoRoot, '.idc-real'));
 for (const r of recipes) if (!RECIPES[r]) die(`Unknown recipe "${r}" in IDC_REAL_RECIPES; known: ${Object.keys(RECIPES).join(', ')}.`);
 if (seeds.some((s) => !Number.isInteger(s))) die(`IDC_REAL_SEEDS must be integers (got "${process.env.IDC_REAL_SEEDS}").`);
-
-function readdirCount(dir: string): number {
-  try { return readdirSync(dir).filter((n) => /^\d+$/.test(n)).length; } catch { return 0; }
-}
-
-function idc(args: string[], config?: string): void {
-  const full = [cli, ...args, ...(config ? ['-c', config] : []), '-q'];
-  console.log(`$ idc ${args.join(' ')}${config ? ` -c ${config}` : ''}`);
-  const r = spawnSync(process.execPath, full, { cwd: work, stdio: 'inherit' });
-  if (r.status !== 0) die(`idc ${args[0]} failed (exit ${r.status ?? r.signal}); rerun to resume.`);
-}
+const idc = (args: string[], config?: string) => idcIn(work, args, config);
 
 mkdirSync(join(work, 'results'), { recursive: true });
 mkdirSync(join(work, 'configs'), { recursive: true });
@@ -72,11 +44,7 @@ for (const seed of seeds) {
     if (existsSync(join(result, 'metrics.json'))) { console.log(`${id}: done, kept.`); continue; }
     const recipe = RECIPES[name];
     const config = join(work, 'configs', `${id}.json`);
-    const tmp = join(work, 'configs', 'init');
-    mkdirSync(tmp, { recursive: true });
-    const init = spawnSync(process.execPath, [cli, 'config', 'init', '--force', ...(recipe.preset ? ['--preset', recipe.preset] : [])], { cwd: tmp });
-    if (init.status !== 0) die(`idc config init failed: ${init.stderr}`);
-    const c = JSON.parse(readFileSync(join(tmp, 'idc.config.json'), 'utf8'));
+    const c = initConfig(join(work, 'configs', 'init'), recipe.preset);
     recipe.patch(c);
     c.paths.output = out;
     c.engine.backend = backend;

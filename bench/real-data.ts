@@ -1,0 +1,44 @@
+/** The built real set (../shared/data/idc-real/build.py) for bench:real and train:baseline, or the instructions to build it. */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const repoRoot = resolve(import.meta.dirname, '..');
+export const cliPath = join(repoRoot, 'dist', 'cli.js');
+
+export function die(message: string): never {
+  console.error(message);
+  process.exit(1);
+}
+
+/** IDC_REAL_DIR (default ~/.cache/idc-real) holding patient folders; exits with how to build it when it does not. */
+export function realDataDir(command: string): string {
+  const data = resolve(process.env.IDC_REAL_DIR ?? join(homedir(), '.cache', 'idc-real'));
+  let patients = 0;
+  try { patients = readdirSync(data).filter((n) => /^\d+$/.test(n)).length; } catch { /* missing */ }
+  if (patients === 0) {
+    die(`No real set in ${data} (IDC_REAL_DIR).
+Build it once (about 10 s, 370 MB; see ../shared/data/idc-real/README.md):
+  1. fetch the four repositories it names (the search tool's fetch, or git clone);
+  2. python3 ../shared/data/idc-real/build.py ${data} --mirror <folder holding the OWNER+NAME clones>
+Then rerun: IDC_REAL_DIR=${data} npm run ${command}`);
+  }
+  if (!existsSync(cliPath)) die(`${cliPath} is missing: run "npm run build" first.`);
+  return data;
+}
+
+/** Runs the CLI in `cwd`; exits when it fails (every step is resumable, so a rerun continues). */
+export function idc(cwd: string, args: string[], config?: string): void {
+  console.log(`$ idc ${args.join(' ')}${config ? ` -c ${config}` : ''}`);
+  const r = spawnSync(process.execPath, [cliPath, ...args, ...(config ? ['-c', config] : []), '-q'], { cwd, stdio: 'inherit' });
+  if (r.status !== 0) die(`idc ${args[0]} failed (exit ${r.status ?? r.signal}); rerun to resume.`);
+}
+
+/** `idc config init` (or a preset) as an object, to patch. */
+export function initConfig(tmp: string, preset?: string): Record<string, any> {
+  mkdirSync(tmp, { recursive: true });
+  const r = spawnSync(process.execPath, [cliPath, 'config', 'init', '--force', ...(preset ? ['--preset', preset] : [])], { cwd: tmp, encoding: 'utf8' });
+  if (r.status !== 0) die(`idc config init failed: ${r.stderr}`);
+  return JSON.parse(readFileSync(join(tmp, 'idc.config.json'), 'utf8'));
+}
