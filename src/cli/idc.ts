@@ -184,7 +184,9 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, explicit: ctx.loaded.explicit, ...runs, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
       ctx.bar.finish();
       ctx.out(`Inputs: ${r.stainNormalizationReason}${r.stainNormalization === 'macenko' ? ' (each patient normalized from its own patches in the folder)' : ''}.`);
-      ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${ctx.config.evaluate.threshold}:`);
+      const { deployLines } = await import('../core/evaluate/summary');
+      for (const line of deployLines(r)) ctx.out(line);
+      ctx.out(`Scored ${r.predictions.length} patches (${r.skipped.length} skipped). At threshold ${+r.threshold.toPrecision(4)}:`);
       for (const p of r.patients) ctx.out(`  patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive (${((100 * p.predictedPositive) / p.n).toFixed(1)}%), mean score ${p.meanScore.toFixed(3)}`);
       // Unreadable patches are warnings, each named; other skipped files (not patches) in brief.
       for (const i of r.unreadable) ctx.out(`  warning: ${i.path}: ${i.reason}`);

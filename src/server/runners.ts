@@ -144,7 +144,8 @@ export const runners: { [K in JobKind]: Runner<K> } = {
         folder: resolve(ctx.folder, req.patches), outputDir: ctx.outputDir, archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, explicit: ctx.loaded.explicit, runId: req.runId,
         modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
       });
-      const lines = [`Scored ${r.predictions.length} patches (${r.skipped.length} skipped) at threshold ${ctx.config.evaluate.threshold}:`];
+      const { deployLines } = await import('../core/evaluate/summary');
+      const lines = [...deployLines(r), `Scored ${r.predictions.length} patches (${r.skipped.length} skipped) at threshold ${+r.threshold.toPrecision(4)}:`];
       for (const p of r.patients) lines.push(`patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive, mean score ${p.meanScore.toFixed(3)}`);
       lines.push(`Inputs: ${r.stainNormalizationReason}.`);
       for (const i of r.skipped.slice(0, 10)) lines.push(`skipped ${i.path}: ${i.reason}`);

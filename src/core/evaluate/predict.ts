@@ -13,6 +13,8 @@ import { applyStainTable, stainTableOf } from '../cache/stains';
 import { preprocessor } from './evaluate';
 import { meanOf, openModel, resolveModels, scoringEngine, setInputs } from './ensemble';
 import { inputsText } from './summary';
+import { deploySettings, type DeploySettings } from './deploy';
+import { applyTemperature } from '../metrics/calibration';
 import * as tf from '@tensorflow/tfjs-core';
 import { writePredictions } from './predictions';
 import { writeSlideMaps } from './visuals';
@@ -36,7 +38,7 @@ export interface PredictOptions {
 
 export interface PatientPrediction { patient: string; n: number; predictedPositive: number; meanScore: number; maxScore: number }
 
-export interface PredictResult {
+interface PredictOutputs {
   dir: string;
   predictionsFile: string;
   predictions: Prediction[];
@@ -55,6 +57,9 @@ export interface PredictResult {
   /** Set when the folder's name was taken by another folder's predictions: where these went instead. */
   note?: string;
 }
+
+/** The threshold the labels (predicted_label, patient counts, slide maps) use and the temperature, with why (deploy.ts). */
+export type PredictResult = PredictOutputs & DeploySettings;
 
 /**
  * Scores the patches of a folder that has no labels (a new patient's slide): any layout, names with
@@ -211,8 +216,11 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
     }
   }
   const scores = meanOf(sum, set.members.length);
-  const predictions: Prediction[] = kept.map((f, i) => ({ ...f.name, score: scores[i] }));
-  const threshold = opts.config.evaluate.threshold;
+  // The threshold and temperature a deployment fixed beforehand: the model's latest evaluation's, chosen on validation patients.
+  const deploy = deploySettings(opts.outputDir, set, opts.config, stainMode, opts.explicit);
+  const threshold = deploy.threshold;
+  const calibrated = deploy.temperature && applyTemperature(scores, deploy.temperature.value);
+  const predictions: Prediction[] = kept.map((f, i) => ({ ...f.name, score: scores[i], ...(calibrated && { calibrated: calibrated[i] }), predicted: scores[i] >= threshold ? 1 : 0 }));
   const per = new Map<string, PatientPrediction>();
   for (const p of predictions) {
     let s = per.get(p.patient);
@@ -228,8 +236,12 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   // Said where the predictions went when the folder's own name was taken.
   const note = dir === first ? undefined : `predictions/${basename(first)}/ holds the predictions of ${predictionsOwner(first) || 'another folder'}; these are in predictions/${basename(dir)}/.`;
   const predictionsFile = join(dir, 'predictions.csv');
-  await writePredictions(predictionsFile, predictions);
-  await writeJsonAtomic(join(dir, 'summary.json'), { folder, model: set.label, ensemble: set.ensemble, threshold, createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stainNormalizationReason: stainReason, stains: stains?.patients });
+  await writePredictions(predictionsFile, predictions, calibrated ? ['score_calibrated', 'predicted_label'] : ['predicted_label']);
+  await writeJsonAtomic(join(dir, 'summary.json'), {
+    folder, model: set.label, ensemble: set.ensemble, threshold, thresholdChosenBy: deploy.thresholdChosenBy, thresholdReason: deploy.thresholdReason,
+    temperature: deploy.temperature, calibrationNote: deploy.calibrationNote, evaluation: deploy.evaluation,
+    createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stainNormalizationReason: stainReason, stains: stains?.patients,
+  });
   const rowOf = new Map(predictions.map((p, i) => [p.id, i]));
   const gather = (ids: readonly string[]): Uint8Array => {
     const out = new Uint8Array(ids.length * PATCH_BYTES);
@@ -237,5 +249,5 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
     return out;
   };
   const slideMaps = await writeSlideMaps(predictions, patients.map((p) => p.patient), gather, dir, threshold);
-  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, unreadable, patients, slideMaps, stainNormalization: stainMode, stainNormalizationReason: stainReason, note };
+  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, unreadable, patients, slideMaps, stainNormalization: stainMode, stainNormalizationReason: stainReason, note, ...deploy };
 }

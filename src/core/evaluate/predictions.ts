@@ -4,16 +4,30 @@ import { writeFileAtomic } from '../fsutil';
 import type { Prediction, ErrorItem } from './types';
 
 const HEADER = 'id,patient,x,y,label,score';
+/**
+ * Columns predict may add after score (evaluate writes none): the probability after temperature
+ * scaling and the label at the threshold it applied. Older files have neither and still read.
+ */
+export const EXTRA_COLUMNS = ['score_calibrated', 'predicted_label'] as const;
+export type ExtraColumn = (typeof EXTRA_COLUMNS)[number];
 
 /** Nine significant digits identify a float32 score; readPredictions rounds back to that float32, so thresholds compare exactly. */
-export function formatPredictions(rows: readonly Prediction[]): string {
-  const out = [HEADER];
-  for (const r of rows) out.push(`${r.id},${r.patient},${r.x},${r.y},${r.label ?? ''},${Number(r.score.toPrecision(9))}`);
+export function formatPredictions(rows: readonly Prediction[], extra: readonly ExtraColumn[] = []): string {
+  const cols = EXTRA_COLUMNS.filter((c) => extra.includes(c));
+  const out = [[HEADER, ...cols].join(',')];
+  for (const r of rows) {
+    let line = `${r.id},${r.patient},${r.x},${r.y},${r.label ?? ''},${Number(r.score.toPrecision(9))}`;
+    for (const c of cols) {
+      const v = c === 'score_calibrated' ? r.calibrated : r.predicted;
+      line += `,${v === undefined ? '' : Number(v.toPrecision(9))}`;
+    }
+    out.push(line);
+  }
   return out.join('\n') + '\n';
 }
 
-export async function writePredictions(file: string, rows: readonly Prediction[]): Promise<void> {
-  await writeFileAtomic(file, formatPredictions(rows));
+export async function writePredictions(file: string, rows: readonly Prediction[], extra: readonly ExtraColumn[] = []): Promise<void> {
+  await writeFileAtomic(file, formatPredictions(rows, extra));
 }
 
 export function readPredictions(file: string): Prediction[] {
@@ -24,12 +38,21 @@ export function readPredictions(file: string): Prediction[] {
     throw new IdcError(`No predictions at ${file}.`, 'Run "idc evaluate" first.', 'NO_PREDICTIONS');
   }
   const lines = text.split('\n');
-  if (lines[0] !== HEADER) throw new IdcError(`${file} is not a predictions file.`, 'Run "idc evaluate" again.', 'BAD_PREDICTIONS');
+  const header = lines[0].split(',');
+  const extra = header.slice(6);
+  if (header.slice(0, 6).join(',') !== HEADER || extra.some((c) => !(EXTRA_COLUMNS as readonly string[]).includes(c))) {
+    throw new IdcError(`${file} is not a predictions file.`, 'Run "idc evaluate" again.', 'BAD_PREDICTIONS');
+  }
+  const calibratedAt = extra.indexOf('score_calibrated');
+  const predictedAt = extra.indexOf('predicted_label');
   const rows: Prediction[] = [];
   for (let i = 1; i < lines.length; i++) {
     if (!lines[i]) continue;
-    const [id, patient, x, y, label, score] = lines[i].split(',');
-    rows.push({ id, patient, x: Number(x), y: Number(y), label: label === '' ? undefined : (Number(label) as 0 | 1), score: Math.fround(Number(score)) });
+    const [id, patient, x, y, label, score, ...more] = lines[i].split(',');
+    const row: Prediction = { id, patient, x: Number(x), y: Number(y), label: label === '' ? undefined : (Number(label) as 0 | 1), score: Math.fround(Number(score)) };
+    if (calibratedAt >= 0 && more[calibratedAt]) row.calibrated = Number(more[calibratedAt]);
+    if (predictedAt >= 0 && more[predictedAt]) row.predicted = Number(more[predictedAt]) as 0 | 1;
+    rows.push(row);
   }
   return rows;
 }

@@ -5,6 +5,7 @@
  */
 import type { Interval } from '../metrics/bootstrap';
 import type { EvalReport, InputsChosenBy, OperatingPointRow } from './types';
+import type { DeploySettings } from './deploy';
 
 const f = (x: number | null | undefined, d = 3): string => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
 const pctLevel = (c: number): string => `${+(c * 100).toFixed(1)}%`;
@@ -33,6 +34,14 @@ export function inputsText(mode: 'none' | 'macenko', chosenBy: InputsChosenBy, r
     case 'option': return `${what}, as --stain-normalization sets`;
     case 'no-run-config': return `${what}: a model without a run config; set data.stainNormalization or --stain-normalization to change`;
   }
+}
+
+/** What idc predict applied beyond the raw scores: the labels' threshold and the temperature, each with where it came from. */
+export function deployLines(d: DeploySettings): string[] {
+  const out = [`Labels (predicted_label) at threshold ${+d.threshold.toPrecision(4)}: ${d.thresholdReason}.`];
+  if (d.temperature) out.push(`Calibrated probabilities (score_calibrated) = sigmoid(logit(score) / T), ${d.temperature.reason}.`);
+  if (d.calibrationNote) out.push(`Note: ${d.calibrationNote}`);
+  return out;
 }
 
 export function evalSummaryLines(m: EvalReport): string[] {

@@ -18,6 +18,10 @@ export interface Prediction {
   /** Absent for unlabelled patches (idc predict). */
   label?: 0 | 1;
   score: number;
+  /** idc predict with a fitted temperature: sigmoid(logit(score) / T). */
+  calibrated?: number;
+  /** idc predict: the label at the threshold it applied (score >= threshold). */
+  predicted?: 0 | 1;
 }
 
 /**
