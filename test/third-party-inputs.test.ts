@@ -35,7 +35,7 @@ let model = '';
 const AS_SCANNED = 'as scanned: a model without a run config; set data.stainNormalization or --stain-normalization to change';
 
 before(async () => {
-  await initBackend('cpu');
+  await initBackend('wasm');
   ({ root, out } = await preparedOutput(4, 41));
   const rows = (await readManifest(join(out, 'manifest.csv'))).slice(0, 6);
   folder = join(root, 'new-patient');
@@ -90,7 +90,7 @@ test('evaluate and predict --model: as scanned by default, Macenko when the conf
   assert.equal(p2.stainNormalizationReason, 'Macenko, as --stain-normalization sets');
 
   // Our run trained as scanned: still as scanned under a config that asks for Macenko explicitly.
-  const cfg = tinyTrainConfig((c) => { c.train.epochs = 1; c.train.stepsPerEpoch = 2; c.engine.backend = 'cpu'; });
+  const cfg = tinyTrainConfig((c) => { c.train.epochs = 1; c.train.stepsPerEpoch = 2; });
   await train({ outputDir: out, config: cfg, runId: 'r1' });
   const run = await evaluateModel({ outputDir: out, config, runId: 'r1', explicit: fileSets });
   assert.equal(run.report.stainNormalization, 'none');
@@ -103,7 +103,7 @@ test('the CLI: --model without a config field is scored as scanned; the config f
   const ws = join(root, 'ws');
   mkdirSync(ws);
   const metrics = () => JSON.parse(readFileSync(join(out, 'evals', 'public-model', 'test', 'metrics.json'), 'utf8')) as EvalReport;
-  writeFileSync(join(ws, 'idc.config.json'), JSON.stringify({ engine: { backend: 'cpu' } }));
+  writeFileSync(join(ws, 'idc.config.json'), JSON.stringify({ engine: { backend: 'wasm' } }));
   const plain = idc(['evaluate', '--model', model, '--out', out, '-q'], ws);
   assert.equal(plain.code, 0, plain.err);
   assert.ok(plain.out.includes(`inputs: ${AS_SCANNED}`), plain.out);
@@ -112,7 +112,7 @@ test('the CLI: --model without a config field is scored as scanned; the config f
   assert.equal(predicted.code, 0, predicted.err);
   assert.ok(predicted.out.includes(`Inputs: ${AS_SCANNED}.`), predicted.out);
 
-  writeFileSync(join(ws, 'idc.config.json'), JSON.stringify({ engine: { backend: 'cpu' }, data: { stainNormalization: 'macenko' } }));
+  writeFileSync(join(ws, 'idc.config.json'), JSON.stringify({ engine: { backend: 'wasm' }, data: { stainNormalization: 'macenko' } }));
   const fromFile = idc(['evaluate', '--model', model, '--out', out, '-q'], ws);
   assert.equal(fromFile.code, 0, fromFile.err);
   assert.match(fromFile.out, /inputs: Macenko, as your config sets/);
