@@ -17,6 +17,7 @@ import {
 import { isIdcError } from '../core/errors';
 import { runIdProblem } from '../core/run-id';
 import { MANIFEST_FILE, REPORT_FILE } from '../core/organize/organize';
+import { listEvaluationDirs } from '../core/evaluate/list';
 import type { BackendProbe, ConcreteBackend } from '../core/engine/backends';
 import type { RunInfo } from '../core/train/train';
 import * as P from '../protocol/protocol';
@@ -355,20 +356,7 @@ connection.onRequest(P.workspaceInfo, async (params): Promise<P.WorkspaceInfo> =
   const out = resolveConfigPath(loaded, loaded.config.paths.output);
   const archive = resolveConfigPath(loaded, loaded.config.paths.archive);
   const runs = readRuns(out);
-  const evaluations: P.EvaluationInfo[] = [];
-  const addEvals = (model: string, root: string): void => {
-    for (const split of ['test', 'val', 'train'] as const) {
-      const dir = join(root, split);
-      const metrics = join(dir, 'metrics.json');
-      if (!existsSync(metrics)) continue;
-      const maps = join(dir, 'slidemaps');
-      const slideMaps = existsSync(maps) ? readdirSync(maps).filter((f) => f.endsWith('.png')).sort().map((f) => join(maps, f)) : [];
-      evaluations.push({ model, split, dir, metrics, slideMaps });
-    }
-  };
-  for (const r of runs) addEvals(r.id, join(out, 'runs', r.id, 'eval'));
-  const outside = join(out, 'evals');
-  if (existsSync(outside)) for (const name of readdirSync(outside)) addEvals(name, join(outside, name));
+  const evaluations: P.EvaluationInfo[] = listEvaluationDirs(out, runs.map((r) => r.id)).map(({ owner: _, ...e }) => e);
   const maybe = (p: string): string | undefined => (existsSync(p) ? p : undefined);
   return {
     folder, configFile: loaded.file, configProblems, archive, archiveExists: existsSync(archive), outputDir: out,
