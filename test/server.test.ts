@@ -279,6 +279,17 @@ test('evaluate and report run on the trained model; workspaceInfo lists their fi
   assert.ok(info.evaluations.some((e) => e.metrics === metrics && e.split === 'test' && e.slideMaps.length > 0));
 });
 
+test('evaluate with an archive scores every patient of that other archive (Evaluate on This Archive)', async () => {
+  writePatches(join(ws, 'other'), gridSpecs(['90', '91'], 6, 3));
+  const ev = await lsp.conn.sendRequest(P.runJob, { kind: 'evaluate', archive: 'other' });
+  const done = await lsp.next(P.jobFinished, (p) => p.jobId === ev.jobId, 180_000);
+  assert.match(done.summary, /on the external archive other: 12 patches/);
+  const metrics = JSON.parse(readFileSync(done.outputs.find((o) => o.label === 'Metrics')!.path, 'utf8'));
+  assert.deepEqual([metrics.external.name, metrics.external.patients, metrics.n], ['other', 2, 12]);
+  const info = await lsp.conn.sendRequest(P.workspaceInfo, {});
+  assert.ok(info.evaluations.some((e) => e.model.endsWith('-on-other') && e.split === 'test'), 'listed for the panels and the side bar');
+});
+
 test('a second training while one runs is refused, naming the run; run ids must be plain names', async () => {
   const tr = await lsp.conn.sendRequest(P.runJob, { kind: 'train', epochs: 3 });
   assert.equal(tr.refused, undefined);

@@ -33,7 +33,8 @@ export type JobRequest = JobTarget & (
   | { kind: 'train'; runId?: string; epochs?: number; batchSize?: number; backend?: BackendName }
   /** Continues `runId`, or the newest unfinished run. */
   | { kind: 'resume'; runId?: string }
-  | { kind: 'evaluate'; runId?: string; modelPath?: string; split?: EvalSplit }
+  /** `archive`: score every patient of another labelled archive (external validation) instead of a split. */
+  | { kind: 'evaluate'; runId?: string; modelPath?: string; split?: EvalSplit; archive?: string }
   /** `cv`: report that cross-validation's pooled evaluation (default: the newest run's, or its CV's when it is a fold). */
   | { kind: 'report'; runId?: string; file?: string; split?: EvalSplit; cv?: string }
   | { kind: 'synth'; out: string; patients?: number; seed?: number; zip?: boolean }

@@ -88,17 +88,21 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       const { evaluateModel } = await import('../core/evaluate/evaluate');
       const { evalSummaryLines, chosenOnText } = await import('../core/evaluate/summary');
       await useBackend(ctx);
-      const r = await evaluateModel({
+      const options = {
         outputDir: ctx.outputDir, config: ctx.config, explicit: ctx.loaded.explicit, cacheDir: cacheDir(ctx), runId: req.runId,
         modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
-      });
+      };
+      // Another labelled archive: organized read-only under the output folder, every patient scored (idc evaluate --archive).
+      const r = req.archive
+        ? await (await import('../core/evaluate/external')).evaluateExternal({ ...options, archive: resolve(ctx.folder, req.archive) })
+        : await evaluateModel(options);
       // A long-lived process must give these back (the CLI simply exits).
       r.model.dispose();
       r.reader.close();
       const m = r.report;
       const f = (x: number | null | undefined, d = 3): string => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
       const lines = [
-        `Evaluated ${m.model} on ${m.split}: ${m.n} patches (${m.positives} positive) in ${m.seconds.toFixed(1)} s.`,
+        `Evaluated ${m.model} on ${m.external ? `the external archive ${m.external.name}` : m.split}: ${m.n} patches (${m.positives} positive) in ${m.seconds.toFixed(1)} s.`,
         ...evalSummaryLines(m).map((l) => l.trim()),
         ...m.warnings.map((w) => `Warning: ${w}`),
         ...m.operatingPoints.map((o) => `${o.label}${o.chosenOn ? ` [chosen on ${chosenOnText(o, m.split)}]` : ''}: threshold ${o.threshold.toFixed(4)}, recall ${f(o.recall)}, precision ${f(o.precision)}, specificity ${f(o.specificity)}, FN ${o.fn}, FP ${o.fp}`),
