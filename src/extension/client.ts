@@ -10,6 +10,10 @@ import * as P from '../protocol/protocol';
 import { clientChannel } from './log';
 import { JobTracker } from './jobs';
 import { NotificationProgressFeature } from './progress';
+import { restrictedModeMessage } from './command-ids';
+
+/** Requests that start a process running what idc.config.json names (engine.python): trusted workspaces only. */
+const STARTS_PROCESS = new Set([P.runJob.method, P.checkGpu.method, P.listBackends.method]);
 
 /** Starts dist/server.js and gives typed access to it; jobs never run in the extension host. */
 export class IdcClient implements vscode.Disposable {
@@ -94,6 +98,8 @@ export class IdcClient implements vscode.Disposable {
   async request<R>(type: RequestType0<R, void>): Promise<R>;
   async request<Q, R>(type: RequestType<Q, R, void>, params: Q): Promise<R>;
   async request(type: RequestType0<unknown, void> | RequestType<unknown, unknown, void>, params?: unknown): Promise<unknown> {
+    // Every way to a job or an interpreter probe passes here (commands, panel buttons, Grad-CAM on demand).
+    if (STARTS_PROCESS.has(type.method) && !vscode.workspace.isTrusted) throw new Error(restrictedModeMessage('Starting a job').replace(/^IDC: /, ''));
     await this.start();
     return params === undefined ? this.client.sendRequest(type as RequestType0<unknown, void>) : this.client.sendRequest(type as RequestType<unknown, unknown, void>, params);
   }

@@ -1,45 +1,73 @@
 import * as vscode from 'vscode';
-import { basename, isAbsolute, join, relative, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { CONFIG_FILE_NAME, defaultConfigText } from '../core/config';
+import { isIdcError } from '../core/errors';
 import * as P from '../protocol/protocol';
 import type { IdcClient } from './client';
 import type { Panels } from './panels';
 import { evaluationId } from '../core/views/ids';
+import { liveLockHolder, type SidebarNode } from '../core/views/sidebar';
+import { deleteRun, deletionText, planRunDeletion } from '../core/train/delete-run';
+import { readCvDefinition } from '../core/cv/read';
 import { editorPython } from './python-interpreter';
+import { NEEDS_TRUST, WALKTHROUGH_ID, restrictedModeMessage, type CommandId } from './command-ids';
+import type { Sidebar } from './sidebar';
 
 /** Thrown when the user dismisses a picker: the command just ends. */
 class Dismissed extends Error {}
 
 type Folder = vscode.WorkspaceFolder;
 
-/** Every IDC command; each works with no argument, asking for what it needs. */
-export function registerCommands(context: vscode.ExtensionContext, idc: IdcClient, log: vscode.LogOutputChannel, panels: Panels): void {
-  const c = new Commands(idc, log, panels);
-  const table: Record<string, (...args: never[]) => Promise<unknown>> = {
-    'idc.organize': (archive?: string) => c.organize(archive),
+/**
+ * Every IDC command; each works with no argument, asking for what it needs. From a menu they get
+ * what was clicked: a side bar node (SidebarNode) or a file's Uri.
+ */
+export function registerCommands(context: vscode.ExtensionContext, idc: IdcClient, log: vscode.LogOutputChannel, panels: Panels, sidebar: Sidebar): void {
+  const c = new Commands(idc, log, panels, sidebar);
+  const table: Record<CommandId, (...args: never[]) => Promise<unknown>> = {
+    'idc.organize': (archive?: unknown) => c.organize(pathArg(archive)),
     'idc.split': () => c.split(),
-    'idc.train': () => c.train(),
-    'idc.resume': (runId?: string, folder?: Folder) => c.resume(runId, folder),
-    'idc.crossValidate': (cv?: Partial<P.CvJobInfo>) => c.crossValidate(cv),
-    'idc.stopJob': () => c.stopJob(),
-    'idc.evaluate': (runId?: string) => c.evaluate(runId),
-    'idc.exportReport': (cv?: string) => c.exportReport(cv),
+    'idc.train': (config?: unknown) => c.train(configFolder(config)),
+    'idc.resume': (run?: unknown, folder?: Folder) => c.resume(runIdArg(run), folder),
+    'idc.crossValidate': (cv?: unknown) => c.crossValidate(cvArg(cv, sidebar.outputDir)),
+    'idc.stopJob': (node?: unknown) => c.stopJob(nodeArg(node)),
+    'idc.evaluate': (run?: unknown) => c.evaluate(runIdArg(run)),
+    'idc.exportReport': (what?: unknown) => c.exportReport(what),
     'idc.synth': () => c.synth(),
-    'idc.predict': () => c.predict(),
-    'idc.openConfig': () => c.openConfig(),
+    'idc.predict': (folder?: unknown) => c.predict(pathArg(folder)),
+    'idc.openConfig': (node?: unknown) => c.openConfig(configFolder(node)),
     'idc.selectBackend': () => c.selectBackend(),
     'idc.checkGpu': () => c.checkGpu(),
     'idc.showDataset': () => c.showDataset(),
-    'idc.showTraining': (runId?: string) => c.showTraining(runId),
-    'idc.showEvaluation': (evaluation?: string) => c.showEvaluation('threshold', undefined, evaluation),
-    'idc.showFalseNegatives': () => c.showEvaluation('gallery', { cell: 'fn' }),
-    'idc.showSlideMap': () => c.showSlideMap(),
+    'idc.showTraining': (run?: unknown) => c.showTraining(runIdArg(run)),
+    'idc.showEvaluation': (evaluation?: unknown) => c.showEvaluation('threshold', undefined, evaluationArg(evaluation)),
+    'idc.showFalseNegatives': (evaluation?: unknown) => c.showEvaluation('gallery', { cell: 'fn' }, evaluationArg(evaluation)),
+    'idc.showSlideMap': (evaluation?: unknown) => c.showSlideMap(evaluationArg(evaluation)),
     'idc.showLog': async () => log.show(),
     'idc.restartServer': () => c.restartServer(),
+    'idc.organizeFolder': (folder?: unknown) => c.organize(pathArg(folder)),
+    'idc.evaluateArchive': (folder?: unknown) => c.evaluateArchive(pathArg(folder)),
+    'idc.evaluateModelFile': (model?: unknown) => c.evaluateModelFile(pathArg(model)),
+    'idc.predictWithModel': (model?: unknown) => c.predictWithModel(pathArg(model)),
+    'idc.validateConfig': (config?: unknown) => c.validateConfig(configFolder(config)),
+    'idc.chooseArchive': () => c.chooseArchive(),
+    'idc.revealRun': (run?: unknown) => c.revealRun(runIdArg(run)),
+    'idc.revealInExplorer': (what?: unknown) => c.revealInExplorer(pathArg(what)),
+    'idc.copyRunId': (run?: unknown) => c.copyRunId(runIdArg(run)),
+    'idc.deleteRun': (run?: unknown) => c.deleteRun(runIdArg(run)),
+    'idc.refreshSidebar': async () => sidebar.schedule('sources', 0),
+    'idc.getStarted': async () => vscode.commands.executeCommand('workbench.action.openWalkthrough', WALKTHROUGH_ID, false),
   };
-  for (const [id, fn] of Object.entries(table)) {
+  const titles = new Map<string, string>(((context.extension.packageJSON as { contributes?: { commands?: { command: string; title: string }[] } }).contributes?.commands ?? []).map((x) => [x.command, x.title]));
+  for (const [id, fn] of Object.entries(table) as [CommandId, (...args: never[]) => Promise<unknown>][]) {
     context.subscriptions.push(vscode.commands.registerCommand(id, async (...args: never[]) => {
       try {
+        // Menus hide these in Restricted Mode; the palette, a welcome view's link or a panel's button still reach them.
+        if (NEEDS_TRUST.has(id) && !vscode.workspace.isTrusted) {
+          const pick = await vscode.window.showWarningMessage(restrictedModeMessage(titles.get(id) ?? id), 'Manage Workspace Trust');
+          if (pick) await vscode.commands.executeCommand('workbench.trust.manage');
+          return;
+        }
         await fn(...args);
       } catch (e) {
         if (e instanceof Dismissed) return;
@@ -53,11 +81,55 @@ export function registerCommands(context: vscode.ExtensionContext, idc: IdcClien
   }
 }
 
+// ----------------------------------------------------------------------------------- arguments
+
+/** A side bar node, as menus and tree clicks pass it. */
+function nodeArg(x: unknown): SidebarNode | undefined {
+  return x && typeof x === 'object' && typeof (x as SidebarNode).id === 'string' && typeof (x as SidebarNode).contextValue === 'string' ? x as SidebarNode : undefined;
+}
+
+/** A run id: given as is (buttons, job messages) or a node's. */
+function runIdArg(x: unknown): string | undefined {
+  return typeof x === 'string' ? x : nodeArg(x)?.runId;
+}
+
+/** An evaluation id (`<model>/<split>`): given as is or a node's. */
+function evaluationArg(x: unknown): string | undefined {
+  return typeof x === 'string' ? x : nodeArg(x)?.evaluation;
+}
+
+/** A cross-validation to resume: from a job message ({ id, folds, seed }) or a node (its cv.json's folds and seed). */
+function cvArg(x: unknown, outputDir: string | undefined): Partial<P.CvJobInfo> | undefined {
+  const node = nodeArg(x);
+  if (node) {
+    if (!node.cvId) return undefined;
+    const def = outputDir ? readCvDefinition(outputDir, node.cvId) : undefined;
+    return def ? { id: def.id, folds: def.folds.length, seed: def.seed } : { id: node.cvId };
+  }
+  return x && typeof x === 'object' ? x as Partial<P.CvJobInfo> : undefined;
+}
+
+/** A file system path: an explorer or editor Uri, a node's path, or a string. */
+function pathArg(x: unknown): string | undefined {
+  if (x instanceof vscode.Uri) return x.scheme === 'file' ? x.fsPath : undefined;
+  if (typeof x === 'string') return x;
+  return nodeArg(x)?.path;
+}
+
+/** The folder of an idc.config.json the command was run on (explorer, editor), as a workspace folder. */
+function configFolder(x: unknown): Folder | undefined {
+  const p = pathArg(x);
+  if (!p || basename(p) !== CONFIG_FILE_NAME) return undefined;
+  const dir = dirname(p);
+  const ws = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(p));
+  return ws && ws.uri.fsPath === dir ? ws : { uri: vscode.Uri.file(dir), name: basename(dir), index: ws?.index ?? 0 };
+}
+
 class Commands {
   private lastFolder: string | undefined;
   private lastPythonNote: string | undefined;
 
-  constructor(private readonly idc: IdcClient, private readonly log: vscode.LogOutputChannel, private readonly panels: Panels) {}
+  constructor(private readonly idc: IdcClient, private readonly log: vscode.LogOutputChannel, private readonly panels: Panels, private readonly sidebar: Sidebar) {}
 
   // ----------------------------------------------------------------------------------- jobs
 
@@ -75,8 +147,8 @@ class Commands {
     await this.run(folder, { kind: 'split' });
   }
 
-  async train(): Promise<void> {
-    const { folder, info } = await this.context();
+  async train(folderArg?: Folder): Promise<void> {
+    const { folder, info } = await this.context(folderArg);
     await this.needs(info, ['manifest', 'split']);
     const pending = this.idc.tracker.pendingKinds();
     // Stopped, failed or interrupted (left "running"): every unfinished run resumes from its checkpoint.
@@ -129,10 +201,24 @@ class Commands {
     await this.run(folder, { kind: 'evaluate', ...model });
   }
 
-  async exportReport(cv?: string): Promise<void> {
+  /**
+   * `what`: a cross-validation id (from a job message), or a side bar node: an evaluation of a run
+   * (that run and split), a cross-validation's (its pooled report), a run or a cross-validation.
+   */
+  async exportReport(what?: unknown): Promise<void> {
     const { folder, info } = await this.context();
     await this.needs(info, ['manifest']);
-    await this.run(folder, { kind: 'report', ...(typeof cv === 'string' ? { cv } : {}) });
+    const node = nodeArg(what);
+    let target: { cv?: string; runId?: string; split?: P.EvalSplit } = {};
+    if (typeof what === 'string') target = { cv: what };
+    else if (node?.evaluation) {
+      const split = node.evaluation.slice(node.evaluation.lastIndexOf('/') + 1) as P.EvalSplit;
+      if (node.cvId) target = { cv: node.cvId };
+      else if (/\bkind-run\b/.test(node.contextValue) && node.runId) target = { runId: node.runId, split };
+      else throw new Error(`the report covers a run's evaluation or a cross-validation's; ${node.evaluation} is neither (an ensemble, an outside model or an external archive). Its numbers are in its metrics.json and the panels.`);
+    } else if (node?.cvId) target = { cv: node.cvId };
+    else if (node?.runId) target = { runId: node.runId };
+    await this.run(folder, { kind: 'report', ...target });
   }
 
   async synth(): Promise<void> {
@@ -148,15 +234,41 @@ class Commands {
     await this.run(folder, { kind: 'synth', out: out.trim(), patients: Number(patients) });
   }
 
-  async predict(): Promise<void> {
+  /** `patches`: the folder (from the explorer); asked for otherwise. `modelPath`: a model.json to score with instead of a run. */
+  async predict(patches?: string, modelPath?: string): Promise<void> {
     const { folder, info } = await this.context();
-    const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: folder.uri, openLabel: 'Score These Patches', title: 'IDC: folder of patches to score (a new patient)' });
-    if (!picked?.[0]) throw new Dismissed();
-    const model = await this.pickModel(info, 'Score them with which model?');
-    await this.run(folder, { kind: 'predict', patches: picked[0].fsPath, ...model });
+    const chosen = patches ?? await this.chooseFolder(folder, 'Score These Patches', 'IDC: folder of patches to score (a new patient)');
+    const model = modelPath ? { modelPath } : await this.pickModel(info, 'Score them with which model?');
+    await this.run(folder, { kind: 'predict', patches: chosen, ...model });
   }
 
-  async stopJob(): Promise<void> {
+  /** External validation: every patient of another labelled archive, scored by a model of this workspace. */
+  async evaluateArchive(archive?: string): Promise<void> {
+    const { folder, info } = await this.context();
+    const chosen = archive ?? await this.chooseFolder(folder, 'Evaluate on This Archive', 'IDC: another labelled archive (<patient>/<0|1>/ folders) to evaluate on');
+    const model = await this.pickModel(info, `Evaluate which model on ${basename(chosen)}?`);
+    await this.run(folder, { kind: 'evaluate', archive: chosen, ...model });
+  }
+
+  async evaluateModelFile(modelPath?: string): Promise<void> {
+    const { folder, info } = await this.context();
+    await this.needs(info, ['manifest', 'split']);
+    await this.run(folder, { kind: 'evaluate', modelPath: modelPath ?? await this.chooseModelFile() });
+  }
+
+  async predictWithModel(modelPath?: string): Promise<void> {
+    await this.predict(undefined, modelPath ?? await this.chooseModelFile());
+  }
+
+  private async chooseFolder(folder: Folder, openLabel: string, title: string): Promise<string> {
+    const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: folder.uri, openLabel, title });
+    if (!picked?.[0]) throw new Dismissed();
+    return picked[0].fsPath;
+  }
+
+  /** Stops the running job; from a run or cross-validation node, the job training it (and nothing else). */
+  async stopJob(node?: SidebarNode): Promise<void> {
+    if (node && (node.runId || node.cvId)) return this.stopRun(node);
     const s = await this.idc.request(P.getStatus);
     if (!s.running && !s.queued.length) {
       void vscode.window.showInformationMessage('IDC: no job is running.');
@@ -233,6 +345,127 @@ class Commands {
     void vscode.window.showInformationMessage('IDC: the language server was restarted.');
   }
 
+  // ----------------------------------------------------------------------------------- side bar and context menus
+
+  /** Stop from a run or cross-validation node: only the job that trains it here; a terminal's job is named, not killed. */
+  private async stopRun(node: SidebarNode): Promise<void> {
+    const s = await this.idc.request(P.getStatus);
+    const live = this.idc.tracker.live();
+    const ours = s.running && live && ((node.runId && live.runId === node.runId) || (node.cvId && live.cvId === node.cvId));
+    if (ours) {
+      await this.idc.request(P.stopJob, { jobId: s.running!.jobId });
+      const what = node.cvId && !node.runId?.includes('-fold') ? `cross-validation ${node.cvId}` : `run ${node.runId}`;
+      void vscode.window.showInformationMessage(`IDC: stopping ${what} at the next safe point… It can be resumed.`);
+      return;
+    }
+    const holder = node.path ? liveLockHolder(node.path) : undefined;
+    void vscode.window.showInformationMessage(holder
+      ? `IDC: ${node.label} is not trained by this window; it is in use by ${holder}. Stop it there.`
+      : `IDC: nothing is training ${node.label} now.`);
+  }
+
+  async validateConfig(folderArg?: Folder): Promise<void> {
+    const folder = folderArg ?? await this.folder();
+    const info = await this.info(folder);
+    const file = join(folder.uri.fsPath, CONFIG_FILE_NAME);
+    if (!info.configFile) {
+      const pick = await vscode.window.showInformationMessage(`IDC: ${rel(folder, file)} does not exist, so the defaults apply: archive ${rel(folder, info.archive)}, output ${rel(folder, info.outputDir)}.`, 'Create Config');
+      if (pick) await this.openConfig(folder);
+      return;
+    }
+    // Opening it publishes the server's diagnostics on each problem's value.
+    const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
+    if (info.configProblems?.length) {
+      const n = info.configProblems.length;
+      await vscode.window.showTextDocument(doc);
+      const pick = await vscode.window.showErrorMessage(`IDC: ${rel(folder, file)} has ${n === 1 ? 'a problem' : `${n} problems`}: ${info.configProblems.join('; ')}`, 'Show Problems');
+      if (pick) await vscode.commands.executeCommand('workbench.actions.view.problems');
+      return;
+    }
+    const archive = `${rel(folder, info.archive)}${info.archiveExists ? '' : ' (not found yet)'}`;
+    void vscode.window.showInformationMessage(`IDC: ${rel(folder, file)} is valid. Archive ${archive}; output ${rel(folder, info.outputDir)}; backend ${info.backend}.`);
+  }
+
+  /** Sets paths.archive to a folder or .zip the user picks, then offers to organize it. */
+  async chooseArchive(): Promise<void> {
+    const folder = await this.folder();
+    const items = [
+      { label: '$(folder) The extracted folder…', id: 'folder' },
+      { label: '$(file-zip) The downloaded .zip…', id: 'zip' },
+    ] as const;
+    const pick = await this.quickPick([...items], 'Where is the Breast Histopathology Images archive (<patient>/<0|1>/ patches)?');
+    const uris = await vscode.window.showOpenDialog({
+      canSelectFolders: pick.id === 'folder', canSelectFiles: pick.id === 'zip', filters: pick.id === 'zip' ? { 'Zip archive': ['zip'] } : undefined,
+      defaultUri: folder.uri, openLabel: 'Use This Archive', title: 'IDC: the Breast Histopathology Images archive',
+    });
+    if (!uris?.[0]) throw new Dismissed();
+    const value = rel(folder, uris[0].fsPath);
+    await this.setConfigValue(folder, ['paths', 'archive'], value);
+    const go = await vscode.window.showInformationMessage(`IDC: paths.archive is now "${value}" in ${CONFIG_FILE_NAME}. Organize it now?`, 'Organize Raw Archive');
+    if (go) await vscode.commands.executeCommand('idc.organize');
+  }
+
+  async revealRun(runId?: string): Promise<void> {
+    const id = runId ?? this.idc.tracker.runningRunId();
+    await this.sidebar.revealRun(id);
+  }
+
+  async revealInExplorer(path?: string): Promise<void> {
+    if (!path) throw new Error('Reveal in Explorer needs a run, an evaluation or a folder of the IDC side bar.');
+    const uri = vscode.Uri.file(path);
+    if (vscode.workspace.getWorkspaceFolder(uri)) {
+      await vscode.commands.executeCommand('revealInExplorer', uri);
+      return;
+    }
+    // The Explorer shows workspace folders only.
+    const pick = await vscode.window.showInformationMessage(`IDC: ${path} is outside the workspace, so the Explorer cannot show it.`, 'Copy Path');
+    if (pick) await vscode.env.clipboard.writeText(path);
+  }
+
+  async copyRunId(runId?: string): Promise<void> {
+    if (!runId) throw new Error('Copy Run ID needs a run of the IDC side bar.');
+    await vscode.env.clipboard.writeText(runId);
+    vscode.window.setStatusBarMessage(`IDC: copied "${runId}"`, 3000);
+  }
+
+  /** Deletes a run folder after a modal confirmation naming it; refused while a job uses it. */
+  async deleteRun(runId?: string): Promise<void> {
+    await this.sidebar.flushNow();
+    const out = this.sidebar.outputDir;
+    if (!out) throw new Error('open the folder of the experiment first.');
+    let id = runId;
+    if (!id) {
+      const runs: SidebarNode[] = [];
+      const walk = (nodes: SidebarNode[]): void => { for (const n of nodes) { if (/^idc-run\b/.test(n.contextValue)) runs.push(n); walk(n.children ?? []); } };
+      walk(this.sidebar.nodes('runs'));
+      if (!runs.length) return void vscode.window.showInformationMessage('IDC: there is no run to delete.');
+      id = (await this.quickPick(runs.map((n) => ({ label: n.runId!, description: n.description, runId: n.runId! })), 'Delete which run?')).runId;
+    }
+    // Refused up front when a job here or elsewhere uses it; deleteRun checks again under the lock.
+    const live = this.idc.tracker.live();
+    const holder = liveLockHolder(join(out, 'runs', id));
+    const inUse = live && (live.runId === id || (live.cvId && id.startsWith(`${live.cvId}-fold`))) ? 'this window is training it' : holder ? `it is in use by ${holder}` : undefined;
+    if (inUse) {
+      void vscode.window.showWarningMessage(`IDC: run ${id} cannot be deleted while it is in use: ${inUse}. Stop that job first.`);
+      return;
+    }
+    const plan = planRunDeletion(out, id);
+    const text = deletionText(plan);
+    const pick = await vscode.window.showWarningMessage(text.message, { modal: true, detail: text.detail }, 'Delete');
+    if (pick !== 'Delete') return;
+    try {
+      deleteRun(out, id);
+    } catch (e) {
+      if (isIdcError(e) && e.code === 'RUN_LOCKED') {
+        void vscode.window.showWarningMessage(`IDC: run ${id} cannot be deleted while it is in use: ${e.message}`);
+        return;
+      }
+      throw e;
+    }
+    this.sidebar.schedule('sources', 0);
+    vscode.window.setStatusBarMessage(`IDC: deleted run ${id}`, 5000);
+  }
+
   // ----------------------------------------------------------------------------------- panels
 
   async showDataset(): Promise<void> {
@@ -256,10 +489,11 @@ class Commands {
     await this.panels.show(panel, { folder: folder.uri.fsPath, evaluation: evaluationId(wanted ?? info.evaluations.at(-1)!), ui });
   }
 
-  async showSlideMap(): Promise<void> {
+  async showSlideMap(evaluation?: string): Promise<void> {
     const { folder, info } = await this.context();
     if (!info.evaluations.length) return this.missing('no slide maps yet: evaluate a model first.', 'Evaluate Model', 'idc.evaluate');
-    await this.panels.show('slidemap', { folder: folder.uri.fsPath, evaluation: evaluationId(info.evaluations.at(-1)!) });
+    const wanted = evaluation ? info.evaluations.find((e) => evaluationId(e) === evaluation) : undefined;
+    await this.panels.show('slidemap', { folder: folder.uri.fsPath, evaluation: evaluationId(wanted ?? info.evaluations.at(-1)!) });
   }
 
   private async missing(what: string, label: string, command: string): Promise<void> {

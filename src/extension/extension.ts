@@ -3,6 +3,7 @@ import { IdcClient } from './client';
 import { registerCommands } from './commands';
 import { JobTracker } from './jobs';
 import { Panels } from './panels';
+import { Sidebar } from './sidebar';
 
 let idc: IdcClient | undefined;
 
@@ -15,8 +16,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const tracker = new JobTracker(log);
   idc = new IdcClient(context, log, tracker);
   const panels = new Panels(context, log, idc);
-  context.subscriptions.push(log, tracker, idc, panels);
-  registerCommands(context, idc, log, panels);
+  const sidebar = new Sidebar(tracker, log);
+  context.subscriptions.push(log, tracker, idc, panels, sidebar);
+  registerCommands(context, idc, log, panels, sidebar);
   context.subscriptions.push(vscode.workspace.onDidChangeConfiguration(async (e) => {
     if (!e.affectsConfiguration('idc.server.runtime')) return;
     // The client reads the runtime when it is made, so the window reloads to use the new one.

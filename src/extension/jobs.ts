@@ -1,40 +1,12 @@
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import * as P from '../protocol/protocol';
+import { liveTraining, statusText, type ServerState } from './status-text';
 
-const VERB: Record<P.JobKind, string> = {
-  organize: 'organizing', split: 'splitting', train: 'training', resume: 'training', evaluate: 'evaluating',
-  report: 'exporting the report', synth: 'generating', predict: 'scoring', gradcam: 'drawing Grad-CAM', cv: 'cross-validating',
-};
+export { formatEta, statusText, type ServerState } from './status-text';
 
 /** Next steps offered when a job ends: button label -> command (with its argument). */
 type Action = { label: string; run: () => unknown };
-
-export function formatEta(s: number): string {
-  if (s < 60) return `${Math.max(1, Math.round(s))}s`;
-  if (s < 3600) return `${Math.round(s / 60)}m`;
-  return `${Math.floor(s / 3600)}h ${Math.round((s % 3600) / 60)}m`;
-}
-
-/** "IDC: training epoch 3/20, ETA 2m · wasm"; "IDC: cross-validating fold 2/5, epoch 3/20, ETA 9m · wasm" */
-export type ServerState = 'starting' | 'up' | 'down';
-
-export function statusText(s: P.StatusParams, p: P.JobProgressParams | undefined, server: ServerState): string {
-  if (server === 'starting') return '$(loading~spin) IDC: starting';
-  if (server === 'down') return '$(warning) IDC: server stopped';
-  const backend = s.backend.replace(/^auto: /, '');
-  if (s.state === 'idle' || !s.running) return `$(beaker) IDC: idle · ${backend}`;
-  let t = `$(sync~spin) IDC: ${VERB[s.running.kind]}`;
-  if (p && p.jobId === s.running.jobId) {
-    if (p.fold !== undefined) t += ` fold ${p.fold}/${p.folds}${p.epoch !== undefined && p.phase.startsWith('train.') ? `, epoch ${p.epoch}/${p.epochs}` : ` — ${p.label}`}`;
-    else if (p.epoch !== undefined) t += ` epoch ${p.epoch}/${p.epochs}`;
-    else if (p.percentage !== undefined) t += ` ${p.percentage}%`;
-    else t += ` — ${p.label}${p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : ''}`;
-    if (p.etaSeconds !== undefined) t += `, ETA ${formatEta(p.etaSeconds)}`;
-  }
-  if (s.queued.length) t += ` (+${s.queued.length} queued)`;
-  return `${t} · ${backend}`;
-}
 
 /** A job notification, re-published for the panels (the client keeps one handler per method). */
 export type JobEvent =
@@ -50,6 +22,9 @@ export class JobTracker implements vscode.Disposable {
   private readonly events = new vscode.EventEmitter<JobEvent>();
   /** Every job notification, after the tracker has handled it. */
   readonly onJobEvent = this.events.event;
+  private readonly statusEvents = new vscode.EventEmitter<void>();
+  /** The queue or the server changed (a job ended, one was queued, the server restarted). */
+  readonly onDidChangeStatus = this.statusEvents.event;
   private status: P.StatusParams = { state: 'idle', queued: [], backend: 'auto' };
   private progress: P.JobProgressParams | undefined;
   private lastEpoch: P.EpochMetricsParams | undefined;
@@ -85,15 +60,27 @@ export class JobTracker implements vscode.Disposable {
     return this.status;
   }
 
+  /** The training running now (its run once its first training progress names it), for the Runs tree. */
+  live(): ReturnType<typeof liveTraining> {
+    return this.server === 'up' ? liveTraining(this.status, this.progress) : undefined;
+  }
+
+  /** The run the job now running trains (undefined before its first training progress). */
+  runningRunId(): string | undefined {
+    return this.live()?.runId;
+  }
+
   setStatus(s: P.StatusParams): void {
     this.status = s;
     this.render();
+    this.statusEvents.fire();
   }
 
   setServer(state: ServerState): void {
     this.server = state;
     if (state !== 'up') { this.status = { ...this.status, state: 'idle', running: undefined, queued: [] }; this.progress = undefined; }
     this.render();
+    this.statusEvents.fire();
   }
 
   /** The job that was running when the server went away, if any. */
@@ -103,7 +90,9 @@ export class JobTracker implements vscode.Disposable {
 
   private render(): void {
     this.item.text = statusText(this.status, this.progress, this.server);
-    this.item.command = this.server === 'down' ? 'idc.restartServer' : 'idc.showLog';
+    // A training's status reveals its run in the side bar, where its actions are; anything else shows the log.
+    const training = this.live() !== undefined;
+    this.item.command = this.server === 'down' ? 'idc.restartServer' : training ? 'idc.revealRun' : 'idc.showLog';
     const lines = [`Backend: ${this.status.backend}`];
     if (this.status.running) lines.push(`Running: ${this.status.running.title}${this.progress?.message ? ` (${this.progress.message})` : ''}`);
     if (this.lastEpoch) {
@@ -111,7 +100,7 @@ export class JobTracker implements vscode.Disposable {
       lines.push(`Last epoch ${l.epoch + 1}: loss ${l.loss.toFixed(4)}, val_loss ${l.val_loss.toFixed(4)}, val_auc ${l.val_auc.toFixed(3)}`);
     }
     for (const q of this.status.queued) lines.push(`Queued: ${q.title}`);
-    lines.push(this.server === 'down' ? 'Click to restart the IDC language server.' : 'Click to show the IDC log.');
+    lines.push(this.server === 'down' ? 'Click to restart the IDC language server.' : training ? 'Click to show the run in the IDC side bar.' : 'Click to show the IDC log.');
     this.item.tooltip = lines.join('\n');
   }
 
@@ -172,6 +161,7 @@ export class JobTracker implements vscode.Disposable {
 
   dispose(): void {
     this.events.dispose();
+    this.statusEvents.dispose();
     this.item.dispose();
   }
 }
