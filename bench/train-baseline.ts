@@ -39,6 +39,8 @@ recipe.patch(c);
 Object.assign(c.paths, { output: out });
 c.engine.backend = backend;
 if (backend === 'torch') c.engine.python = python;
+// One thread: reductions run in one order, so the same engine and version give the same weights anywhere.
+c.engine.threads = 1;
 c.train.seed = BASELINE_SEED;
 // A smoke test of this script (not for the shipped model): fewer epochs.
 if (process.env.IDC_BASELINE_EPOCHS) c.train.epochs = Number(process.env.IDC_BASELINE_EPOCHS);
