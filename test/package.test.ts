@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import yauzl from 'yauzl';
 import { tempDir } from './helpers/fixtures';
 
@@ -28,5 +28,12 @@ test('vsce packages the bundles offline into a .vsix without sources or node_mod
     assert.ok(names.includes(f), `${f} missing from the vsix`);
   }
   assert.ok(!names.some((n) => n.startsWith('extension/src/') || n.includes('node_modules/') || n.endsWith('.map') || n.startsWith('extension/test/')), names.join('\n'));
+  // The README is the extension's details page: it ships with the images it shows, not the rest of docs/.
+  assert.ok(names.includes('extension/readme.md'), 'README.md (vsce names it readme.md) missing from the vsix');
+  assert.ok(!names.some((n) => n.startsWith('extension/docs/') && !/^extension\/docs\/images\/[^/]+\.png$/.test(n)), names.filter((n) => n.startsWith('extension/docs/')).join('\n'));
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  for (const m of readme.matchAll(/!\[[^\]]*\]\((docs\/images\/[^)\s]+\.png)\)/g)) {
+    if (existsSync(join(ROOT, m[1]))) assert.ok(names.includes(`extension/${m[1]}`), `${m[1]} (shown by the README) missing from the vsix`);
+  }
   rmSync(out);
 });
