@@ -2,7 +2,7 @@ import schema from '../../schema/idc.config.schema.json';
 
 interface Node { type?: string | string[]; description?: string; default?: unknown; properties?: Record<string, Node>; enum?: unknown[]; oneOf?: Node[]; items?: Node; minimum?: number; maximum?: number }
 
-/** The README's config reference, generated from the schema so the two cannot drift apart. */
+/** The config reference in docs/configuration.md, generated from the schema so the two cannot drift apart. */
 export function configReferenceMarkdown(): string {
   const rows: string[] = ['| field | default | description |', '|---|---|---|'];
   const walk = (node: Node, path: string): void => {
@@ -24,6 +24,6 @@ export const CONFIG_DOC_END = '<!-- config-reference:end -->';
 export function withConfigReference(readme: string): string {
   const a = readme.indexOf(CONFIG_DOC_START);
   const b = readme.indexOf(CONFIG_DOC_END);
-  if (a < 0 || b < a) throw new Error('README has no config reference markers');
+  if (a < 0 || b < a) throw new Error(`No config reference markers (${CONFIG_DOC_START} … ${CONFIG_DOC_END}) in the document`);
   return `${readme.slice(0, a + CONFIG_DOC_START.length)}\n${configReferenceMarkdown()}\n${readme.slice(b)}`;
 }
