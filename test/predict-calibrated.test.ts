@@ -58,6 +58,7 @@ test('predict writes raw and calibrated probabilities and the label at the valid
   const youden = report.operatingPoints.find((o) => o.name === 'youden')!.threshold;
   const T = report.calibration!.temperature!.value;
   const r = await predictFolder({ folder, outputDir: out, config: cfg, runId: 'r1' });
+  assert.notEqual(youden, cfg.evaluate.threshold);
   assert.equal(r.threshold, youden);
   assert.equal(r.thresholdChosenBy, 'youden-val');
   assert.match(r.thresholdReason, /^Youden's J on run r1's validation patients \(runs\/r1\/eval\/test\/metrics\.json, /);
@@ -83,11 +84,6 @@ test('predict writes raw and calibrated probabilities and the label at the valid
   const raw = await predictFolder({ folder, outputDir: out, config: { ...cfg, evaluate: { ...cfg.evaluate, calibration: 'none' } }, runId: 'r1' });
   assert.equal(readFileSync(raw.predictionsFile, 'utf8').split('\n')[0], 'id,patient,x,y,label,score,predicted_label');
   assert.equal(raw.threshold, youden);
-  // A threshold the user set (the threshold explorer's "Use as working threshold") wins.
-  const pinned = await predictFolder({ folder, outputDir: out, config: { ...cfg, evaluate: { ...cfg.evaluate, threshold: 0.42 } }, runId: 'r1', explicit: new Map([['evaluate.threshold', 'file']]) });
-  assert.equal(pinned.threshold, 0.42);
-  assert.equal(pinned.thresholdReason, 'evaluate.threshold, as your config sets');
-  assert.ok(readPredictions(pinned.predictionsFile).every((p) => p.predicted === (p.score >= 0.42 ? 1 : 0)));
   // An evaluation scored otherwise (another test-time augmentation) does not apply.
   const flips = await predictFolder({ folder, outputDir: out, config: { ...cfg, evaluate: { ...cfg.evaluate, tta: 'flips' } }, runId: 'r1' });
   assert.equal(flips.threshold, cfg.evaluate.threshold);
@@ -98,7 +94,7 @@ test('predict writes raw and calibrated probabilities and the label at the valid
 test('a run without an evaluation: evaluate.threshold, raw scores only, and both said', async () => {
   const r = await predictFolder({ folder, outputDir: out, config: cfg, runId: 'r2' });
   assert.equal(r.threshold, cfg.evaluate.threshold);
-  assert.equal(r.thresholdChosenBy, 'default');
+  assert.equal(r.thresholdChosenBy, 'config');
   assert.match(r.thresholdReason, /^evaluate\.threshold from the config: run r2 has no evaluation yet/);
   assert.equal(r.temperature, undefined);
   assert.match(r.calibrationNote ?? '', /evaluate\.calibration is "temperature", but run r2 has no evaluation yet.*raw scores only/);

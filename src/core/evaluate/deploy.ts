@@ -5,14 +5,14 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { explicitlySet, type ExplicitFields, type IdcConfig } from '../config';
+import type { IdcConfig } from '../config';
 import type { ModelSet } from './ensemble';
 import type { EvalReport } from './types';
 
 export interface DeploySettings {
   /** Labels are score >= threshold. */
   threshold: number;
-  thresholdChosenBy: 'youden-val' | 'config' | 'option' | 'default';
+  thresholdChosenBy: 'youden-val' | 'config';
   /** Which threshold and why, in words. */
   thresholdReason: string;
   /** Set when a fitted temperature applies: calibrated = sigmoid(logit(score) / T). */
@@ -28,21 +28,16 @@ const SPLITS = ['test', 'val', 'train'] as const;
 /**
  * The threshold and temperature for predictions of `set`. The newest evaluation of the same model,
  * not older than its weights, scored as predict scores now (test-time augmentation and inputs),
- * whose Youden's J was chosen on validation patients. A threshold set by the user (evaluate.threshold
- * in the config or an option, e.g. from the threshold explorer) wins over that Youden's J.
+ * whose Youden's J was chosen on validation patients; evaluate.threshold only when there is none.
  */
-export function deploySettings(outputDir: string, set: ModelSet, config: IdcConfig, stain: 'none' | 'macenko', explicit?: ExplicitFields): DeploySettings {
+export function deploySettings(outputDir: string, set: ModelSet, config: IdcConfig, stain: 'none' | 'macenko'): DeploySettings {
   const whose = set.runId ? `run ${set.runId}'s` : set.ensemble ? "the ensemble's" : "the model's";
   const found = latestEvaluation(set, config, stain);
   const ev = found.report;
   const at = found.file && relative(outputDir, found.file);
-  const out: DeploySettings = { threshold: config.evaluate.threshold, thresholdChosenBy: 'default', thresholdReason: '' };
+  const out: DeploySettings = { threshold: config.evaluate.threshold, thresholdChosenBy: 'config', thresholdReason: '' };
   const youden = ev?.operatingPoints.find((o) => o.name === 'youden' && o.chosenOn === 'val');
-  const userSet = explicitlySet(explicit, 'evaluate.threshold');
-  if (userSet) {
-    out.thresholdChosenBy = userSet === 'file' ? 'config' : 'option';
-    out.thresholdReason = userSet === 'file' ? 'evaluate.threshold, as your config sets' : 'evaluate.threshold, as the command line sets';
-  } else if (youden && at) {
+  if (youden && at) {
     out.threshold = youden.threshold;
     out.thresholdChosenBy = 'youden-val';
     out.thresholdReason = `Youden's J on ${whose} validation patients (${at}, ${ev!.createdAt})`;

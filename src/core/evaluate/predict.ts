@@ -217,7 +217,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   }
   const scores = meanOf(sum, set.members.length);
   // The threshold and temperature a deployment fixed beforehand: the model's latest evaluation's, chosen on validation patients.
-  const deploy = deploySettings(opts.outputDir, set, opts.config, stainMode, opts.explicit);
+  const deploy = deploySettings(opts.outputDir, set, opts.config, stainMode);
   const threshold = deploy.threshold;
   const calibrated = deploy.temperature && applyTemperature(scores, deploy.temperature.value);
   const predictions: Prediction[] = kept.map((f, i) => ({ ...f.name, score: scores[i], ...(calibrated && { calibrated: calibrated[i] }), predicted: scores[i] >= threshold ? 1 : 0 }));
