@@ -59,7 +59,7 @@ export function hasBaseline(dir = baselineDir()): boolean {
 export function readBaseline(dir = baselineDir()): BaselineInfo {
   const file = join(dir, BASELINE_FILE);
   if (!hasBaseline(dir)) {
-    throw new IdcError(`The baseline model is missing from this installation (${dir}).`, 'Reinstall IDC Inspector, or rebuild it with "npm run train:baseline" (needs the real set; see models/README).', 'NO_MODEL');
+    throw new IdcError(`The baseline model is missing from this installation (${dir}).`, 'Reinstall IDC Inspector, or rebuild it with "npm run train:baseline" (needs the real set: models/baseline/MODEL_CARD.md says how).', 'NO_MODEL');
   }
   try {
     const info = JSON.parse(readFileSync(file, 'utf8')) as BaselineInfo;

@@ -216,7 +216,7 @@ function notJoined(python: string, l: TorchLaunch): IdcError {
     const cmds = Array.from({ length: l.nodes - 1 }, (_, k) => `machine ${k + 1}: ${nodeCommand(python, l, k + 1)}`).join('; ');
     return new IdcError(
       `Not all ${total} torch engine processes (${l.processes} on each of ${l.nodes} machines) joined within ${l.timeoutSeconds} s (engine.torch.timeoutSeconds).`,
-      `Start torchrun on every other machine before training or within that time (${cmds}), with the same idc_torch folder and PyTorch version; they must reach ${l.masterAddress}:${l.masterPort} over TCP, and NCCL or gloo need further ports between the machines (see the README, torch engine).`,
+      `Start torchrun on every other machine before training or within that time (${cmds}), with the same idc_torch folder and PyTorch version; they must reach ${l.masterAddress}:${l.masterPort} over TCP, and NCCL or gloo need further ports between the machines (see the docs/cli.md, train: torch engine).`,
       'TORCH_ENGINE',
     );
   }
