@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
-  bestValAuc, buildDatasetNodes, buildEvaluationNodes, buildRunNodes, findNode, liveLockHolder, shortDate, sidebarFlags, sidebarSources,
+  affectsSidebar, bestValAuc, buildDatasetNodes, buildEvaluationNodes, buildRunNodes, findNode, liveLockHolder, shortDate, sidebarFlags, sidebarSources,
   trainingProgressText, type SidebarNode, type SidebarSources,
 } from '../src/core/views/sidebar';
 import { deleteRun, deletionText, planRunDeletion } from '../src/core/train/delete-run';
@@ -117,7 +117,7 @@ describe('Dataset tree', () => {
     assert.equal(byId(nodes, 'dataset:archive').contextValue, 'idc-archive missing');
     assert.equal(byId(nodes, 'dataset:manifest').contextValue, 'idc-manifest missing');
     assert.equal(byId(nodes, 'dataset:manifest').description, 'not organized yet');
-    assert.equal(byId(nodes, 'dataset:split').contextValue, 'idc-split missing');
+    assert.equal(byId(nodes, 'dataset:split-missing').contextValue, 'idc-split missing');
   });
 
   test('organized and split: manifest counts, each part with patients, patches and positive rate, and the warnings', () => {
@@ -378,6 +378,14 @@ describe('Evaluations tree', () => {
     assert.match(writing.tooltip, /outside model \/models\/m\/model\.json/);
     assert.ok(words(writing).includes('locked') && words(writing).includes('kind-model'));
   });
+});
+
+test('affectsSidebar: the files the trees read and the folders holding them, not caches, checkpoints or images', () => {
+  for (const p of ['manifest.csv', 'split.json', 'organize-report.json', 'runs', 'runs/r1', 'runs/r1/run.json', 'runs/r1/history.jsonl', 'runs/r1/.idc-lock',
+    'runs/r1/model', 'runs/r1/model/model.json', 'runs/r1/eval', 'runs/r1/eval/test', 'runs/r1/eval/test/metrics.json', 'runs/r1/eval/test/slidemaps',
+    'evals', 'evals/cv', 'evals/cv/cv.json', 'evals/cv/test', 'evals/cv/test/metrics.json', 'evals/cv/test/.idc-lock']) assert.ok(affectsSidebar(p), p);
+  for (const p of ['cache/train.u8', 'runs/r1/checkpoint/weights.bin', 'runs/r1/history.jsonl.tmp-1', 'runs/r1/eval/test/gradcam/p.png', 'runs/r1/eval/test/predictions.csv',
+    '.idc-organize/journal.jsonl', 'external/other/manifest.csv', 'report.html', 'runs/r1/eval/test/slidemaps/p1.png']) assert.ok(!affectsSidebar(p), p);
 });
 
 test('sidebarFlags: what the context keys say', () => {

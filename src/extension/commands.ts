@@ -444,9 +444,9 @@ class Commands {
     // Refused up front when a job here or elsewhere uses it; deleteRun checks again under the lock.
     const live = this.idc.tracker.live();
     const holder = liveLockHolder(join(out, 'runs', id));
-    const inUse = live && (live.runId === id || (live.cvId && id.startsWith(`${live.cvId}-fold`))) ? 'this window is training it' : holder ? `it is in use by ${holder}` : undefined;
+    const inUse = live && (live.runId === id || (live.cvId && id.startsWith(`${live.cvId}-fold`))) ? 'is being trained in this window' : holder ? `is in use by ${holder}` : undefined;
     if (inUse) {
-      void vscode.window.showWarningMessage(`IDC: run ${id} cannot be deleted while it is in use: ${inUse}. Stop that job first.`);
+      void vscode.window.showWarningMessage(`IDC: run ${id} ${inUse}. Stop that job, then delete the run.`);
       return;
     }
     const plan = planRunDeletion(out, id);
@@ -457,7 +457,7 @@ class Commands {
       deleteRun(out, id);
     } catch (e) {
       if (isIdcError(e) && e.code === 'RUN_LOCKED') {
-        void vscode.window.showWarningMessage(`IDC: run ${id} cannot be deleted while it is in use: ${e.message}`);
+        void vscode.window.showWarningMessage(`IDC: ${e.message} Stop that job, then delete the run.`);
         return;
       }
       throw e;

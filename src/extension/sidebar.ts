@@ -1,9 +1,9 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { CONFIG_FILE_NAME } from '../core/config';
 import {
-  buildDatasetNodes, buildEvaluationNodes, buildRunNodes, findNode, sidebarFlags, sidebarSources,
+  affectsSidebar, buildDatasetNodes, buildEvaluationNodes, buildRunNodes, findNode, sidebarFlags, sidebarSources,
   type SidebarFlags, type SidebarNode, type SidebarSources,
 } from '../core/views/sidebar';
 import type { JobTracker } from './jobs';
@@ -13,6 +13,8 @@ export const VIEW_IDS: Record<TreeName, string> = { dataset: 'idc.dataset', runs
 
 /** Waits this long after a change before reading: a training epoch or an evaluation writes several files. */
 const DEBOUNCE_MS = 300;
+/** A steady stream of changes still refreshes this often. */
+const MAX_WAIT_MS = 2000;
 
 /**
  * One tree of nodes from a pure builder in src/core/views/sidebar.ts, computed when VS Code asks
@@ -74,8 +76,8 @@ class NodeTree implements vscode.TreeDataProvider<SidebarNode> {
 
 /**
  * The IDC view container's Dataset, Runs and Evaluations views. They follow the language server's
- * job events (live epochs, jobs that end) and a watcher on the files the trees read in the output
- * folder, debounced; nothing polls.
+ * job events (live epochs, jobs that end) and a watcher on the output folder filtered to what the
+ * trees read, debounced; nothing polls.
  */
 export class Sidebar implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
@@ -86,6 +88,7 @@ export class Sidebar implements vscode.Disposable {
   private watched = '';
   private timer: NodeJS.Timeout | undefined;
   private pending = new Set<TreeName | 'sources'>();
+  private firstPending: number | undefined;
   private liveKey = '';
 
   constructor(private readonly tracker: JobTracker, private readonly log: vscode.LogOutputChannel) {
@@ -107,6 +110,8 @@ export class Sidebar implements vscode.Disposable {
     this.disposables.push(
       configs, configs.onDidCreate(() => this.schedule('sources')), configs.onDidChange(() => this.schedule('sources')), configs.onDidDelete(() => this.schedule('sources')),
       vscode.workspace.onDidChangeWorkspaceFolders(() => this.schedule('sources')),
+      // A safety net for file systems whose watchers miss changes (network mounts): reread on coming back to the window.
+      vscode.window.onDidChangeWindowState((w) => { if (w.focused) this.schedule('sources'); }),
       tracker.onJobEvent((e) => {
         if (e.type === 'progress') {
           // Batches come several a second: only a new run, epoch or fold changes what the tree says.
@@ -134,15 +139,17 @@ export class Sidebar implements vscode.Disposable {
     return this.sources?.outputDir;
   }
 
-  /** Rereads after `delayMs` (debounced): 'sources' rereads the config, then every tree. */
+  /** Rereads after `delayMs` (debounced, but never put off past MAX_WAIT_MS): 'sources' rereads the config, then every tree. */
   schedule(what: TreeName | 'sources' = 'sources', delayMs = DEBOUNCE_MS): void {
     this.pending.add(what);
+    this.firstPending ??= Date.now();
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.flush(), delayMs);
+    this.timer = setTimeout(() => void this.flush(), Math.max(0, Math.min(delayMs, this.firstPending + MAX_WAIT_MS - Date.now())));
   }
 
   private async flush(): Promise<void> {
     this.timer = undefined;
+    this.firstPending = undefined;
     const what = this.pending;
     this.pending = new Set();
     if (what.has('sources')) {
@@ -171,19 +178,18 @@ export class Sidebar implements vscode.Disposable {
     for (const w of this.watchers) w.dispose();
     this.watchers = [];
     if (!src) return;
-    const files = [
-      'manifest.csv', 'manifest.meta.json', 'split.json', 'organize-report.json',
-      'runs/*', 'runs/*/run.json', 'runs/*/history.jsonl', 'runs/*/.idc-lock', 'runs/*/model/model.json', 'runs/*/eval/*/metrics.json', 'runs/*/eval/*/.idc-lock',
-      'evals/*', 'evals/*/cv.json', 'evals/*/*/metrics.json', 'evals/*/*/.idc-lock',
-    ];
-    const add = (w: vscode.FileSystemWatcher, what: TreeName | 'sources'): void => {
-      this.watchers.push(w, w.onDidCreate(() => this.schedule(what)), w.onDidChange(() => this.schedule(what)), w.onDidDelete(() => this.schedule(what)));
+    const add = (w: vscode.FileSystemWatcher, filter: (uri: vscode.Uri) => boolean = () => true): void => {
+      const on = (uri: vscode.Uri): void => { if (filter(uri)) this.schedule('sources'); };
+      this.watchers.push(w, w.onDidCreate(on), w.onDidChange(on), w.onDidDelete(on));
     };
-    // Created, changed or deleted: one refresh of every tree (they share files: a metrics.json is an evaluation and a CV's pooled AUC).
-    add(vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(src.outputDir), `{${files.join(',')}}`)), 'sources');
+    // Every change under the output folder, filtered here: VS Code reports a new folder without the
+    // files written into it in the same moment, which a pattern naming only files would miss.
+    // One refresh of every tree: they share files (a metrics.json is an evaluation and a CV's pooled AUC).
+    add(vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(src.outputDir), '**/*')),
+      (uri) => affectsSidebar(relative(src.outputDir, uri.fsPath).split(sep).join('/')));
     // The output folder itself appearing or going (organize creates it).
-    add(vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dirname(src.outputDir)), basename(src.outputDir))), 'sources');
-    add(vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dirname(src.archive)), basename(src.archive))), 'sources');
+    add(vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dirname(src.outputDir)), basename(src.outputDir))));
+    add(vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dirname(src.archive)), basename(src.archive))));
   }
 
   /** Context keys for menus, welcome views and the walkthrough. */

@@ -141,6 +141,19 @@ export async function sidebarSources(folder: string): Promise<SidebarSources> {
   return { folder, configFile: loaded.file, configProblems, archive, archiveExists: existsSync(archive), outputDir: resolveConfigPath(loaded, loaded.config.paths.output) };
 }
 
+/**
+ * The files in the output folder the trees read, and the folders that hold them: VS Code reports
+ * a new folder once, without the files created inside it in the same moment.
+ */
+const WATCHED = new RegExp('^(?:manifest\\.csv|manifest\\.meta\\.json|split\\.json|organize-report\\.json'
+  + '|runs(?:/[^/]+(?:/(?:run\\.json|history\\.jsonl|\\.idc-lock|model(?:/model\\.json)?|eval(?:/[^/]+(?:/(?:metrics\\.json|\\.idc-lock|slidemaps))?)?))?)?'
+  + '|evals(?:/[^/]+(?:/(?:cv\\.json|\\.idc-lock|[^/]+(?:/(?:metrics\\.json|\\.idc-lock|slidemaps))?))?)?)$');
+
+/** Whether a change at `rel` ('/'-separated, relative to the output folder) can change what the trees show. */
+export function affectsSidebar(rel: string): boolean {
+  return WATCHED.test(rel);
+}
+
 /** What the when clauses and the walkthrough test (context keys), cheap enough to compute with every view hidden. */
 export interface SidebarFlags {
   hasConfig: boolean;
@@ -246,7 +259,8 @@ export function buildDatasetNodes(src: SidebarSources): SidebarNode[] {
   // Split
   const splitFile = join(out, 'split.json');
   if (!existsSync(splitFile)) {
-    nodes.push({ id: 'dataset:split', label: 'Split by patient', description: hasManifest ? 'not split yet' : '—', tooltip: `${splitFile} does not exist: Split by Patient writes it.`, contextValue: `idc-split missing${hasManifest ? ' ready' : ''}`, icon: 'circle-large-outline' });
+    // Its own id: when the split appears, VS Code shows the new node expanded, as a first sight.
+    nodes.push({ id: 'dataset:split-missing', label: 'Split by patient', description: hasManifest ? 'not split yet' : '—', tooltip: `${splitFile} does not exist: Split by Patient writes it.`, contextValue: `idc-split missing${hasManifest ? ' ready' : ''}`, icon: 'circle-large-outline' });
   } else {
     const r = readJsonFile<SplitFile>(splitFile);
     const s = 'value' in r ? r.value : undefined;
