@@ -76,6 +76,7 @@ const info: BaselineInfo = {
     patients: { train: split.summary.train.patients, val: split.summary.val.patients },
     patches: { train: split.summary.train.patches, val: split.summary.val.patches },
     positives: { train: split.summary.train.positives, val: split.summary.val.positives },
+    patientIds: { train: split.patients.train, val: split.patients.val },
   },
   stainNormalization: c.data.stainNormalization,
   temperature: val.calibration?.temperature?.value,

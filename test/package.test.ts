@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import yauzl from 'yauzl';
 import { tempDir } from './helpers/fixtures';
 
@@ -35,5 +35,9 @@ test('vsce packages the bundles offline into a .vsix without sources or node_mod
   for (const m of readme.matchAll(/!\[[^\]]*\]\((docs\/images\/[^)\s]+\.png)\)/g)) {
     if (existsSync(join(ROOT, m[1]))) assert.ok(names.includes(`extension/${m[1]}`), `${m[1]} (shown by the README) missing from the vsix`);
   }
+  // The baseline model ships, so scoring works before anything is trained; the package stays small.
+  for (const f of ['baseline.json', 'MODEL_CARD.md', 'config.json', 'model/model.json', 'model/weights.bin']) assert.ok(names.includes(`extension/models/baseline/${f}`), `models/baseline/${f} missing from the vsix`);
+  const mb = statSync(out).size / 1e6;
+  assert.ok(mb < 5, `the universal .vsix is ${mb.toFixed(2)} MB; the budget is 5 MB`);
   rmSync(out);
 });

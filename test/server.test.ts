@@ -211,6 +211,15 @@ test('failures: IdcError gives message, hint and code without a stack; bad reque
   await assert.rejects(lsp.conn.sendRequest(P.runJob, { kind: 'synth' } as never), /needs "out"/);
 });
 
+test('Score Patches in Folder before anything is trained: the shipped baseline model scores, and the summary says so', async () => {
+  const pr = await lsp.conn.sendRequest(P.runJob, { kind: 'predict', patches: 'raw/10' });
+  const done = await lsp.next(P.jobFinished, (p) => p.jobId === pr.jobId, 120_000);
+  assert.match(done.summary, /^Model: baseline model \(shipped; .*no finished training run/);
+  assert.match(done.summary, /Youden's J on the baseline model's own validation patients/);
+  const summary = JSON.parse(readFileSync(join(ws, 'out', 'predictions', '10', 'summary.json'), 'utf8'));
+  assert.match(summary.model, /^baseline model/);
+});
+
 test('training reports epochs; cancelling it leaves a run that resume finishes', async () => {
   const tr = await lsp.conn.sendRequest(P.runJob, { kind: 'train' });
   const first = await lsp.next(P.epochMetrics, (p) => p.jobId === tr.jobId, 120_000);

@@ -43,7 +43,7 @@ Usage:
   idc synth <out> [--patients N] [--seed S] [--zip] [--duplicate-tree]
   idc organize [<archive dir or .zip>] [--out <dir>] [--materialize link|copy] [--force]
   idc split [--ratios 0.7,0.15,0.15] [--seed 42] [--stratify | --no-stratify] [--out <dir>]
-  idc evaluate [--run <id>[,<id>…] | --model <model.json>] [--split test|val|train | --archive <dir or .zip>] [--out <dir>]
+  idc evaluate [--run <id>[,<id>…] | --model <model.json> | --model baseline] [--split test|val|train | --archive <dir or .zip>] [--out <dir>]
                                                (--archive: score every patch of another labelled archive)
                                                [--stain-normalization none|macenko]: a --model's inputs (default: as scanned)
   idc train [--run <id>] [--resume] [--epochs N] [--batch-size N] [--backend auto|wasm|webgpu|…] [--out <dir>]
@@ -181,8 +181,9 @@ const commands: Record<string, { options: ParseArgsConfig['options']; run: (valu
       const runs = runsFlag(v.run);
       const { predictFolder } = await import('../core/evaluate/predict');
       await startBackend(ctx);
-      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, explicit: ctx.loaded.explicit, ...runs, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, signal: ctx.signal });
+      const r = await predictFolder({ folder, outputDir: outputDir(ctx, v), archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, explicit: ctx.loaded.explicit, ...runs, modelPath: v.model as string | undefined, onProgress: ctx.bar.sink, orBaseline: true, signal: ctx.signal });
       ctx.bar.finish();
+      ctx.out(`Model: ${r.model}${r.baselineFallback ? `: ${r.baselineFallback}` : ''}.`);
       ctx.out(`Inputs: ${r.stainNormalizationReason}${r.stainNormalization === 'macenko' ? ' (each patient normalized from its own patches in the folder)' : ''}.`);
       const { deployLines } = await import('../core/evaluate/summary');
       for (const line of deployLines(r)) ctx.out(line);
@@ -242,7 +243,7 @@ async function runEvaluate(out: string, ctx: Context, which: { runId?: string; r
   const cacheDir = cacheDirOf(ctx);
   const { archive, ...model } = which;
   const ext = archive !== undefined
-    ? await (await import('../core/evaluate/external')).evaluateExternal({ outputDir: out, config: ctx.config, explicit: ctx.loaded.explicit, cacheDir, ...model, archive, onProgress: ctx.bar.sink, signal: ctx.signal })
+    ? await (await import('../core/evaluate/external')).evaluateExternal({ outputDir: out, config: ctx.config, explicit: ctx.loaded.explicit, cacheDir, ...model, archive, orBaseline: true, onProgress: ctx.bar.sink, signal: ctx.signal })
     : undefined;
   const r = ext ?? await evaluateModel({ outputDir: out, config: ctx.config, explicit: ctx.loaded.explicit, cacheDir, ...model, onProgress: ctx.bar.sink, signal: ctx.signal });
   ctx.bar.finish();

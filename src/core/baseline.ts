@@ -29,6 +29,8 @@ export interface BaselineInfo {
     patients: { train: number; val: number };
     patches: { train: number; val: number };
     positives: { train: number; val: number };
+    /** Its patients: scoring them with it is optimistic, and evaluate says so. */
+    patientIds?: { train: string[]; val: string[] };
   };
   stainNormalization: 'none' | 'macenko';
   /** Fitted on its validation patients (sigmoid(logit(p) / T)); absent when not fitted. */

@@ -3,6 +3,7 @@ import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { CONFIG_FILE_NAME, defaultConfigText } from '../core/config';
 import { isIdcError } from '../core/errors';
 import * as P from '../protocol/protocol';
+import { BASELINE_NAME as BASELINE_MODEL } from '../core/baseline';
 import type { IdcClient } from './client';
 import type { Panels } from './panels';
 import { evaluationId } from '../core/views/ids';
@@ -238,7 +239,7 @@ class Commands {
   async predict(patches?: string, modelPath?: string): Promise<void> {
     const { folder, info } = await this.context();
     const chosen = patches ?? await this.chooseFolder(folder, 'Score These Patches', 'IDC: folder of patches to score (a new patient)');
-    const model = modelPath ? { modelPath } : await this.pickModel(info, 'Score them with which model?');
+    const model = modelPath ? { modelPath } : await this.pickModel(info, 'Score them with which model?', { baselineWhenNone: true });
     await this.run(folder, { kind: 'predict', patches: chosen, ...model });
   }
 
@@ -246,7 +247,7 @@ class Commands {
   async evaluateArchive(archive?: string): Promise<void> {
     const { folder, info } = await this.context();
     const chosen = archive ?? await this.chooseFolder(folder, 'Evaluate on This Archive', 'IDC: another labelled archive (<patient>/<0|1>/ folders) to evaluate on');
-    const model = await this.pickModel(info, `Evaluate which model on ${basename(chosen)}?`);
+    const model = await this.pickModel(info, `Evaluate which model on ${basename(chosen)}?`, { baselineWhenNone: true });
     await this.run(folder, { kind: 'evaluate', archive: chosen, ...model });
   }
 
@@ -607,25 +608,33 @@ class Commands {
     if (pick) await this.setConfigValue(folder, ['paths', 'archive'], value);
   }
 
-  private async pickModel(info: P.WorkspaceInfo, title: string): Promise<{ runId?: string; modelPath?: string }> {
+  /**
+   * `baselineWhenNone`: scoring new patches (predict, another archive) before anything is trained
+   * uses the shipped baseline model, as the CLI does; the job's summary names it.
+   */
+  private async pickModel(info: P.WorkspaceInfo, title: string, opts: { baselineWhenNone?: boolean } = {}): Promise<{ runId?: string; modelPath?: string }> {
     const finished = info.runs.filter((r) => r.status === 'finished').reverse();
     const pending = this.idc.tracker.pendingKinds();
     // A queued training will have finished by then; the server takes the newest finished run.
     if (!finished.length && (pending.has('train') || pending.has('resume'))) return {};
     const other = { label: '$(file) Another TF.js model (model.json)…', runId: undefined as string | undefined };
+    const baseline = { label: '$(package) Baseline model (shipped with IDC Inspector)', description: 'trained on real slides; see its model card', runId: undefined as string | undefined };
     if (!finished.length) {
-      const pick = await vscode.window.showWarningMessage('IDC: no trained model yet.', 'Train Model', 'Choose model.json…');
+      if (opts.baselineWhenNone) return { modelPath: BASELINE_MODEL };
+      const pick = await vscode.window.showWarningMessage('IDC: no trained model yet.', 'Train Model', 'Use Baseline Model', 'Choose model.json…');
       if (pick === 'Train Model') await vscode.commands.executeCommand('idc.train');
+      if (pick === 'Use Baseline Model') return { modelPath: BASELINE_MODEL };
       if (pick !== 'Choose model.json…') throw new Dismissed();
       return { modelPath: await this.chooseModelFile() };
     }
     if (finished.length === 1) return { runId: finished[0].id };
     const items = [
       ...finished.map((r) => ({ label: r.id, runId: r.id as string | undefined, description: `${r.epochs} epochs${r.bestEpoch !== undefined ? `, best ${r.bestEpoch + 1}` : ''}, ${r.backend}` })),
+      baseline,
       other,
     ];
     const pick = await this.quickPick(items, title);
-    return pick === other ? { modelPath: await this.chooseModelFile() } : { runId: pick.runId };
+    return pick === other ? { modelPath: await this.chooseModelFile() } : pick === baseline ? { modelPath: BASELINE_MODEL } : { runId: pick.runId };
   }
 
   private async chooseModelFile(): Promise<string> {

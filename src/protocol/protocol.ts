@@ -33,12 +33,15 @@ export type JobRequest = JobTarget & (
   | { kind: 'train'; runId?: string; epochs?: number; batchSize?: number; backend?: BackendName }
   /** Continues `runId`, or the newest unfinished run. */
   | { kind: 'resume'; runId?: string }
-  /** `archive`: score every patient of another labelled archive (external validation) instead of a split. */
+  /**
+   * `archive`: score every patient of another labelled archive (external validation) instead of a split.
+   * `modelPath` "baseline": the shipped baseline model; with `archive` and no finished run it is taken anyway.
+   */
   | { kind: 'evaluate'; runId?: string; modelPath?: string; split?: EvalSplit; archive?: string }
   /** `cv`: report that cross-validation's pooled evaluation (default: the newest run's, or its CV's when it is a fold). */
   | { kind: 'report'; runId?: string; file?: string; split?: EvalSplit; cv?: string }
   | { kind: 'synth'; out: string; patients?: number; seed?: number; zip?: boolean }
-  /** `patches`: the folder of unlabelled patches to score. */
+  /** `patches`: the folder of unlabelled patches to score; with no run named and none finished, the shipped baseline model scores. */
   | { kind: 'predict'; patches: string; runId?: string; modelPath?: string }
   /** Grad-CAM overlays for patches of an evaluation (`evalDir`, inside the output folder) that lack one. */
   | { kind: 'gradcam'; evalDir: string; ids: string[] }

@@ -2,6 +2,7 @@
  * One function per job kind, each a thin shell over src/core as the CLI's commands are. TF.js
  * modules are imported on first use so the server starts (and checks configs) without them.
  */
+import { BASELINE_NAME } from '../core/baseline';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { IdcError } from '../core/errors';
@@ -90,11 +91,11 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       await useBackend(ctx);
       const options = {
         outputDir: ctx.outputDir, config: ctx.config, explicit: ctx.loaded.explicit, cacheDir: cacheDir(ctx), runId: req.runId,
-        modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
+        modelPath: modelPathOf(req.modelPath, ctx.folder), onProgress: ctx.onProgress, signal: ctx.signal,
       };
       // Another labelled archive: organized read-only under the output folder, every patient scored (idc evaluate --archive).
       const r = req.archive
-        ? await (await import('../core/evaluate/external')).evaluateExternal({ ...options, archive: resolve(ctx.folder, req.archive) })
+        ? await (await import('../core/evaluate/external')).evaluateExternal({ ...options, archive: resolve(ctx.folder, req.archive), orBaseline: true })
         : await evaluateModel(options);
       // A long-lived process must give these back (the CLI simply exits).
       r.model.dispose();
@@ -146,10 +147,10 @@ export const runners: { [K in JobKind]: Runner<K> } = {
       await useBackend(ctx);
       const r = await predictFolder({
         folder: resolve(ctx.folder, req.patches), outputDir: ctx.outputDir, archive: resolveConfigPath(ctx.loaded, ctx.config.paths.archive), config: ctx.config, explicit: ctx.loaded.explicit, runId: req.runId,
-        modelPath: req.modelPath ? resolve(ctx.folder, req.modelPath) : undefined, onProgress: ctx.onProgress, signal: ctx.signal,
+        modelPath: modelPathOf(req.modelPath, ctx.folder), orBaseline: true, onProgress: ctx.onProgress, signal: ctx.signal,
       });
       const { deployLines } = await import('../core/evaluate/summary');
-      const lines = [...deployLines(r), `Scored ${r.predictions.length} patches (${r.skipped.length} skipped) at threshold ${+r.threshold.toPrecision(4)}:`];
+      const lines = [`Model: ${r.model}${r.baselineFallback ? `: ${r.baselineFallback}` : ''}.`, ...deployLines(r), `Scored ${r.predictions.length} patches (${r.skipped.length} skipped) at threshold ${+r.threshold.toPrecision(4)}:`];
       for (const p of r.patients) lines.push(`patient ${p.patient}: ${p.predictedPositive}/${p.n} patches IDC-positive, mean score ${p.meanScore.toFixed(3)}`);
       lines.push(`Inputs: ${r.stainNormalizationReason}.`);
       for (const i of r.skipped.slice(0, 10)) lines.push(`skipped ${i.path}: ${i.reason}`);
@@ -245,4 +246,9 @@ function cacheDir(ctx: JobContext): string | undefined {
 
 function seconds(t0: number): string {
   return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+}
+
+/** A model.json relative to the workspace folder, or the shipped baseline by name. */
+function modelPathOf(modelPath: string | undefined, folder: string): string | undefined {
+  return modelPath === BASELINE_NAME ? BASELINE_NAME : modelPath ? resolve(folder, modelPath) : undefined;
 }

@@ -12,7 +12,7 @@ import type { EvalReport } from './types';
 export interface DeploySettings {
   /** Labels are score >= threshold. */
   threshold: number;
-  thresholdChosenBy: 'youden-val' | 'config';
+  thresholdChosenBy: 'youden-val' | 'baseline' | 'config';
   /** Which threshold and why, in words. */
   thresholdReason: string;
   /** Set when a fitted temperature applies: calibrated = sigmoid(logit(score) / T). */
@@ -42,14 +42,22 @@ export function deploySettings(outputDir: string, set: ModelSet, config: IdcConf
     out.thresholdChosenBy = 'youden-val';
     out.thresholdReason = `Youden's J on ${whose} validation patients (${at}, ${ev!.createdAt})`;
     out.evaluation = at;
+  } else if (set.baseline) {
+    // The baseline's own, fixed when it was trained: better than a default 0.5 it was never tuned for.
+    out.threshold = set.baseline.thresholds.youden;
+    out.thresholdChosenBy = 'baseline';
+    out.thresholdReason = `Youden's J on the baseline model's own validation patients (${set.baseline.data.patients.val} patients, chosen when it was trained; models/baseline/baseline.json)`;
   } else {
     out.thresholdReason = `evaluate.threshold from the config: ${found.why ?? `the latest evaluation (${at}) had no validation patients to choose one on`}`;
   }
   if (config.evaluate.calibration === 'temperature') {
     const t = ev?.calibration?.temperature;
+    const shippedT = set.baseline?.temperature;
     if (t && t.fittedOn === 'val' && Number.isFinite(t.value) && t.value > 0) {
       out.temperature = { value: t.value, reason: `T = ${t.value.toPrecision(4)} fitted on ${whose} validation patients (${t.n} patches; ${at}, ${ev!.createdAt})` };
       out.evaluation = at;
+    } else if (shippedT !== undefined && Number.isFinite(shippedT) && shippedT > 0) {
+      out.temperature = { value: shippedT, reason: `T = ${shippedT.toPrecision(4)} fitted on the baseline model's own validation patients when it was trained (models/baseline/baseline.json)` };
     } else {
       out.calibrationNote = `evaluate.calibration is "temperature", but ${found.why ?? (t ? `the latest evaluation (${at}) fitted its temperature on its ${t.fittedOn} patients, not validation ones` : `the latest evaluation (${at}) fitted no temperature (it ran with evaluate.calibration "none")`)}: raw scores only. Run "idc evaluate" with evaluate.calibration "temperature" to fit one.`;
     }

@@ -11,6 +11,7 @@ import { readSplit } from '../split';
 import { foldRunId, readCvDefinition } from '../cv/read';
 import { checkModelShape, inputConfig, modelScorer, resolveModelSource, trainerForRun } from './evaluate';
 import { withTta, type TtaMode } from './tta';
+import type { BaselineInfo } from '../baseline';
 import type { InputsChosenBy } from './types';
 
 export type ModelSource = ReturnType<typeof resolveModelSource>;
@@ -24,19 +25,28 @@ export interface ModelSet {
   runId?: string;
   /** The member runs of an ensemble. */
   ensemble?: string[];
+  /** The shipped baseline model (its one member). */
+  baseline?: BaselineInfo;
+  /** Why the baseline was taken without being named. */
+  fallback?: string;
+}
+
+/** A model from elsewhere (a model.json without a run config): scored as it is, with evaluate.preprocess. */
+export function isThirdParty(set: ModelSet): boolean {
+  return set.members.every((m) => !m.runId && !m.baseline);
 }
 
 /**
  * The models to score with: `modelPath`, one run, several runs (`runIds`) or a cross-validation's
  * id (its fold models). Several make an ensemble evaluated under evals/<name>/.
  */
-export function resolveModels(outputDir: string, opts: { runId?: string; runIds?: readonly string[]; modelPath?: string }): ModelSet {
+export function resolveModels(outputDir: string, opts: { runId?: string; runIds?: readonly string[]; modelPath?: string; orBaseline?: boolean }): ModelSet {
   let ids = opts.runIds && opts.runIds.length > 1 ? [...opts.runIds] : undefined;
   const one = opts.runIds?.length === 1 ? opts.runIds[0] : opts.runId;
   if (!ids && one && !opts.modelPath && !listRuns(outputDir).some((r) => r.id === one)) ids = readCvDefinition(outputDir, one)?.folds.map((_, i) => foldRunId(one, i));
   if (!ids) {
-    const source = resolveModelSource(outputDir, { runId: one, modelPath: opts.modelPath });
-    return { members: [source], evalRoot: source.evalRoot, label: source.label, runId: source.runId };
+    const source = resolveModelSource(outputDir, { runId: one, modelPath: opts.modelPath, orBaseline: opts.orBaseline });
+    return { members: [source], evalRoot: source.evalRoot, label: source.label, runId: source.runId, baseline: source.baseline, fallback: source.fallback };
   }
   if (new Set(ids).size !== ids.length) throw new IdcError(`The ensemble lists a run twice: ${ids.join(', ')}.`, 'Name each run once.', 'USAGE');
   const members = ids.map((runId) => resolveModelSource(outputDir, { runId }));
@@ -53,6 +63,7 @@ export function resolveModels(outputDir: string, opts: { runId?: string; runIds?
  * model trained elsewhere on whatever its authors used.
  */
 export function setInputs(config: IdcConfig, set: ModelSet, explicit?: ExplicitFields): { config: IdcConfig; chosenBy: InputsChosenBy } {
+  if (set.baseline) return { config: setInputConfig(config, set), chosenBy: 'baseline' };
   if (set.members.some((m) => m.runId)) return { config: setInputConfig(config, set), chosenBy: 'run' };
   const by = explicitlySet(explicit, 'data.stainNormalization');
   if (by) return { config, chosenBy: by === 'file' ? 'config' : 'option' };
@@ -78,6 +89,12 @@ export function setInputConfig(config: IdcConfig, set: ModelSet): IdcConfig {
 export async function seenPatients(set: ModelSet, patients: ReadonlySet<string>): Promise<Map<string, string[]>> {
   const seen = new Map<string, string[]>();
   for (const m of set.members) {
+    const mine = m.baseline?.data.patientIds;
+    if (mine) {
+      const hit = [...mine.train, ...mine.val].filter((p) => patients.has(p));
+      if (hit.length) seen.set(m.label, hit);
+      continue;
+    }
     const own = m.runId ? runData(dirname(m.modelDir)) : undefined;
     if (!own) continue;
     const split = await readSplit(own.splitFile);

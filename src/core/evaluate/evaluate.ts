@@ -20,8 +20,9 @@ import { describeCacheFailure, type CacheReader } from '../cache';
 import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
 import { withTta, type TtaMode } from './tta';
-import { accumulate, meanOf, openModel, resolveModels, scoringEngine, seenPatients, setInputs } from './ensemble';
+import { accumulate, isThirdParty, meanOf, openModel, resolveModels, scoringEngine, seenPatients, setInputs } from './ensemble';
 import { inputsText } from './summary';
+import { BASELINE_NAME, baselineDir, baselineLabel, hasBaseline, readBaseline, type BaselineInfo } from '../baseline';
 import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
 import type { EvalReport, ExternalInfo, OperatingPointRow, Prediction } from './types';
 
@@ -42,6 +43,8 @@ export interface EvaluateOptions {
   external?: ExternalData;
   /** The config fields the user set (LoadedConfig.explicit): a model without a run config takes data.stainNormalization only from them. */
   explicit?: ExplicitFields;
+  /** With no run named and none finished, score with the shipped baseline model (and say so). */
+  orBaseline?: boolean;
 }
 
 /** Where an external archive's data live and its evaluation goes; the thresholds come from the model's own validation patients. */
@@ -62,8 +65,15 @@ export const SLIDE_MAPS = 6;
 export const MAX_CURVE_POINTS = 512;
 const ERROR_LIST = 200;
 
-/** Where a model comes from and where its evaluations go. */
-export function resolveModelSource(outputDir: string, opts: { runId?: string; modelPath?: string }): { modelDir: string; evalRoot: string; label: string; runId?: string } {
+/** Where a model comes from and where its evaluations go; `baseline` is set for the shipped baseline model. */
+export interface ResolvedModel { modelDir: string; evalRoot: string; label: string; runId?: string; baseline?: BaselineInfo; /** Why the baseline was taken without being named. */ fallback?: string }
+
+/**
+ * `modelPath` "baseline" names the shipped baseline model; `orBaseline` takes it when no run was
+ * named and none has finished (idc predict, evaluate --archive), and says so in `fallback`.
+ */
+export function resolveModelSource(outputDir: string, opts: { runId?: string; modelPath?: string; orBaseline?: boolean }): ResolvedModel {
+  if (opts.modelPath === BASELINE_NAME) return baselineSource(outputDir);
   if (opts.modelPath) {
     const p = resolve(opts.modelPath);
     const file = p.endsWith('.json') ? p : join(p, 'model.json');
@@ -75,14 +85,23 @@ export function resolveModelSource(outputDir: string, opts: { runId?: string; mo
   const runs = listRuns(outputDir);
   const run = opts.runId ? runs.find((r) => r.id === opts.runId) : [...runs].reverse().find((r) => r.status === 'finished');
   if (!run) {
+    if (!opts.runId && opts.orBaseline && hasBaseline()) {
+      return { ...baselineSource(outputDir), fallback: `no finished training run in ${runsDir(outputDir)}, so the shipped baseline model scores (train your own with "idc train", or name a model with --run or --model)` };
+    }
     throw new IdcError(opts.runId ? `No run "${opts.runId}" in ${runsDir(outputDir)}.` : `No finished training run in ${runsDir(outputDir)}.`,
-      opts.runId ? `Runs there: ${runs.map((r) => r.id).join(', ') || 'none'}.` : 'Train a model first ("idc train"), or evaluate another model with --model.', 'NO_RUN');
+      opts.runId ? `Runs there: ${runs.map((r) => r.id).join(', ') || 'none'}.` : 'Train a model first ("idc train"), or evaluate another model with --model (--model baseline: the shipped baseline model).', 'NO_RUN');
   }
   const runDir = join(runsDir(outputDir), run.id);
   if (!existsSync(join(runDir, 'model', 'model.json'))) {
     throw new IdcError(`Run ${run.id} has no final model yet (status: ${run.status}).`, 'Resume it to the end ("idc train --resume"), then evaluate.', 'NO_MODEL');
   }
   return { modelDir: join(runDir, 'model'), evalRoot: join(runDir, 'eval'), label: run.id, runId: run.id };
+}
+
+function baselineSource(outputDir: string): ResolvedModel {
+  const dir = baselineDir();
+  const info = readBaseline(dir);
+  return { modelDir: join(dir, 'model'), evalRoot: join(outputDir, 'evals', BASELINE_NAME), label: baselineLabel(info), baseline: info };
 }
 
 /** Where a model's split and patch cache are: a cross-validation fold's own, else the workspace's. */
@@ -95,8 +114,8 @@ export function dataOf(source: { modelDir: string; runId?: string }, cacheDir: s
  * The config a model's inputs are prepared with: a run's own stain normalization (its config.json
  * wins over the workspace config), the workspace config for any other model.
  */
-export function inputConfig(config: IdcConfig, source: { modelDir: string; runId?: string }): IdcConfig {
-  return source.runId ? configForRun(config, join(dirname(source.modelDir), 'config.json')) : config;
+export function inputConfig(config: IdcConfig, source: { modelDir: string; runId?: string; baseline?: BaselineInfo }): IdcConfig {
+  return source.runId || source.baseline ? configForRun(config, join(dirname(source.modelDir), 'config.json')) : config;
 }
 
 /**
@@ -207,14 +226,15 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const valData = ext ? ext.validation?.data : data;
   const valReader = split !== 'val' && valData ? openIfScored(valData, 'val') : undefined;
   // Each model in turn (one in memory at a time); an ensemble's score is the members' mean probability.
-  const preprocess = opts.modelPath ? ev.preprocess : 'divide255';
+  const thirdParty = isThirdParty(set);
+  const preprocess = thirdParty ? ev.preprocess : 'divide255';
   const sum = new Float64Array(reader.size);
   const valSum = valReader ? new Float64Array(valReader.size) : undefined;
   const loadedModels: tfl.LayersModel[] = [];
   let backendLabel = tf.getBackend();
   let valSeconds = 0;
   for (const [m, member] of set.members.entries()) {
-    const open = await openModel(member, Boolean(opts.modelPath), backendLabel, scoringEngine(config), ev.tta);
+    const open = await openModel(member, thirdParty, backendLabel, scoringEngine(config), ev.tta);
     loadedModels.push(open.loaded);
     backendLabel = open.backend;
     const of = set.members.length > 1 ? ` (model ${m + 1}/${set.members.length})` : '';
@@ -249,10 +269,25 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const validation: ValidationScores | undefined = valReader && valScores
     ? { labels: valReader.labels, scores: valScores, patients: valReader.ids.map((id) => (ext ? ext.validation?.patientOf.get(id) : byId.get(id)?.patient) ?? '?') }
     : undefined;
-  const report = buildEvalReport(labels, scores, predictions, ev, { model: set.label, runId: set.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
+  // Without validation patients of its own here, the baseline's thresholds are those chosen on its
+  // validation patients when it was trained: pinned, beside the ones chosen on these patients.
+  const shipped = set.baseline && !validation ? [set.baseline.thresholds.youden, set.baseline.thresholds.recallTarget.threshold] : [];
+  const evUsed = shipped.length ? { ...ev, pinnedThresholds: [...new Set([...ev.pinnedThresholds, ...shipped])] } : ev;
+  const report = buildEvalReport(labels, scores, predictions, evUsed, { model: set.label, runId: set.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
+  if (shipped.length) report.warnings.push(`Pinned thresholds ${shipped.map((t) => +t.toPrecision(4)).join(' and ')} are the baseline model's own (Youden's J, and recall ≥ ${set.baseline!.thresholds.recallTarget.recall}), chosen on its validation patients when it was trained.`);
   report.stainNormalization = data.stainNormalization;
   report.stainNormalizationReason = inputsText(data.stainNormalization, inputs.chosenBy, set.runId ? `run ${set.runId}` : 'its runs');
   report.tta = ev.tta;
+  if (set.baseline) {
+    report.baseline = { recipe: set.baseline.recipe.name, createdAt: set.baseline.createdAt };
+    if (set.fallback) report.warnings.unshift(`Scored with the baseline model: ${set.fallback}.`);
+    // External archives report their overlap with the model's patients themselves (external.ts).
+    if (!ext) {
+      for (const [, hit] of await seenPatients(set, new Set(predictions.map((p) => p.patient)))) {
+        report.warnings.push(`The baseline model was trained or stopped early on ${hit.length} of these patients (${hit.slice(0, 10).join(', ')}${hit.length > 10 ? ' …' : ''}): its figures on them are optimistic.`);
+      }
+    }
+  }
   if (set.ensemble) {
     report.ensemble = set.ensemble;
     for (const [label, hit] of await seenPatients(set, new Set(predictions.map((p) => p.patient)))) {
@@ -278,7 +313,7 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const k = ev.gradCamExamples;
   const worst = [...report.errors.falseNegatives.slice(0, k), ...report.errors.falsePositives.slice(0, k)];
   tick({ phase: 'evaluate.visuals', label: 'Grad-CAM and slide maps', done: 0, total: worst.length + SLIDE_MAPS, unit: 'images' });
-  const scale = preprocessor(opts.modelPath ? ev.preprocess : 'divide255');
+  const scale = preprocessor(preprocess);
   let gradCams = 0;
   // A cancel from here on leaves predictions.csv and metrics.json complete (both were written
   // atomically above) and the overlays and slide maps drawn so far, each a whole file.

@@ -43,7 +43,8 @@ export async function evaluateExternal(opts: ExternalEvaluateOptions): Promise<E
   await writeTestSplit(join(dataDir, SPLIT_FILE), rows, hash);
 
   const patients = [...new Set(rows.map((r) => r.patient))].sort(comparePatientIds);
-  const seen = source.runId ? await seenPatients(opts.outputDir, source) : undefined;
+  const baselineIds = source.baseline?.data.patientIds;
+  const seen = baselineIds ? { ids: new Set([...baselineIds.train, ...baselineIds.val]) } : source.runId ? await seenPatients(opts.outputDir, source) : undefined;
   const overlap = seen ? patients.filter((p) => seen.ids.has(p)) : [];
   const own = isWorkspaceArchive(opts.outputDir, archive);
   const info: ExternalInfo = { name, archive, patients: patients.length, overlap };
@@ -51,7 +52,7 @@ export async function evaluateExternal(opts: ExternalEvaluateOptions): Promise<E
   if (overlap.length || own) {
     if (own) parts.push(`The external archive is the workspace's own archive (${archive}).`);
     if (overlap.length) {
-      parts.push(`${overlap.length} of the ${patients.length} patients (${overlap.slice(0, 10).join(', ')}${overlap.length > 10 ? ', …' : ''}) are in the training or validation split of run ${source.runId}: the model may have been trained on them, so these numbers are optimistic.`);
+      parts.push(`${overlap.length} of the ${patients.length} patients (${overlap.slice(0, 10).join(', ')}${overlap.length > 10 ? ', …' : ''}) are in the training or validation split of ${source.baseline ? 'the baseline model' : `run ${source.runId}`}: the model may have been trained on them, so these numbers are optimistic.`);
     }
   }
 

@@ -8,7 +8,8 @@ import { prepareData } from '../train/data';
 import { loadModel } from '../train/model-io';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { dataOf, preprocessor } from './evaluate';
-import { resolveModels, setInputConfig, type ModelSet } from './ensemble';
+import { isThirdParty, resolveModels, setInputConfig, type ModelSet } from './ensemble';
+import { BASELINE_NAME } from '../baseline';
 import { externalDataDir } from './external';
 import { readPredictions } from './predictions';
 import { writeGradCams } from './visuals';
@@ -63,10 +64,10 @@ async function writeGradCamsLocked(req: GradCamRequest): Promise<{ written: numb
     }
     return { written, skipped: wanted.length - written };
   }
-  const set = resolveModels(req.outputDir, report.ensemble ? { runIds: report.ensemble } : report.runId ? { runId: report.runId } : { modelPath: report.model });
+  const set = resolveModels(req.outputDir, report.ensemble ? { runIds: report.ensemble } : report.runId ? { runId: report.runId } : report.baseline ? { modelPath: BASELINE_NAME } : { modelPath: report.model });
   // An external archive's evaluation (evaluate --archive) reads that archive's own data.
   const extDir = report.external ? externalDataDir(req.outputDir, report.external.name) : undefined;
-  const written = await drawWith(req, set, items, extDir, report.split, !report.runId && !report.ensemble, report.stainNormalization);
+  const written = await drawWith(req, set, items, extDir, report.split, isThirdParty(set), report.stainNormalization);
   return { written, skipped: wanted.length - written };
 }
 

@@ -11,7 +11,7 @@ import type { Issue } from '../organize/layout';
 import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
 import { applyStainTable, stainTableOf } from '../cache/stains';
 import { preprocessor } from './evaluate';
-import { meanOf, openModel, resolveModels, scoringEngine, setInputs } from './ensemble';
+import { isThirdParty, meanOf, openModel, resolveModels, scoringEngine, setInputs } from './ensemble';
 import { inputsText } from './summary';
 import { deploySettings, type DeploySettings } from './deploy';
 import { applyTemperature } from '../metrics/calibration';
@@ -32,6 +32,8 @@ export interface PredictOptions {
   archive?: string;
   /** The config fields the user set (LoadedConfig.explicit): a model without a run config takes data.stainNormalization only from them. */
   explicit?: ExplicitFields;
+  /** With no run named and none finished, score with the shipped baseline model (and say so). */
+  orBaseline?: boolean;
   onProgress?: ProgressSink;
   signal?: AbortSignal;
 }
@@ -56,6 +58,10 @@ interface PredictOutputs {
   stainNormalizationReason: string;
   /** Set when the folder's name was taken by another folder's predictions: where these went instead. */
   note?: string;
+  /** The model that scored, as outputs name it ("baseline model (shipped; …)" for the baseline). */
+  model: string;
+  /** Set when the shipped baseline model scored without being named: why. */
+  baselineFallback?: string;
 }
 
 /** The threshold the labels (predicted_label, patient counts, slide maps) use and the temperature, with why (deploy.ts). */
@@ -67,6 +73,8 @@ export type PredictResult = PredictOutputs & DeploySettings;
  */
 export async function predictFolder(opts: PredictOptions): Promise<PredictResult> {
   refuseOutputInside(opts.outputDir, folderToScore(resolve(opts.folder)), opts.archive);
+  // A missing run or model fails before the predictions folder is claimed.
+  resolveModels(opts.outputDir, opts);
   const dir = predictionsDir(opts.outputDir, resolve(opts.folder));
   // One job per predictions folder: two would mix their predictions and slide maps.
   return withDirLock(dir, `predictions folder ${relative(opts.outputDir, dir)}`, () => predictLocked(opts));
@@ -180,7 +188,8 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
     }
     tick({ phase: 'predict.decode', label: 'Reading patches', done: kept.length, total: found.length, unit: 'files' });
   }
-  const scale = preprocessor(opts.modelPath ? opts.config.evaluate.preprocess : 'divide255');
+  const thirdParty = isThirdParty(set);
+  const scale = preprocessor(thirdParty ? opts.config.evaluate.preprocess : 'divide255');
   // Normalized as the run was trained; the slide maps keep the patches as scanned.
   const inputs = setInputs(opts.config, set, opts.explicit);
   const stainMode = inputs.config.data.stainNormalization;
@@ -199,7 +208,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   // Members one after another: one model (and its worker threads) in memory at a time.
   const sum = new Float64Array(kept.length);
   for (const [m, source] of set.members.entries()) {
-    const member = await openModel(source, Boolean(opts.modelPath), tf.getBackend(), scoringEngine(opts.config), opts.config.evaluate.tta);
+    const member = await openModel(source, thirdParty, tf.getBackend(), scoringEngine(opts.config), opts.config.evaluate.tta);
     try {
       for (let start = 0; start < kept.length; start += bs) {
         await cancellationPoint(opts.signal);
@@ -238,7 +247,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const predictionsFile = join(dir, 'predictions.csv');
   await writePredictions(predictionsFile, predictions, calibrated ? ['score_calibrated', 'predicted_label'] : ['predicted_label']);
   await writeJsonAtomic(join(dir, 'summary.json'), {
-    folder, model: set.label, ensemble: set.ensemble, threshold, thresholdChosenBy: deploy.thresholdChosenBy, thresholdReason: deploy.thresholdReason,
+    folder, model: set.label, ensemble: set.ensemble, baseline: set.baseline && { recipe: set.baseline.recipe.name, createdAt: set.baseline.createdAt }, baselineFallback: set.fallback, threshold, thresholdChosenBy: deploy.thresholdChosenBy, thresholdReason: deploy.thresholdReason,
     temperature: deploy.temperature, calibrationNote: deploy.calibrationNote, evaluation: deploy.evaluation,
     createdAt: new Date().toISOString(), patients, skipped, stainNormalization: stainMode, stainNormalizationReason: stainReason, stains: stains?.patients,
   });
@@ -249,5 +258,5 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
     return out;
   };
   const slideMaps = await writeSlideMaps(predictions, patients.map((p) => p.patient), gather, dir, threshold);
-  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, unreadable, patients, slideMaps, stainNormalization: stainMode, stainNormalizationReason: stainReason, note, ...deploy };
+  return { dir, predictionsFile, predictions, pixels: pixels.subarray(0, kept.length * PATCH_BYTES), skipped, unreadable, patients, slideMaps, stainNormalization: stainMode, stainNormalizationReason: stainReason, note, model: set.label, baselineFallback: set.fallback, ...deploy };
 }

@@ -30,6 +30,7 @@ export function inputsText(mode: 'none' | 'macenko', chosenBy: InputsChosenBy, r
   const what = mode === 'macenko' ? 'Macenko' : 'as scanned';
   switch (chosenBy) {
     case 'run': return `${what}, as ${runs} ${runs === 'its runs' ? 'were' : 'was'} trained`;
+    case 'baseline': return `${what}, as the baseline model was trained`;
     case 'config': return `${what}, as your config sets`;
     case 'option': return `${what}, as --stain-normalization sets`;
     case 'no-run-config': return `${what}: a model without a run config; set data.stainNormalization or --stain-normalization to change`;

@@ -7,7 +7,7 @@ import type { PatientResult } from '../metrics';
  * Who decided how a model's inputs were prepared (data.stainNormalization): the run it was trained
  * in, the user (config file or command-line option), or nobody (a model without a run config: as scanned).
  */
-export type InputsChosenBy = 'run' | 'config' | 'option' | 'no-run-config';
+export type InputsChosenBy = 'run' | 'baseline' | 'config' | 'option' | 'no-run-config';
 
 /** One scored patch: a row of predictions.csv. */
 export interface Prediction {
@@ -124,6 +124,8 @@ export interface EvalReport {
   tta?: 'none' | 'flips' | 'dihedral';
   /** The runs of an ensemble (their mean probability is the score). */
   ensemble?: string[];
+  /** Set when the shipped baseline model scored (models/baseline/baseline.json). */
+  baseline?: { recipe: string; createdAt: string };
   /** Set on a cross-validation's pooled out-of-fold evaluation (idc cv). */
   cv?: CvSummary;
   /** Set when another labelled archive was scored (idc evaluate --archive). */
