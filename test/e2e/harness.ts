@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const VSIX = join(ROOT, 'dist', 'idc-inspector.vsix');
@@ -132,6 +132,31 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
       if (Date.now() > deadline) throw new Error(`"${title}" never showed up in the command palette.`);
       await sleep(1000);
     }
+  }
+}
+
+/** Right-clicks `target` and picks `item` from its context menu. */
+export async function contextMenu(page: Page, target: Locator, item: string): Promise<void> {
+  // Let refreshes from the files just written settle: a re-rendered row under an open menu loses it.
+  await sleep(800);
+  await target.click({ button: 'right' });
+  const menu = page.locator('.context-view .monaco-menu');
+  const entry = menu.locator('.action-item', { hasText: new RegExp(`^\\s*${item.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) }).first();
+  try {
+    await entry.waitFor({ timeout: 10_000 });
+  } catch {
+    const items = await page.locator('.monaco-menu .action-item').allInnerTexts();
+    await screenshot(page, `menu-${item.replace(/\W+/g, '_')}`);
+    throw new Error(`no "${item}" in the context menu: ${JSON.stringify(items)}`);
+  }
+  await entry.hover();
+  await entry.click();
+  // The menu closes when the item runs; a click it swallowed is given again as Enter on the hovered item.
+  try {
+    await menu.waitFor({ state: 'hidden', timeout: 3000 });
+  } catch {
+    await page.keyboard.press('Enter');
+    await menu.waitFor({ state: 'hidden', timeout: 5000 });
   }
 }
 

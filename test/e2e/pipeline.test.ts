@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
 import {
-  ROOT, VSIX, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
+  ROOT, VSIX, contextMenu, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
   startCodeServer, tinyConfig, waitForFile, sleep, type CodeServer,
 } from './harness';
 
@@ -67,6 +67,25 @@ test('a command that needs a dataset says so and offers the fix', async () => {
   await toastWithButton('no dataset yet', 'Organize Raw Archive');
   await screenshot(page, '00-no-dataset');
   await runCommand(page, 'Notifications: Clear All Notifications');
+});
+
+test('Score Patches in Folder from the Explorer before anything is trained: the shipped baseline model scores it and says so', async () => {
+  const patient = readdirSync(join(workspace, 'data', 'archive')).filter((n) => /^\d+$/.test(n)).sort()[0];
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+Shift+E');
+  const tree = page.locator('.explorer-folders-view');
+  for (const name of ['data', 'archive']) {
+    const row = tree.getByRole('treeitem', { name, exact: true });
+    await row.waitFor({ timeout: 30_000 });
+    if ((await row.getAttribute('aria-expanded')) !== 'true') await row.click();
+  }
+  await contextMenu(page, tree.getByRole('treeitem', { name: patient, exact: true }), 'Score Patches in Folder');
+  const summaryFile = join(out, 'predictions', patient, 'summary.json');
+  await waitForFile(summaryFile, 180_000, page);
+  await statusBarIdle(60_000);
+  const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { model: string; baselineFallback?: string };
+  assert.match(summary.model, /^baseline model \(shipped/);
+  assert.ok(summary.baselineFallback, 'says why the baseline scored');
 });
 
 test('Organize Raw Archive writes the manifest and reports it', async () => {

@@ -13,7 +13,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, FrameLocator, Locator, Page } from 'playwright-core';
 import {
-  ARTIFACTS, ROOT, VSIX, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
+  ARTIFACTS, ROOT, VSIX, contextMenu, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
   startCodeServer, sleep, tinyConfig, type CodeServer,
 } from './harness';
 
@@ -65,31 +65,6 @@ async function waitRow(view: 'Dataset' | 'Runs' | 'Evaluations', label: RegExp, 
     throw new Error(`no row matching ${label} in ${view}; rows: ${JSON.stringify(rows)}`);
   }
   return r;
-}
-
-/** Right-clicks `target` and picks `item` from its context menu. */
-async function contextMenu(target: Locator, item: string): Promise<void> {
-  // Let refreshes from the files just written settle: a re-rendered row under an open menu loses it.
-  await sleep(800);
-  await target.click({ button: 'right' });
-  const menu = page.locator('.context-view .monaco-menu');
-  const entry = menu.locator('.action-item', { hasText: new RegExp(`^\\s*${item.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) }).first();
-  try {
-    await entry.waitFor({ timeout: 10_000 });
-  } catch {
-    const items = await page.locator('.monaco-menu .action-item').allInnerTexts();
-    await screenshot(page, `sidebar-menu-${item.replace(/\W+/g, '_')}`);
-    throw new Error(`no "${item}" in the context menu: ${JSON.stringify(items)}`);
-  }
-  await entry.hover();
-  await entry.click();
-  // The menu closes when the item runs; a click it swallowed is given again as Enter on the hovered item.
-  try {
-    await menu.waitFor({ state: 'hidden', timeout: 3000 });
-  } catch {
-    await page.keyboard.press('Enter');
-    await menu.waitFor({ state: 'hidden', timeout: 5000 });
-  }
 }
 
 /** The content frame of the webview panel now shown. */
@@ -176,12 +151,12 @@ test('the trees fill in while the CLI runs the pipeline: the run with its best A
 });
 
 test('context menus: a run opens its training panel, an evaluation opens the gallery on that evaluation', async () => {
-  await contextMenu(await waitRow('Runs', /^e2e-run, /), 'Show Training');
+  await contextMenu(page, await waitRow('Runs', /^e2e-run, /), 'Show Training');
   let frame = webview();
   await frame.locator('body[data-panel="training"][data-ready="true"]').waitFor({ timeout: 60_000 });
   assert.equal((await frame.getByTestId('run-id').innerText()).trim(), 'e2e-run');
   // The newest evaluation is val: the gallery must open on the one clicked, test.
-  await contextMenu(await waitRow('Evaluations', /^e2e-run\/test, /), 'Show False Negatives');
+  await contextMenu(page, await waitRow('Evaluations', /^e2e-run\/test, /), 'Show False Negatives');
   frame = webview();
   await frame.locator('body[data-panel="gallery"][data-ready="true"]').waitFor({ timeout: 60_000 });
   const name = frame.getByTestId('evaluation-name');
@@ -214,7 +189,7 @@ test('a training from VS Code: the status bar and the Runs tree say the same epo
   await status.click();
   await pane('Runs').locator('.monaco-list-row.selected', { hasText: runId }).waitFor({ timeout: 20_000 });
   // Stop from the tree: the run keeps its epochs and shows as stopped (resumable).
-  await contextMenu(pane('Runs').getByRole('treeitem', { name: new RegExp(`^${runId}, `) }), 'Stop Job');
+  await contextMenu(page, pane('Runs').getByRole('treeitem', { name: new RegExp(`^${runId}, `) }), 'Stop Job');
   await waitRow('Runs', new RegExp(`^${runId}, (stopped|interrupted) at epoch \\d/4`), 120_000);
   const run = JSON.parse(readFileSync(join(out, 'runs', runId, 'run.json'), 'utf8'));
   assert.equal(run.status, 'stopped');
@@ -230,13 +205,13 @@ test('Delete refuses a run in use, and deletes another after a confirmation nami
   }
   sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
   writeFileSync(join(out, 'runs', 'busy-run', '.idc-lock'), JSON.stringify({ pid: sleeper.pid, host: hostname(), startedAt: new Date().toISOString(), command: 'idc train --run busy-run' }));
-  await contextMenu(await waitRow('Runs', /^busy-run, /), 'Delete Run…');
+  await contextMenu(page, await waitRow('Runs', /^busy-run, /), 'Delete Run…');
   await toast(/run busy-run is in use by pid/).waitFor({ timeout: 20_000 });
   assert.match(await toast(/run busy-run is in use by pid/).innerText(), new RegExp(`in use by pid ${sleeper.pid} .*idc train --run busy-run\\. Stop that job, then delete the run\\.`));
   assert.equal(await page.locator('.monaco-dialog-box').count(), 0, 'no confirmation for a run in use');
   assert.ok(existsSync(join(out, 'runs', 'busy-run', 'run.json')));
 
-  await contextMenu(await waitRow('Runs', /^spare-run, /), 'Delete Run…');
+  await contextMenu(page, await waitRow('Runs', /^spare-run, /), 'Delete Run…');
   const dialog = page.locator('.monaco-dialog-box');
   await dialog.waitFor({ timeout: 20_000 });
   assert.match(await dialog.locator('.dialog-message-text').innerText(), /Delete run spare-run\?/);
