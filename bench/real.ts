@@ -66,7 +66,7 @@ for (const seed of seeds) {
     const trainSeconds = readFileSync(join(result, 'history.jsonl'), 'utf8').split('\n').filter(Boolean).reduce((s, l) => s + (JSON.parse(l) as { seconds: number }).seconds, 0);
     writeFileSync(join(result, 'run.json'), JSON.stringify({ recipe: name, seed, backend: run.backend, epochs: run.epochs, bestEpoch: run.bestEpoch, trainSeconds, config: c }, null, 2));
     // metrics.json last: its presence marks the result done.
-    for (const f of ['predictions.csv', 'metrics.json']) copyFileSync(join(out, 'evals', id, 'test', f), join(result, f));
+    for (const f of ['predictions.csv', 'metrics.json']) copyFileSync(join(out, 'runs', id, 'eval', 'test', f), join(result, f));
   }
 }
 printRealTable(join(work, 'results'));
