@@ -620,7 +620,8 @@ class Commands {
     const other = { label: '$(file) Another TF.js model (model.json)…', runId: undefined as string | undefined };
     const baseline = { label: '$(package) Baseline model (shipped with IDC Inspector)', description: 'trained on real slides; see its model card', runId: undefined as string | undefined };
     if (!finished.length) {
-      if (opts.baselineWhenNone) return { modelPath: BASELINE_MODEL };
+      // Nothing named: the server takes the baseline and its summary says why (as the CLI does).
+      if (opts.baselineWhenNone) return {};
       const pick = await vscode.window.showWarningMessage('IDC: no trained model yet.', 'Train Model', 'Use Baseline Model', 'Choose model.json…');
       if (pick === 'Train Model') await vscode.commands.executeCommand('idc.train');
       if (pick === 'Use Baseline Model') return { modelPath: BASELINE_MODEL };
