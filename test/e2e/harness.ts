@@ -160,6 +160,19 @@ export async function contextMenu(page: Page, target: Locator, item: string): Pr
   }
 }
 
+/** VS Code's default themes, as the theme picker and workbench.colorTheme name them. */
+export const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' } as const;
+
+/** Switches the colour theme with the theme picker, as a user does, and waits until it applies. */
+export async function setTheme(page: Page, theme: keyof typeof THEMES): Promise<void> {
+  await runCommand(page, 'Preferences: Color Theme');
+  const label = THEMES[theme].replace(/^Default /, '');
+  await page.locator('.quick-input-widget input').fill(label);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().click();
+  // The class code-server gives the workbench for each built-in theme.
+  await page.locator(`.monaco-workbench.vscode-theme-defaults-themes-${theme}_modern-json`).waitFor({ state: 'attached', timeout: 30_000 });
+}
+
 export async function waitForFile(path: string, timeoutMs: number, page?: Page): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(path)) {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Browser, Frame, FrameLocator, Page } from 'playwright-core';
 import {
   ROOT, VSIX, e2eEnv, extensionHostErrors, extensionHostLogs, keepLogs, launchBrowser, openWorkbench, runCommand,
-  screenshot, startCodeServer, sleep, tinyConfig, type CodeServer,
+  screenshot, setTheme, startCodeServer, sleep, THEMES, tinyConfig, type CodeServer,
 } from './harness';
 
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-panels-'));
@@ -22,7 +22,6 @@ const out = join(workspace, 'idc-output');
 // Stain normalization on: the run is trained, evaluated and Grad-CAM'd on normalized inputs, and
 // the dataset panel shows each slide's estimate.
 const config = { ...tinyConfig({ epochs: 2, stepsPerEpoch: 20 }, 2), data: { stainNormalization: 'macenko' } };
-const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' } as const;
 
 let server: CodeServer;
 let browser: Browser;
@@ -33,16 +32,6 @@ let evalDir = '';
 function cli(...args: string[]): void {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args, '-q'], { cwd: workspace, encoding: 'utf8' });
   assert.equal(r.status, 0, `idc ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** Switches the colour theme with the theme picker, as a user does, and waits until it applies. */
-async function setTheme(theme: keyof typeof THEMES): Promise<void> {
-  await runCommand(page, 'Preferences: Color Theme');
-  const label = THEMES[theme].replace(/^Default /, '');
-  await page.locator('.quick-input-widget input').fill(label);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().click();
-  // The class code-server gives the workbench for each built-in theme.
-  await page.locator(`.monaco-workbench.vscode-theme-defaults-themes-${theme}_modern-json`).waitFor({ state: 'attached', timeout: 30_000 });
 }
 
 before(async () => {
@@ -122,7 +111,7 @@ async function loadedImages(frame: FrameLocator, selector: string): Promise<{ to
 
 async function bothThemes(name: string): Promise<void> {
   for (const theme of ['light', 'dark'] as const) {
-    await setTheme(theme);
+    await setTheme(page, theme);
     await sleep(1000);
     await screenshot(page, `panel-${name}-${theme}`);
   }

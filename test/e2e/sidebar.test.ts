@@ -14,13 +14,12 @@ import { join } from 'node:path';
 import type { Browser, FrameLocator, Locator, Page } from 'playwright-core';
 import {
   ARTIFACTS, ROOT, VSIX, contextMenu, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
-  startCodeServer, sleep, tinyConfig, type CodeServer,
+  setTheme, startCodeServer, sleep, THEMES, tinyConfig, type CodeServer,
 } from './harness';
 
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-sidebar-'));
 const workspace = join(home, 'workspace');
 const out = join(workspace, 'idc-output');
-const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' } as const;
 
 let server: CodeServer;
 let browser: Browser;
@@ -70,14 +69,6 @@ async function waitRow(view: 'Dataset' | 'Runs' | 'Evaluations', label: RegExp, 
 /** The content frame of the webview panel now shown. */
 function webview(): FrameLocator {
   return page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
-}
-
-async function setTheme(theme: keyof typeof THEMES): Promise<void> {
-  await runCommand(page, 'Preferences: Color Theme');
-  const label = THEMES[theme].replace(/^Default /, '');
-  await page.locator('.quick-input-widget input').fill(label);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().click();
-  await page.locator(`.monaco-workbench.vscode-theme-defaults-themes-${theme}_modern-json`).waitFor({ state: 'attached', timeout: 30_000 });
 }
 
 async function sidebarShot(name: string): Promise<void> {
@@ -229,7 +220,7 @@ test('Delete refuses a run in use, and deletes another after a confirmation nami
 test('screenshots of the side bar in the light and dark themes', async () => {
   await pane('Runs').getByRole('treeitem', { name: /^e2e-run, / }).click();
   for (const theme of ['light', 'dark'] as const) {
-    await setTheme(theme);
+    await setTheme(page, theme);
     await sleep(1000);
     await sidebarShot(`sidebar-${theme}`);
     await screenshot(page, `sidebar-window-${theme}`);
