@@ -62,7 +62,7 @@ for (const seed of seeds) {
     mkdirSync(result, { recursive: true });
     copyFileSync(join(out, 'runs', id, 'history.jsonl'), join(result, 'history.jsonl'));
     const run = JSON.parse(readFileSync(runJson, 'utf8')) as { backend: string; epochs: number; bestEpoch?: number };
-    // Wall time across resumes: the epochs' own durations (history) plus the evaluation.
+    // Training time across resumes: the epochs' own durations (history).
     const trainSeconds = readFileSync(join(result, 'history.jsonl'), 'utf8').split('\n').filter(Boolean).reduce((s, l) => s + (JSON.parse(l) as { seconds: number }).seconds, 0);
     writeFileSync(join(result, 'run.json'), JSON.stringify({ recipe: name, seed, backend: run.backend, epochs: run.epochs, bestEpoch: run.bestEpoch, trainSeconds, config: c }, null, 2));
     // metrics.json last: its presence marks the result done.
