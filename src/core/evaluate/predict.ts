@@ -11,8 +11,7 @@ import type { Issue } from '../organize/layout';
 import { decodeRgb, placePatch, PATCH_BYTES } from '../cache/pixels';
 import { applyStainTable, stainTableOf } from '../cache/stains';
 import { preprocessor } from './evaluate';
-import { isThirdParty, meanOf, openModel, resolveModels, scoringEngine, setInputs } from './ensemble';
-import { inputsText } from './summary';
+import { isThirdParty, meanOf, openModel, resolveModels, scoringEngine, setInputs, type ModelSet } from './ensemble';
 import { deploySettings, type DeploySettings } from './deploy';
 import { applyTemperature } from '../metrics/calibration';
 import * as tf from '@tensorflow/tfjs-core';
@@ -74,10 +73,10 @@ export type PredictResult = PredictOutputs & DeploySettings;
 export async function predictFolder(opts: PredictOptions): Promise<PredictResult> {
   refuseOutputInside(opts.outputDir, folderToScore(resolve(opts.folder)), opts.archive);
   // A missing run or model fails before the predictions folder is claimed.
-  resolveModels(opts.outputDir, opts);
+  const set = resolveModels(opts.outputDir, opts);
   const dir = predictionsDir(opts.outputDir, resolve(opts.folder));
   // One job per predictions folder: two would mix their predictions and slide maps.
-  return withDirLock(dir, `predictions folder ${relative(opts.outputDir, dir)}`, () => predictLocked(opts));
+  return withDirLock(dir, `predictions folder ${relative(opts.outputDir, dir)}`, () => predictLocked(opts, set));
 }
 
 /** In each predictions/<name>/ folder: the real path of the folder it scored, written first (its claim). */
@@ -154,11 +153,10 @@ function folderToScore(folder: string): string {
   throw new IdcError(`No folder at ${folder}.`, 'Give the folder that holds the patches to score (PNG files named <patient>_idx5_x<X>_y<Y>[_class<C>].png).', 'NO_FOLDER');
 }
 
-async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
+async function predictLocked(opts: PredictOptions, set: ModelSet): Promise<PredictResult> {
   const progress = opts.onProgress ?? noProgress;
   const folder = resolve(opts.folder);
   folderToScore(folder);
-  const set = resolveModels(opts.outputDir, opts);
   const listing = listDirectory(folder, { layout: false }); // any layout: no <patient>/<0|1>/ checks
   const skipped: Issue[] = [...listing.issues];
   const unreadable: Issue[] = [];
@@ -193,7 +191,7 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   // Normalized as the run was trained; the slide maps keep the patches as scanned.
   const inputs = setInputs(opts.config, set, opts.explicit);
   const stainMode = inputs.config.data.stainNormalization;
-  const stainReason = inputsText(stainMode, inputs.chosenBy, set.runId ? `run ${set.runId}` : 'its runs');
+  const stainReason = inputs.reason;
   const keptPixels = pixels.subarray(0, kept.length * PATCH_BYTES);
   let input = keptPixels;
   let stains: ReturnType<typeof stainTableOf> | undefined;
