@@ -11,8 +11,9 @@ import { readSplit } from '../split';
 import { foldRunId, readCvDefinition } from '../cv/read';
 import { checkModelShape, inputConfig, modelScorer, resolveModelSource, trainerForRun } from './evaluate';
 import { withTta, type TtaMode } from './tta';
-import type { BaselineInfo } from '../baseline';
+import { baselinePatients, type BaselineInfo } from '../baseline';
 import type { InputsChosenBy } from './types';
+import { inputsText } from './summary';
 
 export type ModelSource = ReturnType<typeof resolveModelSource>;
 
@@ -60,15 +61,15 @@ export function resolveModels(outputDir: string, opts: { runId?: string; runIds?
  * The config the set's inputs are prepared with, and who chose it. Runs: as they were trained. A
  * model without a run config: its patches as scanned unless the user set data.stainNormalization
  * (config file or option), since the workspace default is a choice for our training, not for a
- * model trained elsewhere on whatever its authors used.
+ * model trained elsewhere on whatever its authors used. `reason` says which, in words.
  */
-export function setInputs(config: IdcConfig, set: ModelSet, explicit?: ExplicitFields): { config: IdcConfig; chosenBy: InputsChosenBy } {
-  if (set.baseline) return { config: setInputConfig(config, set), chosenBy: 'baseline' };
-  if (set.members.some((m) => m.runId)) return { config: setInputConfig(config, set), chosenBy: 'run' };
+export function setInputs(config: IdcConfig, set: ModelSet, explicit?: ExplicitFields): { config: IdcConfig; chosenBy: InputsChosenBy; reason: string } {
+  const chosen = (c: IdcConfig, chosenBy: InputsChosenBy) => ({ config: c, chosenBy, reason: inputsText(c.data.stainNormalization, chosenBy, set.runId ? `run ${set.runId}` : 'its runs') });
+  if (set.baseline) return chosen(setInputConfig(config, set), 'baseline');
+  if (set.members.some((m) => m.runId)) return chosen(setInputConfig(config, set), 'run');
   const by = explicitlySet(explicit, 'data.stainNormalization');
-  if (by) return { config, chosenBy: by === 'file' ? 'config' : 'option' };
-  const none = config.data.stainNormalization === 'none' ? config : { ...config, data: { ...config.data, stainNormalization: 'none' as const } };
-  return { config: none, chosenBy: 'no-run-config' };
+  if (by) return chosen(config, by === 'file' ? 'config' : 'option');
+  return chosen(config.data.stainNormalization === 'none' ? config : { ...config, data: { ...config.data, stainNormalization: 'none' as const } }, 'no-run-config');
 }
 
 /** The config the set's inputs are prepared with; an ensemble's members must agree, or their mean mixes two inputs. */
@@ -89,9 +90,8 @@ export function setInputConfig(config: IdcConfig, set: ModelSet): IdcConfig {
 export async function seenPatients(set: ModelSet, patients: ReadonlySet<string>): Promise<Map<string, string[]>> {
   const seen = new Map<string, string[]>();
   for (const m of set.members) {
-    const mine = m.baseline?.data.patientIds;
-    if (mine) {
-      const hit = [...mine.train, ...mine.val].filter((p) => patients.has(p));
+    if (m.baseline) {
+      const hit = [...baselinePatients(m.baseline)].filter((p) => patients.has(p));
       if (hit.length) seen.set(m.label, hit);
       continue;
     }

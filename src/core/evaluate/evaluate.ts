@@ -21,7 +21,6 @@ import { writePredictions, errorPage } from './predictions';
 import { writeGradCams, writeSlideMaps } from './visuals';
 import { withTta, type TtaMode } from './tta';
 import { accumulate, isThirdParty, meanOf, openModel, resolveModels, scoringEngine, seenPatients, setInputs } from './ensemble';
-import { inputsText } from './summary';
 import { BASELINE_NAME, baselineDir, baselineLabel, hasBaseline, readBaseline, type BaselineInfo } from '../baseline';
 import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
 import type { EvalReport, ExternalInfo, OperatingPointRow, Prediction } from './types';
@@ -276,22 +275,18 @@ async function evaluateLocked(opts: EvaluateOptions, prepared?: PreparedData): P
   const report = buildEvalReport(labels, scores, predictions, evUsed, { model: set.label, runId: set.runId, split, seconds: predictSeconds, backend: backendLabel, validation });
   if (shipped.length) report.warnings.push(`Pinned thresholds ${shipped.map((t) => +t.toPrecision(4)).join(' and ')} are the baseline model's own (Youden's J, and recall ≥ ${set.baseline!.thresholds.recallTarget.recall}), chosen on its validation patients when it was trained.`);
   report.stainNormalization = data.stainNormalization;
-  report.stainNormalizationReason = inputsText(data.stainNormalization, inputs.chosenBy, set.runId ? `run ${set.runId}` : 'its runs');
+  report.stainNormalizationReason = inputs.reason;
   report.tta = ev.tta;
   if (set.baseline) {
     report.baseline = { recipe: set.baseline.recipe.name, createdAt: set.baseline.createdAt };
     if (set.fallback) report.warnings.unshift(`Scored with the baseline model: ${set.fallback}.`);
-    // External archives report their overlap with the model's patients themselves (external.ts).
-    if (!ext) {
-      for (const [, hit] of await seenPatients(set, new Set(predictions.map((p) => p.patient)))) {
-        report.warnings.push(`The baseline model was trained or stopped early on ${hit.length} of these patients (${hit.slice(0, 10).join(', ')}${hit.length > 10 ? ' …' : ''}): its figures on them are optimistic.`);
-      }
-    }
   }
-  if (set.ensemble) {
-    report.ensemble = set.ensemble;
+  if (set.ensemble) report.ensemble = set.ensemble;
+  // Patients a member trained or stopped early on; an external archive's overlap with the baseline's is reported by external.ts.
+  if (set.ensemble || (set.baseline && !ext)) {
     for (const [label, hit] of await seenPatients(set, new Set(predictions.map((p) => p.patient)))) {
-      report.warnings.push(`${label} was trained or stopped early on ${hit.length} of these patients (${hit.slice(0, 10).join(', ')}${hit.length > 10 ? ' …' : ''}): the ensemble's figures on them are optimistic.`);
+      const [who, whose] = set.baseline ? ['The baseline model', 'its'] : [label, "the ensemble's"];
+      report.warnings.push(`${who} was trained or stopped early on ${hit.length} of these patients (${hit.slice(0, 10).join(', ')}${hit.length > 10 ? ' …' : ''}): ${whose} figures on them are optimistic.`);
     }
   }
   for (const f of data.cache.failed) if (f.split === split) report.warnings.push(describeCacheFailure(f));
