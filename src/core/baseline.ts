@@ -72,6 +72,12 @@ export function readBaseline(dir = baselineDir()): BaselineInfo {
   }
 }
 
+/** The patients it trained or stopped early on (empty in a baseline.json from before they were listed). */
+export function baselinePatients(info: BaselineInfo): Set<string> {
+  const ids = info.data.patientIds;
+  return new Set(ids ? [...ids.train, ...ids.val] : []);
+}
+
 /** How outputs name it: never silently. */
 export function baselineLabel(info: BaselineInfo): string {
   return `baseline model (shipped; ${info.recipe.name} recipe, trained on ${info.data.patients.train} real patients)`;

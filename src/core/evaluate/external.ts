@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { IdcError } from '../errors';
+import { baselinePatients } from '../baseline';
 import { mkdirpOrExplain, wrapWriteError } from '../fsutil';
 import { readManifest, readManifestWithHash } from '../manifest';
 import { organize, MANIFEST_FILE, MANIFEST_META_FILE, type ManifestMeta, type OrganizeReport } from '../organize/organize';
@@ -43,8 +44,7 @@ export async function evaluateExternal(opts: ExternalEvaluateOptions): Promise<E
   await writeTestSplit(join(dataDir, SPLIT_FILE), rows, hash);
 
   const patients = [...new Set(rows.map((r) => r.patient))].sort(comparePatientIds);
-  const baselineIds = source.baseline?.data.patientIds;
-  const seen = baselineIds ? { ids: new Set([...baselineIds.train, ...baselineIds.val]) } : source.runId ? await seenPatients(opts.outputDir, source) : undefined;
+  const seen = source.baseline ? { ids: baselinePatients(source.baseline) } : source.runId ? await seenPatients(opts.outputDir, source) : undefined;
   const overlap = seen ? patients.filter((p) => seen.ids.has(p)) : [];
   const own = isWorkspaceArchive(opts.outputDir, archive);
   const info: ExternalInfo = { name, archive, patients: patients.length, overlap };
