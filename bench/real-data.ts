@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Recipe } from './real-recipes';
 
 export const repoRoot = resolve(import.meta.dirname, '..');
 export const cliPath = join(repoRoot, 'dist', 'cli.js');
@@ -41,4 +42,28 @@ export function initConfig(tmp: string, preset?: string): Record<string, any> {
   const r = spawnSync(process.execPath, [cliPath, 'config', 'init', '--force', ...(preset ? ['--preset', preset] : [])], { cwd: tmp, encoding: 'utf8' });
   if (r.status !== 0) die(`idc config init failed: ${r.stderr}`);
   return JSON.parse(readFileSync(join(tmp, 'idc.config.json'), 'utf8'));
+}
+
+/**
+ * A recipe's config for a real-data run. bench:real and train:baseline score the same way
+ * (thresholds chosen on validation patients: Youden's J and recall >= 0.90; temperature fitted
+ * there), so the baseline's card can quote bench:real's figures for its recipe.
+ */
+export function recipeConfig(recipe: Recipe, tmp: string, o: { output: string; backend: string; python?: string; seed: number }): Record<string, any> {
+  const c = initConfig(tmp, recipe.preset);
+  recipe.patch(c);
+  c.paths.output = o.output;
+  c.engine.backend = o.backend;
+  if (o.python) c.engine.python = o.python;
+  c.train.seed = o.seed;
+  c.evaluate.recallTarget = 0.9;
+  c.evaluate.calibration = 'temperature';
+  return c;
+}
+
+/** Trains run `id` of `out` to its end: a new run, or the one left unfinished resumed; a finished one is left as it is. */
+export function trainToEnd(cwd: string, out: string, id: string, config: string): void {
+  const runJson = join(out, 'runs', id, 'run.json');
+  const status = existsSync(runJson) ? (JSON.parse(readFileSync(runJson, 'utf8')) as { status: string }).status : undefined;
+  if (status !== 'finished') idc(cwd, ['train', '--run', id, ...(status ? ['--resume'] : [])], config);
 }

@@ -16,7 +16,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { die, idc as idcIn, initConfig, realDataDir, repoRoot } from './real-data';
+import { die, idc as idcIn, realDataDir, recipeConfig, repoRoot, trainToEnd } from './real-data';
 import { RECIPES } from './real-recipes';
 import { printRealTable } from './real-table';
 
@@ -44,24 +44,14 @@ for (const seed of seeds) {
     if (existsSync(join(result, 'metrics.json'))) { console.log(`${id}: done, kept.`); continue; }
     const recipe = RECIPES[name];
     const config = join(work, 'configs', `${id}.json`);
-    const c = initConfig(join(work, 'configs', 'init'), recipe.preset);
-    recipe.patch(c);
-    c.paths.output = out;
-    c.engine.backend = backend;
-    if (python) c.engine.python = python;
-    c.train.seed = seed;
-    // Thresholds on validation patients: Youden's J and recall >= 0.90; temperature fitted there too.
-    c.evaluate.recallTarget = 0.9;
-    c.evaluate.calibration = 'temperature';
+    const c = recipeConfig(recipe, join(work, 'configs', 'init'), { output: out, backend, python: python || undefined, seed });
     writeFileSync(config, JSON.stringify(c, null, 2));
 
-    const runJson = join(out, 'runs', id, 'run.json');
-    const status = existsSync(runJson) ? (JSON.parse(readFileSync(runJson, 'utf8')) as { status: string }).status : undefined;
-    if (status !== 'finished') idc(['train', '--run', id, ...(status ? ['--resume'] : [])], config);
+    trainToEnd(work, out, id, config);
     idc(['evaluate', '--run', id], config);
     mkdirSync(result, { recursive: true });
     copyFileSync(join(out, 'runs', id, 'history.jsonl'), join(result, 'history.jsonl'));
-    const run = JSON.parse(readFileSync(runJson, 'utf8')) as { backend: string; epochs: number; bestEpoch?: number };
+    const run = JSON.parse(readFileSync(join(out, 'runs', id, 'run.json'), 'utf8')) as { backend: string; epochs: number; bestEpoch?: number };
     // Training time across resumes: the epochs' own durations (history).
     const trainSeconds = readFileSync(join(result, 'history.jsonl'), 'utf8').split('\n').filter(Boolean).reduce((s, l) => s + (JSON.parse(l) as { seconds: number }).seconds, 0);
     writeFileSync(join(result, 'run.json'), JSON.stringify({ recipe: name, seed, backend: run.backend, epochs: run.epochs, bestEpoch: run.bestEpoch, trainSeconds, config: c }, null, 2));

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { BASELINE_FILE, MODEL_CARD_FILE, modelCard, type BaselineInfo } from '../src/core/baseline';
 import type { EvalReport } from '../src/core/evaluate/types';
 import type { SplitFile } from '../src/core/split';
-import { idc as idcIn, initConfig, realDataDir, repoRoot } from './real-data';
+import { idc as idcIn, realDataDir, recipeConfig, repoRoot, trainToEnd } from './real-data';
 import { BASELINE_RECIPE, BASELINE_SEED, RECIPES } from './real-recipes';
 import { readRealResults } from './real-table';
 
@@ -34,25 +34,17 @@ if (!existsSync(join(out, 'manifest.csv'))) idc(['organize', data, '--out', out]
 if (!existsSync(join(out, 'split.json'))) idc(['split', '--ratios', '0.85,0.15,0', '--out', out]);
 
 const recipe = RECIPES[BASELINE_RECIPE];
-const c = initConfig(join(work, 'init'), recipe.preset);
-recipe.patch(c);
-Object.assign(c.paths, { output: out });
-c.engine.backend = backend;
-if (backend === 'torch') c.engine.python = python;
+const c = recipeConfig(recipe, join(work, 'init'), { output: out, backend, python: backend === 'torch' ? python : undefined, seed: BASELINE_SEED });
 // One thread: reductions run in one order, so the same engine and version give the same weights anywhere.
 c.engine.threads = 1;
-c.train.seed = BASELINE_SEED;
 // A smoke test of this script (not for the shipped model): fewer epochs.
 if (process.env.IDC_BASELINE_EPOCHS) c.train.epochs = Number(process.env.IDC_BASELINE_EPOCHS);
-c.evaluate.recallTarget = 0.9;
-c.evaluate.calibration = 'temperature';
 c.evaluate.split = 'val';
 const config = join(work, 'idc.config.json');
 writeFileSync(config, JSON.stringify(c, null, 2));
 
 const runDir = join(out, 'runs', 'baseline');
-const status = existsSync(join(runDir, 'run.json')) ? (JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { status: string }).status : undefined;
-if (status !== 'finished') idc(['train', '--run', 'baseline', ...(status ? ['--resume'] : [])], config);
+trainToEnd(work, out, 'baseline', config);
 // Scored on its validation patients: the temperature and both thresholds are chosen there.
 idc(['evaluate', '--run', 'baseline', '--split', 'val'], config);
 
