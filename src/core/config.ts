@@ -121,6 +121,16 @@ export class JsoncParseError extends IdcError {
   }
 }
 
+/**
+ * Why a config cannot be used, one line per problem: the language server's workspaceInfo and the
+ * side bar both show them. `other` words an error that is not the config's.
+ */
+export function configProblemLines(e: unknown, other = (x: unknown): string => String((x as Error)?.message ?? x)): string[] {
+  if (e instanceof ConfigError) return e.problems.map((p) => `${p.path}: ${p.message}`);
+  if (e instanceof JsoncParseError) return [`line ${e.line}, column ${e.column}: ${e.reason}`];
+  return [e instanceof IdcError ? e.message : other(e)];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schema validation
 

@@ -12,9 +12,8 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import {
-  CONFIG_FILE_NAME, ConfigError, JsoncParseError, defaultConfig, resolveConfigPath, type BackendName, type LoadedConfig,
+  CONFIG_FILE_NAME, configProblemLines, defaultConfig, resolveConfigPath, type BackendName, type LoadedConfig,
 } from '../core/config';
-import { isIdcError } from '../core/errors';
 import { runIdProblem } from '../core/run-id';
 import { MANIFEST_FILE, REPORT_FILE } from '../core/organize/organize';
 import { listEvaluationDirs } from '../core/evaluate/list';
@@ -347,9 +346,7 @@ connection.onRequest(P.workspaceInfo, async (params): Promise<P.WorkspaceInfo> =
   try {
     loaded = await loadJobConfig(folder, {}, settings);
   } catch (e) {
-    configProblems = e instanceof ConfigError ? e.problems.map((p) => `${p.path}: ${p.message}`)
-      : e instanceof JsoncParseError ? [`line ${e.line}, column ${e.column}: ${e.reason}`]
-        : [isIdcError(e) ? e.message : String((e as Error)?.message ?? e)];
+    configProblems = configProblemLines(e);
     const file = join(folder, CONFIG_FILE_NAME);
     loaded = { config: defaultConfig(), file: existsSync(file) ? file : undefined, baseDir: folder };
   }

@@ -10,9 +10,9 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, sep } from 'node:path';
-import { CONFIG_FILE_NAME, ConfigError, JsoncParseError, defaultConfig, loadConfig, parseJsonc, resolveConfigPath, type LoadedConfig } from '../config';
-import { isIdcError } from '../errors';
+import { CONFIG_FILE_NAME, configProblemLines, defaultConfig, loadConfig, parseJsonc, resolveConfigPath, type LoadedConfig } from '../config';
 import { fileVersionKey } from '../fsutil';
+import type { WorkspaceInfo } from '../../protocol/protocol';
 import { LOCK_FILE, assertNotLocked, lockOwner } from '../run-lock';
 import { isRunId } from '../run-id';
 import { SPLIT_NAMES, type SplitFile } from '../split';
@@ -102,17 +102,8 @@ function readJsonFile<T>(file: string): { value: T } | { error: string } {
 
 // ------------------------------------------------------------------------------------- sources
 
-/** What the trees read, from the folder's idc.config.json (defaults where it has none). */
-export interface SidebarSources {
-  folder: string;
-  /** Absent when the folder has no idc.config.json. */
-  configFile?: string;
-  /** Set when idc.config.json cannot be used: one line per problem. */
-  configProblems?: string[];
-  archive: string;
-  archiveExists: boolean;
-  outputDir: string;
-}
+/** What the trees read, from the folder's idc.config.json (defaults where it has none): the config part of workspaceInfo. */
+export type SidebarSources = Pick<WorkspaceInfo, 'folder' | 'configFile' | 'configProblems' | 'archive' | 'archiveExists' | 'outputDir'>;
 
 /**
  * Resolves the archive and output folders as the language server's workspaceInfo does; a config
@@ -125,9 +116,7 @@ export async function sidebarSources(folder: string): Promise<SidebarSources> {
   try {
     loaded = await loadConfig({ cwd: folder });
   } catch (e) {
-    configProblems = e instanceof ConfigError ? e.problems.map((p) => `${p.path}: ${p.message}`)
-      : e instanceof JsoncParseError ? [`line ${e.line}, column ${e.column}: ${e.reason}`]
-        : [isIdcError(e) ? e.message : why(e)];
+    configProblems = configProblemLines(e, why);
     const file = join(folder, CONFIG_FILE_NAME);
     const config = defaultConfig();
     try {
