@@ -56,14 +56,8 @@ async function claimFold(runDir: string, def: CvDefinition, fold: number, split:
   const mine = { version: 1 as const, cv: def.id, fold, cvCreatedAt: def.createdAt };
   if (marker) {
     if (marker.cv === mine.cv && marker.fold === mine.fold && marker.cvCreatedAt === mine.cvCreatedAt) return;
-  } else if (!existsSync(runDir)) {
+  } else if (!existsSync(runDir) || readdirSync(runDir).length === 0 || sameSplit(runDir, split)) {
     mkdirpOrExplain(runDir);
-    await writeJsonAtomic(join(runDir, CV_FOLD_FILE), mine);
-    return;
-  } else if (sameSplit(runDir, split)) {
-    await writeJsonAtomic(join(runDir, CV_FOLD_FILE), mine);
-    return;
-  } else if (readdirSync(runDir).length === 0) {
     await writeJsonAtomic(join(runDir, CV_FOLD_FILE), mine);
     return;
   }
