@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BASELINE_FILE, MODEL_CARD_FILE, baselineDir, hasBaseline, modelCard, readBaseline } from '../src/core/baseline';
 import { loadModel } from '../src/core/train/model-io';
@@ -105,9 +105,14 @@ test('an installation without the baseline: predict asks for a run; --model base
   assert.ok(!existsSync(join(cwd, 'out', 'predictions')), 'nothing written');
 });
 
-test('baseline.json that cannot be read is refused with the file named', () => {
+test('a missing or unreadable baseline.json is refused with the file named, never half-read', () => {
   const dir = tempDir('idc-baseline-bad-');
   assert.throws(() => readBaseline(dir), /missing from this installation/);
   assert.ok(!hasBaseline(dir));
-  assert.equal(BASELINE_FILE, 'baseline.json');
+  mkdirSync(join(dir, 'model'));
+  writeFileSync(join(dir, 'model', 'model.json'), '{}');
+  writeFileSync(join(dir, BASELINE_FILE), '{ "version": 1, "thresholds"');
+  assert.throws(() => readBaseline(dir), (e: Error & { code?: string }) => e.code === 'BAD_MODEL' && e.message.includes(join(dir, BASELINE_FILE)) && /cannot be read/.test(e.message));
+  writeFileSync(join(dir, BASELINE_FILE), JSON.stringify({ version: 2, thresholds: { youden: 0.5 } }));
+  assert.throws(() => readBaseline(dir), /cannot be read: unexpected fields/);
 });
