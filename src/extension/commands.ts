@@ -129,6 +129,8 @@ function configFolder(x: unknown): Folder | undefined {
 class Commands {
   private lastFolder: string | undefined;
   private lastPythonNote: string | undefined;
+  /** Runs whose delete confirmation is open: a second Delete on one would queue a second modal. */
+  private readonly confirmingDelete = new Set<string>();
 
   constructor(private readonly idc: IdcClient, private readonly log: vscode.LogOutputChannel, private readonly panels: Panels, private readonly sidebar: Sidebar) {}
 
@@ -450,9 +452,16 @@ class Commands {
       void vscode.window.showWarningMessage(`IDC: run ${id} ${inUse}. Stop that job, then delete the run.`);
       return;
     }
+    if (this.confirmingDelete.has(id)) return;
     const plan = planRunDeletion(out, id);
     const text = deletionText(plan);
-    const pick = await vscode.window.showWarningMessage(text.message, { modal: true, detail: text.detail }, 'Delete');
+    this.confirmingDelete.add(id);
+    let pick: string | undefined;
+    try {
+      pick = await vscode.window.showWarningMessage(text.message, { modal: true, detail: text.detail }, 'Delete');
+    } finally {
+      this.confirmingDelete.delete(id);
+    }
     if (pick !== 'Delete') return;
     try {
       deleteRun(out, id);

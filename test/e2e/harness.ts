@@ -121,7 +121,19 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
     await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ timeout: 10_000 });
-    await input.fill(`>${title}`);
+    try {
+      await input.fill(`>${title}`, { timeout: 5000 });
+    } catch (e) {
+      // A modal dialog makes the workbench inert: name it rather than time out on the palette.
+      const dialogs = await page.locator('.monaco-dialog-box').allInnerTexts();
+      if (dialogs.length || Date.now() > deadline) {
+        await screenshot(page, `palette-${title.replace(/\W+/g, '_')}`);
+        throw dialogs.length ? new Error(`"${title}": a modal dialog is open: ${JSON.stringify(dialogs)}`) : e;
+      }
+      // A webview that takes focus as it loads closes the palette under us: open it again.
+      await sleep(1000);
+      continue;
+    }
     // Click the row holding the title: Enter would take the top row, and fuzzy ranking may put another first.
     const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
     try {
@@ -155,6 +167,9 @@ export async function contextMenu(page: Page, target: Locator, item: string): Pr
   try {
     await menu.waitFor({ state: 'hidden', timeout: 3000 });
   } catch {
+    // Not when the item ran and opened a dialog: Enter would run it twice, or answer the dialog.
+    if (await page.locator('.monaco-dialog-box').count()) return;
+    if (!(await menu.isVisible())) return;
     await page.keyboard.press('Enter');
     await menu.waitFor({ state: 'hidden', timeout: 5000 });
   }

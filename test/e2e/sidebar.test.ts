@@ -219,6 +219,8 @@ test('Delete refuses a run in use, and deletes another after a confirmation nami
 
 test('screenshots of the side bar in the light and dark themes', async () => {
   await pane('Runs').getByRole('treeitem', { name: /^e2e-run, / }).click();
+  // Clicking a run opens its training panel; let it load and take focus before the palette opens.
+  await webview().locator('body[data-panel="training"][data-ready="true"]').waitFor({ timeout: 60_000 });
   for (const theme of ['light', 'dark'] as const) {
     await setTheme(page, theme);
     await sleep(1000);
