@@ -1,6 +1,7 @@
 /**
  * The IDC side bar in a real VS Code (code-server + Chromium): the view container and its welcome
- * content in an empty workspace, the walkthrough, the trees filling in while the CLI runs the
+ * content in an empty workspace, the walkthrough (its real-panel images, and the steps it ticks off
+ * once the pipeline has run), the trees filling in while the CLI runs the
  * pipeline (file watcher), context-menu actions opening the right panel, a live training in the
  * status bar and the Runs tree (which agree, and the status reveals the run), Delete refusing a
  * run in use and deleting another after its confirmation; screenshots in light and dark themes.
@@ -66,6 +67,13 @@ async function waitRow(view: 'Dataset' | 'Runs' | 'Evaluations', label: RegExp, 
   return r;
 }
 
+/** The walkthrough steps VS Code shows as done, by step id, in walkthrough order. */
+async function doneSteps(): Promise<string[]> {
+  const ids = await page.locator('.gettingStartedContainer [data-done-step-id].complete').evaluateAll((els) => els.map((e) => e.getAttribute('data-done-step-id') ?? ''));
+  const order = ['workspace', 'data', 'organize', 'split', 'train', 'falseNegatives', 'threshold'];
+  return order.filter((id) => ids.some((x) => x.endsWith(`#${id}`) || x === id));
+}
+
 /** The content frame of the webview panel now shown. */
 function webview(): FrameLocator {
   return page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
@@ -107,7 +115,7 @@ test('IDC: Get Started opens the walkthrough', async () => {
   while (!image && Date.now() < deadline) {
     for (const f of page.frames()) {
       const found = await f.evaluate(() => {
-        const img = Array.from(document.images).find((i) => /walkthrough\/workspace\.svg/.test(i.src));
+        const img = Array.from(document.images).find((i) => /docs\/images\/sidebar\.png/.test(i.src));
         return img && img.complete && img.naturalWidth > 0 ? { src: img.src, width: img.naturalWidth } : undefined;
       }).catch(() => undefined);
       if (found) image = found;
@@ -115,7 +123,9 @@ test('IDC: Get Started opens the walkthrough', async () => {
     if (!image) await sleep(500);
   }
   await screenshot(page, 'walkthrough');
-  assert.ok(image, 'the step image (media/walkthrough/workspace.svg) was shown');
+  assert.ok(image, 'the step image (docs/images/sidebar.png, a real side bar) was shown');
+  // An empty workspace has done none of the steps.
+  assert.deepEqual(await doneSteps(), []);
   await runCommand(page, 'View: Close All Editors');
 });
 
@@ -139,6 +149,18 @@ test('the trees fill in while the CLI runs the pipeline: the run with its best A
   await waitRow('Evaluations', new RegExp(`^e2e-run/test, AUC ${m.auc.toFixed(3)} \\(${iv[0].toFixed(3)}–${iv[1].toFixed(3)}\\) · threshold 0\\.5$`));
   await waitRow('Evaluations', /^e2e-run\/val, AUC /);
   await runCommand(page, 'Notifications: Clear All Notifications');
+});
+
+test('the walkthrough ticks off the steps the pipeline did, from the context keys the extension sets', async () => {
+  await runCommand(page, 'IDC: Get Started');
+  await page.locator('.gettingStartedContainer').filter({ hasText: 'Get started with IDC Inspector' }).waitFor({ timeout: 30_000 });
+  const deadline = Date.now() + 30_000;
+  let done = await doneSteps();
+  while (done.length < 5 && Date.now() < deadline) { await sleep(500); done = await doneSteps(); }
+  await screenshot(page, 'walkthrough-done');
+  // The CLI wrote the config, organized, split and trained; nobody opened the gallery or the threshold explorer.
+  assert.deepEqual(done, ['workspace', 'data', 'organize', 'split', 'train']);
+  await runCommand(page, 'View: Close All Editors');
 });
 
 test('context menus: a run opens its training panel, an evaluation opens the gallery on that evaluation', async () => {
