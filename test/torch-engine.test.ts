@@ -307,33 +307,34 @@ test('idc train on torch killed with kill -9 mid-epoch resumes and continues the
   assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'finished');
 });
 
-test('Ctrl+C in a terminal (SIGINT to the whole process group) during idc train on torch exits 130; --resume continues the run', { skip: skip || (!existsSync(CLI) && 'needs npm run build') }, async () => {
+for (const [signal, expected, what] of [['SIGINT', 130, 'Ctrl+C in a terminal'], ['SIGTERM', 143, 'kill of the job']] as const) {
+test(`${what} (${signal} to the whole process group) during idc train on torch exits ${expected}; --resume continues the run`, { skip: skip || (!existsSync(CLI) && 'needs npm run build') }, async () => {
   const work = tempDir();
   const cfg = tinyTrainConfig((c) => { c.engine.backend = 'torch'; c.engine.python = PY; c.engine.threads = 1; c.train.stepsPerEpoch = 30; c.paths.output = out; });
   writeFileSync(join(work, 'idc.config.json'), JSON.stringify(cfg));
   // Its own process group, as a shell gives a foreground job: the engine is in it too.
-  const child = spawn(process.execPath, [CLI, 'train', '--run', 'torch-sigint'], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [CLI, 'train', '--run', `torch-${signal.toLowerCase()}`], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stdout = '', stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
   let code: number | null | undefined;
   const exited = new Promise<void>((r) => child.once('exit', (c, sig) => { code = c ?? (sig ? -1 : null); r(); }));
-  const runDir = join(out, 'runs', 'torch-sigint');
+  const runDir = join(out, 'runs', `torch-${signal.toLowerCase()}`);
   let engines: number[] = [];
   try {
     const deadline = Date.now() + 120_000;
     // The first epoch has ended and the second is under way in the engine.
     while (Date.now() < deadline && code === undefined && !/epoch +1 /.test(stdout)) await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(code, undefined, `ended before Ctrl+C: ${stderr}`);
+    assert.equal(code, undefined, `ended before ${signal}: ${stderr}`);
     engines = enginesOf(child.pid!);
     assert.equal(engines.length, 1, 'one engine process under the CLI');
-    process.kill(-child.pid!, 'SIGINT');
+    process.kill(-child.pid!, signal);
     await exited;
   } finally {
     if (code === undefined) { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } await exited; }
   }
-  assert.equal(code, 130, stderr);
+  assert.equal(code, expected, stderr);
   assert.match(stderr, /Cancelled/);
   assert.doesNotMatch(stderr, /KeyboardInterrupt|torch engine/);
   assert.ok(engines.every((pid) => !existsSync(`/proc/${pid}`)), 'the CLI closed its engine before exiting');
@@ -343,9 +344,10 @@ test('Ctrl+C in a terminal (SIGINT to the whole process group) during idc train 
   assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'stopped');
   const resumed = spawnTrain(work, ['--resume']);
   assert.equal(await resumed.exited, 0, resumed.stderr());
-  assert.match(resumed.stdout(), new RegExp(`Resuming run torch-sigint at epoch ${before + 1}`));
+  assert.match(resumed.stdout(), new RegExp(`Resuming run torch-${signal.toLowerCase()} at epoch ${before + 1}`));
   assert.deepEqual(history(runDir).map((e) => e.epoch), [0, 1, 2]);
   assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'finished');
 });
+}
 
 after(() => killEngines());

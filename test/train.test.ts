@@ -220,23 +220,27 @@ for (const threads of [1, 2]) {
     assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'finished');
   });
 
-  test(`Ctrl+C stops within a batch, exits 130 and leaves a resumable run (${threads} thread${threads > 1 ? 's' : ''})`, async () => {
-    const work = tempDir();
-    const cfg = tinyTrainConfig((c) => { c.engine.threads = threads; c.train.epochs = 3; c.train.stepsPerEpoch = 0; c.paths.output = out; });
-    writeFileSync(join(work, 'idc.config.json'), JSON.stringify(cfg));
-    const p = spawnTrain(work, ['--run', `sigint-${threads}`]);
-    const runDir = join(out, 'runs', `sigint-${threads}`);
-    await waitForEpochs(runDir, 1, p);
-    p.child.kill('SIGINT');
-    assert.equal(await p.exited, 130, p.stderr());
-    assert.match(p.stderr(), /Cancelled/);
-    assert.ok(history(runDir).length < 3, 'stopped before the last epoch');
-    assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'stopped');
-    assert.ok(!existsSync(join(runDir, 'model', 'model.json')), 'no final model from a stopped run');
-    const resumed = spawnTrain(work, ['--run', `sigint-${threads}`]);
-    assert.equal(await resumed.exited, 0, resumed.stderr());
-    assert.deepEqual(history(runDir).map((h) => h.epoch), [0, 1, 2]);
-  });
+  // Ctrl+C on both thread counts; SIGTERM (timeout, kill, a scheduler) on one.
+  for (const [signal, code] of threads === 1 ? [['SIGINT', 130], ['SIGTERM', 143]] as const : [['SIGINT', 130]] as const) {
+    test(`${signal === 'SIGINT' ? 'Ctrl+C' : 'SIGTERM'} stops within a batch, exits ${code} and leaves a resumable run (${threads} thread${threads > 1 ? 's' : ''})`, async () => {
+      const work = tempDir();
+      const cfg = tinyTrainConfig((c) => { c.engine.threads = threads; c.train.epochs = 3; c.train.stepsPerEpoch = 0; c.paths.output = out; });
+      writeFileSync(join(work, 'idc.config.json'), JSON.stringify(cfg));
+      const id = `${signal.toLowerCase()}-${threads}`;
+      const p = spawnTrain(work, ['--run', id]);
+      const runDir = join(out, 'runs', id);
+      await waitForEpochs(runDir, 1, p);
+      p.child.kill(signal);
+      assert.equal(await p.exited, code, p.stderr());
+      assert.match(p.stderr(), /Cancelled/);
+      assert.ok(history(runDir).length < 3, 'stopped before the last epoch');
+      assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'stopped');
+      assert.ok(!existsSync(join(runDir, 'model', 'model.json')), 'no final model from a stopped run');
+      const resumed = spawnTrain(work, ['--run', id]);
+      assert.equal(await resumed.exited, 0, resumed.stderr());
+      assert.deepEqual(history(runDir).map((h) => h.epoch), [0, 1, 2]);
+    });
+  }
 }
 
 test('a short run on the synthetic archive learns on unseen patients (wasm)', (t) => {

@@ -425,12 +425,22 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
   const cmd = commands[name];
   if (!cmd) { process.stderr.write(`Unknown command "${name}".\n\n${USAGE}`); return 2; }
   const controller = new AbortController();
-  const onSigint = (): void => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write('\nStopping after the current item (Ctrl+C again to quit at once)…\n');
+  // Ctrl+C, and SIGTERM as `timeout`, `kill` and batch schedulers send it: stop at a safe point
+  // (a resumable run, no half-written files); the shell's 128 + signal number as the exit code.
+  let cancelCode = 130;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    const code = signal === 'SIGINT' ? 130 : 143;
+    if (controller.signal.aborted) process.exit(code);
+    cancelCode = code;
+    process.stderr.write(signal === 'SIGINT'
+      ? '\nStopping after the current item (Ctrl+C again to quit at once)…\n'
+      : '\nTerminated: stopping after the current item (a second SIGTERM quits at once)…\n');
     controller.abort();
   };
+  const onSigint = (): void => onSignal('SIGINT');
+  const onSigterm = (): void => onSignal('SIGTERM');
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
   const bar = new ProgressBar(process.stderr);
   try {
     const { values, positionals } = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, allowPositionals: true, strict: true });
@@ -445,7 +455,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     bar.finish();
     if (isIdcError(e)) {
       process.stderr.write(`\nError: ${e.message}\n${e.hint ? `${e.hint}\n` : ''}`);
-      return e.code === 'CANCELLED' ? 130 : e.code === 'USAGE' ? 2 : 1;
+      return e.code === 'CANCELLED' ? cancelCode : e.code === 'USAGE' ? 2 : 1;
     }
     if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`Error: ${(e as Error).message}\nRun "idc --help" for the list of commands and flags.\n`);
@@ -455,6 +465,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     return 70;
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
   }
 }
 

@@ -17,9 +17,11 @@ import struct
 import sys
 import traceback
 
-# Ctrl+C in a terminal reaches the whole process group, this process (and every torchrun rank) too:
-# the TypeScript parent alone decides to stop, then ends us with 'exit' or by closing stdin.
+# Ctrl+C in a terminal, or a SIGTERM to the job's process group, reaches this process (and every
+# torchrun rank) too: the TypeScript parent alone decides to stop, then ends us with 'exit' or by
+# closing stdin (or SIGKILL when we do not answer).
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 # stdout carries frames only: keep a private copy of it and send stray prints to stderr.
 _OUT = os.fdopen(os.dup(1), 'wb')
