@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { isDeepStrictEqual } from 'node:util';
 import { join, resolve } from 'node:path';
 import type { Recipe } from './real-recipes';
 
@@ -65,5 +66,12 @@ export function recipeConfig(recipe: Recipe, tmp: string, o: { output: string; b
 export function trainToEnd(cwd: string, out: string, id: string, config: string): void {
   const runJson = join(out, 'runs', id, 'run.json');
   const status = existsSync(runJson) ? (JSON.parse(readFileSync(runJson, 'utf8')) as { status: string }).status : undefined;
+  // A run kept or resumed under a recipe that has changed since (a new default) would be reported as the new one.
+  const saved = join(out, 'runs', id, 'config.json');
+  if (status && existsSync(saved)) {
+    const [was, now] = [saved, config].map((f) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>);
+    const changed = ['data', 'model', 'train'].filter((k) => !isDeepStrictEqual(was[k], now[k]));
+    if (changed.length) die(`Run ${id} in ${out} was trained with other ${changed.join(', ')} settings than ${config} asks for now. Delete ${join(out, 'runs', id)} (and its result) to train it again.`);
+  }
   if (status !== 'finished') idc(cwd, ['train', '--run', id, ...(status ? ['--resume'] : [])], config);
 }

@@ -154,6 +154,8 @@ test('config init --preset notebook writes the reference notebook recipe; an unk
     [c.train.epochs, c.train.batchSize, c.train.classWeights, c.train.earlyStopping.minDelta, c.train.earlyStopping.patience, c.train.earlyStopping.startFromEpoch, c.train.earlyStopping.restoreBestWeights, c.train.reduceLrOnPlateau.factor, c.train.reduceLrOnPlateau.patience, c.train.reduceLrOnPlateau.minLr, c.train.loss, c.train.focalGamma],
     [60, 32, { 0: 1, 1: 4.2 }, 0.001, 5, 10, true, 0.5, 3, 1e-6, 'focal', 2],
   );
+  // The notebook's regularization and monitored metric, whatever the defaults are.
+  assert.deepEqual([c.model.dropout, c.model.l2, c.model.bnMomentum, c.train.earlyStopping.monitor, c.train.reduceLrOnPlateau.monitor, c.data.stainNormalization], [0.5, 0.01, 0.99, 'val_loss', 'val_loss', 'none']);
   const bad = idc(['config', 'init', '--preset', 'keras', '--force'], tempDir());
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--preset must be one of notebook/);

@@ -52,12 +52,12 @@ describe('schema and defaults', () => {
       synth: { patients: 24, seed: 1 },
       engine: { backend: 'auto', threads: 0, python: '', torch: { processes: 1, nodes: 1, masterAddress: '', masterPort: 0, timeoutSeconds: 300 } },
       data: { edgePatches: 'resize', cacheDir: '', stainNormalization: 'macenko' },
-      model: { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.5, l2: 0.01, bnMomentum: 0.9 },
+      model: { filters: [32, 64, 128], dense: [64, 64, 64], dropout: 0.2, l2: 0.0001, bnMomentum: 0.9 },
       train: {
-        epochs: 20, batchSize: 64, learningRate: 0.001, loss: 'focal', focalGamma: 2, classWeights: 'balanced',
+        epochs: 20, batchSize: 64, learningRate: 0.001, loss: 'bce', focalGamma: 2, classWeights: 'none',
         augment: { flipHorizontal: true, flipVertical: true, rotate: 0.3, stainJitter: { scale: 0, shift: 0 } },
-        earlyStopping: { enabled: true, monitor: 'val_loss', minDelta: 0.0001, patience: 5, restoreBestWeights: true, startFromEpoch: 0 },
-        reduceLrOnPlateau: { enabled: true, monitor: 'val_loss', factor: 0.5, patience: 2, minDelta: 0.0001, cooldown: 0, minLr: 1e-6 },
+        earlyStopping: { enabled: true, monitor: 'val_auc', minDelta: 0.0001, patience: 5, restoreBestWeights: true, startFromEpoch: 0 },
+        reduceLrOnPlateau: { enabled: true, monitor: 'val_auc', factor: 0.5, patience: 2, minDelta: 0.0001, cooldown: 0, minLr: 1e-6 },
         stepsPerEpoch: 0, seed: 42,
       },
       evaluate: {

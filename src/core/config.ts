@@ -295,7 +295,7 @@ export const PRESETS = {
       earlyStopping: { enabled: true, monitor: 'val_loss', minDelta: 0.001, patience: 5, startFromEpoch: 10, restoreBestWeights: true },
       reduceLrOnPlateau: { enabled: true, monitor: 'val_loss', factor: 0.5, patience: 3, minLr: 0.000001 },
     },
-    model: { bnMomentum: 0.99 },
+    model: { dropout: 0.5, l2: 0.01, bnMomentum: 0.99 },
     data: { stainNormalization: 'none' },
     evaluate: { tta: 'none' },
   },

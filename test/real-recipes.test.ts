@@ -1,0 +1,36 @@
+/**
+ * The recipes bench:real compares are patches over `idc config init`: each must describe the same
+ * training whatever the defaults are, or a table mixes results of different recipes under one name.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultConfig, presetConfig, validateConfig } from '../src/core/config';
+import { BASELINE_RECIPE, RECIPES } from '../bench/real-recipes';
+
+function patched(name: string): Record<string, any> {
+  const r = RECIPES[name];
+  const c = structuredClone(r.preset ? presetConfig(r.preset) : defaultConfig()) as Record<string, any>;
+  r.patch(c);
+  return validateConfig(c) as Record<string, any>;
+}
+
+test('lean is the shipped defaults, spelled out', () => {
+  assert.deepEqual(patched('lean'), defaultConfig());
+  assert.deepEqual(patched('defaults'), defaultConfig());
+});
+
+test("focal is the defaults until 2026-12-08: the notebook's loss and regularization, balanced weights, watching val_loss", () => {
+  const c = patched('focal');
+  const nb = presetConfig('notebook');
+  assert.deepEqual([c.train.loss, c.train.focalGamma, c.model.dropout, c.model.l2], [nb.train.loss, nb.train.focalGamma, nb.model.dropout, nb.model.l2]);
+  assert.equal(c.train.classWeights, 'balanced');
+  assert.deepEqual([c.train.earlyStopping.monitor, c.train.reduceLrOnPlateau.monitor], ['val_loss', 'val_loss']);
+  // Everything else is today's defaults (batch, epochs, stains, batch-norm momentum).
+  const d = defaultConfig() as Record<string, any>;
+  assert.deepEqual([c.train.epochs, c.train.batchSize, c.data.stainNormalization, c.model.bnMomentum], [d.train.epochs, d.train.batchSize, d.data.stainNormalization, d.model.bnMomentum]);
+});
+
+test('every recipe validates, and the baseline names one of them', () => {
+  for (const name of Object.keys(RECIPES)) assert.doesNotThrow(() => patched(name), name);
+  assert.ok(RECIPES[BASELINE_RECIPE], BASELINE_RECIPE);
+});
