@@ -19,7 +19,7 @@ type MenuItem = { command: string; when?: string; group?: string };
 const menus = contributes.menus as Record<string, MenuItem[]>;
 const declared = new Set<string>(contributes.commands.map((c: { command: string }) => c.command));
 /** VS Code's own commands our links may use. */
-const BUILT_IN = new Set(['vscode.openFolder']);
+const BUILT_IN = new Set(['vscode.openFolder', 'workbench.trust.manage']);
 const VIEWS = ['idc.dataset', 'idc.runs', 'idc.evaluations'];
 
 /** command:<id> links in markdown text. */
@@ -64,6 +64,17 @@ describe('the IDC view container', () => {
     const used = contributes.viewsWelcome.flatMap((w: { contents: string }) => links(w.contents));
     for (const c of used) assert.ok(declared.has(c) || BUILT_IN.has(c), `welcome link to ${c}`);
     for (const c of ['idc.synth', 'idc.openConfig', 'idc.chooseArchive']) assert.ok(used.includes(c), `welcome content links ${c}`);
+  });
+
+  test('welcome content offers a job only in a trusted workspace; in Restricted Mode the same state says why and links Manage Workspace Trust', () => {
+    const welcome = contributes.viewsWelcome as { view: string; when: string; contents: string }[];
+    for (const w of welcome.filter((x) => links(x.contents).some((c) => NEEDS_TRUST.has(c as never)))) {
+      assert.match(w.when, /&& isWorkspaceTrusted$/, `${w.view} (${w.when}) links a job`);
+      const twin = welcome.find((x) => x.view === w.view && x.when === w.when.replace(/isWorkspaceTrusted$/, '!isWorkspaceTrusted'));
+      assert.ok(twin, `${w.view} (${w.when}) has a Restricted Mode twin`);
+      assert.ok(!links(twin.contents).some((c) => NEEDS_TRUST.has(c as never)), `${w.view} (${twin.when}) links no job`);
+      assert.ok(links(twin.contents).includes('workbench.trust.manage') && /Restricted Mode/.test(twin.contents), `${w.view} (${twin.when}) says why`);
+    }
   });
 });
 

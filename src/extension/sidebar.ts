@@ -29,7 +29,15 @@ class NodeTree implements vscode.TreeDataProvider<SidebarNode> {
   constructor(private readonly name: TreeName, private readonly build: () => SidebarNode[], private readonly log: vscode.LogOutputChannel) {}
 
   invalidate(): void {
+    if (!this.roots) { this.changed.fire(); return; }
+    // A view on screen is rebuilt now and refreshed only if it changed: back-to-back refreshes of an
+    // expanded tree race VS Code's fetch of the old children ("No tree item with id … found").
+    const [roots, parents, before] = [this.roots, this.parents, JSON.stringify(this.roots)];
     this.roots = undefined;
+    if (JSON.stringify(this.nodes()) === before) {
+      [this.roots, this.parents] = [roots, parents];
+      return;
+    }
     this.changed.fire();
   }
 

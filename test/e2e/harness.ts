@@ -69,7 +69,9 @@ export async function startCodeServer(env: E2eEnv, home: string, workspace: stri
   const port = await freePort();
   const child: ChildProcess = spawn(env.CODE_SERVER, [
     '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check',
-    '--disable-workspace-trust', '--disable-getting-started-override', '--user-data-dir', userDataDir,
+    // Trust on only for a test that turns it on in settings (Restricted Mode); else every folder is trusted.
+    ...(settings['security.workspace.trust.enabled'] === true ? [] : ['--disable-workspace-trust']),
+    '--disable-getting-started-override', '--user-data-dir', userDataDir,
     '--extensions-dir', extensionsDir, '--reconnection-grace-time', '5', workspace,
   ], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
