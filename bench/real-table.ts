@@ -1,8 +1,8 @@
 /**
  * The README table of bench/real.ts: one row per recipe and training seed, scored on the test
  * patients, with thresholds and temperature chosen on the validation patients; then recipes
- * paired by patient against the defaults on the same seed.
- * Usage: node --import tsx bench/real-table.ts [results folder, default .idc-real/results]
+ * paired by patient against a reference recipe (default: the defaults) on the same seed.
+ * Usage: node --import tsx bench/real-table.ts [results folder, default .idc-real/results] [reference recipe]
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -35,7 +35,7 @@ function point(m: EvalReport, name: OperatingPointName) {
   return p && p.chosenOn === 'val' ? p : undefined;
 }
 
-export function printRealTable(dir: string): void {
+export function printRealTable(dir: string, against = 'defaults'): void {
   const results = readRealResults(dir);
   if (!results.length) { console.log(`No finished results in ${dir}.`); return; }
   console.log('| recipe | seed | test ROC AUC (95% CI by patient) | AP (95% CI) | Youden (val): threshold / sens / spec / bal. acc. / F1 | recall ≥ 0.90 (val): threshold / sens / spec / bal. acc. / F1 | ECE before → after T (T) | epochs (best) | train time |');
@@ -48,7 +48,7 @@ export function printRealTable(dir: string): void {
     };
     const cal = m.calibration;
     const t = cal?.temperature ? ` (${f(cal.temperature.value, 2)})` : '';
-    console.log(`| ${r.recipe} | ${r.seed} | **${f(m.auc)}** (${ci(m.intervals?.auc)}) | ${f(m.averagePrecision)} (${ci(m.intervals?.averagePrecision)}) | ${op('youden')} | ${op('recall-target')} | ${f(cal?.before.ece)} → ${f(cal?.after?.ece)}${t} | ${r.run.epochs} (${r.run.bestEpoch === undefined ? '—' : r.run.bestEpoch + 1}) | ${minutes(r.run.trainSeconds)} on ${r.run.backend} |`);
+    console.log(`| ${r.recipe} | ${r.seed} | **${f(m.auc)}** (${ci(m.intervals?.auc)}) | ${f(m.averagePrecision)} (${ci(m.intervals?.averagePrecision)}) | ${op('youden')} | ${op('recall-target')} | ${f(cal?.before.ece)} → ${f(cal?.after?.ece)}${t} | ${r.run.epochs} (${r.run.bestEpoch === undefined ? '—' : r.run.bestEpoch + 1}) | ${minutes(r.run.trainSeconds)} on ${r.run.backend.replace(/;.*/, '')} |`);
   }
   const first = results[0].m;
   console.log(`\nTest: ${first.n} patches (${first.positives} IDC) from ${first.patients.length} patients; validation: ${first.validation?.patients ?? '—'} patients, ${first.validation?.n ?? '—'} patches.`);
@@ -67,13 +67,13 @@ export function printRealTable(dir: string): void {
   };
   const pairs: string[] = [];
   for (const r of results) {
-    if (r.recipe === 'defaults') continue;
-    const base = results.find((b) => b.recipe === 'defaults' && b.seed === r.seed);
+    if (r.recipe === against) continue;
+    const base = results.find((b) => b.recipe === against && b.seed === r.seed);
     if (!base || r.m.auc === null || base.m.auc === null) continue;
     const [a, b] = [resampled(r), resampled(base)];
     const d = Array.from(a, (x, i) => x - b[i]).filter(Number.isFinite).sort((x, y) => x - y);
     const wins = d.filter((x) => x > 0).length / d.length;
-    pairs.push(`| ${r.recipe} | defaults | ${r.seed} | ${f(r.m.auc - base.m.auc)} | ${f(percentile(d, 0.025))} to ${f(percentile(d, 0.975))} | ${(100 * wins).toFixed(0)} % |`);
+    pairs.push(`| ${r.recipe} | ${against} | ${r.seed} | ${f(r.m.auc - base.m.auc)} | ${f(percentile(d, 0.025))} to ${f(percentile(d, 0.975))} | ${(100 * wins).toFixed(0)} % |`);
   }
   if (pairs.length) {
     console.log('\n| this | against | seed | Δ test ROC AUC | paired 95% CI by patient | resamples where it is higher |');
@@ -96,5 +96,5 @@ export function printRealTable(dir: string): void {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const dir = resolve(process.argv[2] ?? '.idc-real/results');
   if (!existsSync(dir)) { console.error(`No results in ${dir}: run "npm run bench:real" first.`); process.exit(1); }
-  printRealTable(dir);
+  printRealTable(dir, process.argv[3]);
 }
