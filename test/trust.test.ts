@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildEvalReport } from '../src/core/evaluate/evaluate';
+import { workingThresholdWarning } from '../src/core/evaluate/trust';
 import { evalSummaryLines, operatingPointLines, intervalText } from '../src/core/evaluate/summary';
 import { patientBootstrap } from '../src/core/metrics/bootstrap';
 import { EvalContext } from '../src/core/metrics';
@@ -100,5 +101,38 @@ describe('evaluation you can trust on new patients', () => {
     // Without validation patients the split's own thresholds say so in the column.
     const own = operatingPointLines(buildEvalReport(t.labels, t.scores, test_, ev, meta));
     assert.ok(own.some((l) => /^  Youden's J\s+test \(optimistic\)/.test(l)), own.join('\n'));
+  });
+});
+
+describe('working threshold far off on the validation patients', () => {
+  // Well-ranked scores (AUC near 1), then shifted towards 1 as a model with off batch-norm statistics gives them.
+  const labels = Array.from({ length: 200 }, (_, i) => (i % 4 === 0 ? 1 : 0));
+  const ranked = labels.map((y, i) => (y ? 0.6 : 0.2) + ((i * 37) % 100) / 400);
+  const shift = (s: number[], by: number) => s.map((x) => 1 / (1 + Math.exp(-(Math.log(x / (1 - x)) + by))));
+
+  test('a shifted model gets a warning naming what it calls everything, and Youden on the validation patients', () => {
+    const w = workingThresholdWarning(EvalContext.from(labels, shift(ranked, 6)), 0.5);
+    assert.ok(w);
+    assert.match(w, /calls most validation patches IDC-positive \(sensitivity 1\.00, specificity 0\.00\)/);
+    assert.match(w, /Youden's J on the validation patients is 0\.9\d+ \(sensitivity 1\.00, specificity 1\.00\)/);
+    assert.match(w, /set evaluate\.threshold to it/);
+    assert.match(workingThresholdWarning(EvalContext.from(labels, shift(ranked, -6)), 0.5)!, /calls most validation patches IDC-negative/);
+  });
+
+  test('no warning for a model that is fine at the working threshold, one that ranks badly, or without validation patients', () => {
+    assert.equal(workingThresholdWarning(EvalContext.from(labels, ranked), 0.5), undefined);
+    // Random scores: nothing better to point to.
+    const rng = new Rng(3);
+    assert.equal(workingThresholdWarning(EvalContext.from(labels, labels.map(() => rng.uniform(0.9, 1))), 0.5), undefined);
+    assert.equal(workingThresholdWarning(undefined, 0.5), undefined);
+    assert.equal(workingThresholdWarning(EvalContext.from([1, 1, 1], [0.9, 0.8, 0.7]), 0.5), undefined);
+  });
+
+  test('buildEvalReport carries it in metrics.json warnings when the validation scores are shifted', () => {
+    const preds: Prediction[] = labels.map((label, i) => ({ patient: `p${i % 8}`, label, score: shift(ranked, 6)[i] }) as unknown as Prediction);
+    const r = buildEvalReport(labels, shift(ranked, 6), preds, { threshold: 0.5, recallTarget: 0.9, pinnedThresholds: [], bootstrap: { resamples: 0, seed: 1, confidence: 0.95 } }, { model: 'm', split: 'test', seconds: 0, backend: 'x', validation: { labels, scores: shift(ranked, 6), patients: labels.map((_, i) => `v${i % 8}`) } });
+    assert.ok(r.warnings.some((w) => /working threshold 0\.5 this model calls most validation patches IDC-positive/.test(w)), JSON.stringify(r.warnings));
+    const fine = buildEvalReport(labels, ranked, preds, { threshold: 0.5, recallTarget: 0.9, pinnedThresholds: [], bootstrap: { resamples: 0, seed: 1, confidence: 0.95 } }, { model: 'm', split: 'test', seconds: 0, backend: 'x', validation: { labels, scores: ranked, patients: labels.map((_, i) => `v${i % 8}`) } });
+    assert.ok(!fine.warnings.some((w) => /working threshold/.test(w)));
   });
 });

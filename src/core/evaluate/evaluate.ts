@@ -22,7 +22,7 @@ import { writeGradCams, writeSlideMaps } from './visuals';
 import { withTta, type TtaMode } from './tta';
 import { accumulate, isThirdParty, meanOf, openModel, resolveModels, scoringEngine, seenPatients, setInputs } from './ensemble';
 import { BASELINE_NAME, baselineDir, baselineLabel, hasBaseline, readBaseline, type BaselineInfo } from '../baseline';
-import { calibrationReport, chooseOperatingPoints, patientIntervals, type ChosenPoint, type ValidationScores } from './trust';
+import { calibrationReport, chooseOperatingPoints, patientIntervals, workingThresholdWarning, type ChosenPoint, type ValidationScores } from './trust';
 import type { EvalReport, ExternalInfo, OperatingPointRow, Prediction } from './types';
 
 export interface EvaluateOptions {
@@ -350,6 +350,8 @@ export function buildEvalReport(labels: ArrayLike<number>, scores: ArrayLike<num
   const valCtx = val && EvalContext.from(val.labels, val.scores);
   const chosen = chooseOperatingPoints(ctx, meta.split, ev.recallTarget, valCtx);
   warnings.push(...chosen.warnings);
+  const shifted = workingThresholdWarning(valCtx, ev.threshold);
+  if (shifted) warnings.push(shifted);
   const points: ChosenPoint[] = [{ name: 'default', label: `working threshold ${ev.threshold}`, threshold: ev.threshold, chosenOn: 'config' }, ...chosen.points];
   for (const t of ev.pinnedThresholds) points.push({ name: 'pinned', label: `pinned ${t}`, threshold: t, chosenOn: 'config' });
   const P = ctx.positives, N = ctx.negatives;

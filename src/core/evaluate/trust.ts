@@ -7,6 +7,7 @@ import type { EvaluateConfig } from '../config';
 import { EvalContext } from '../metrics/context';
 import { BOOTSTRAP_DEFAULTS, patientBootstrap } from '../metrics/bootstrap';
 import { applyTemperature, calibrationSummary, fitTemperature } from '../metrics/calibration';
+import type { ThresholdMetrics } from '../metrics/operating';
 import type { CalibrationReport, EvalReport, OperatingPointName, OperatingPointRow, PatientIntervals } from './types';
 
 /** Scores of the validation split, to choose thresholds and the temperature on. */
@@ -48,6 +49,24 @@ export function chooseOperatingPoints(evaluated: EvalContext, split: Split, reca
     add(evaluated, split, '');
   }
   return { points, warnings };
+}
+
+/**
+ * A warning when the working threshold (the gallery's, patient table's and slide maps') is far off
+ * on the validation patients while Youden's J there is not: a model whose scores are shifted
+ * (batch-norm statistics of one epoch, class weights, another scanner) calls nearly everything one
+ * class at 0.5 although it ranks well. The fix is a threshold chosen on those patients.
+ */
+export function workingThresholdWarning(validation: EvalContext | undefined, threshold: number): string | undefined {
+  const youden = validation?.youden();
+  if (!validation || !youden) return undefined;
+  const at = validation.metricsAt(threshold);
+  const best = validation.metricsAt(youden.threshold);
+  const ba = (m: ThresholdMetrics) => (m.sensitivity + m.specificity) / 2;
+  if (Math.min(at.sensitivity, at.specificity) >= 0.5 || ba(best) - ba(at) < 0.1) return undefined;
+  const f = (x: number) => x.toFixed(2);
+  const calls = at.sensitivity < at.specificity ? 'IDC-negative' : 'IDC-positive';
+  return `At the working threshold ${threshold} this model calls most validation patches ${calls} (sensitivity ${f(at.sensitivity)}, specificity ${f(at.specificity)}), although it ranks them well: its scores are shifted. Youden's J on the validation patients is ${+youden.threshold.toPrecision(4)} (sensitivity ${f(best.sensitivity)}, specificity ${f(best.specificity)}): set evaluate.threshold to it, or pick one in the Threshold Explorer, before reading the gallery, patient table and slide maps.`;
 }
 
 /** Patient-bootstrap intervals of AUC, AP and every operating point; undefined when resamples is 0. */
