@@ -43,7 +43,7 @@ test('a finished run: history, best epoch, LR reductions, pace, backend and its 
   assert.equal(typeof run.bestEpoch, 'number');
   assert.equal(v.bestEpoch, run.bestEpoch);
   assert.ok(lines[v.bestEpoch!].best, 'the best epoch is flagged in history.jsonl');
-  assert.equal(v.monitor, 'val_loss');
+  assert.equal(v.monitor, 'val_auc', 'early stopping watches validation AUC by default');
   assert.deepEqual(v.lrReducedAt, [1], 'ReduceLROnPlateau lowered the LR after the second epoch');
   assert.equal(lines[1].lrReduced, true);
   assert.equal(v.run.bestValAuc, Math.max(...lines.map((l) => l.val_auc)));
