@@ -19,6 +19,8 @@ const THEME = process.env.IDC_SCREENSHOT_THEME ?? 'dark';
  */
 const SHOTS = [
   { name: 'sidebar', candidates: ['sidebar-{theme}', 'sidebar-window-{theme}'] },
+  // The empty workspace's side bar, for the walkthrough's first step (taken in the dark theme only).
+  { name: 'sidebar-welcome', candidates: ['sidebar-welcome-{theme}', 'sidebar-welcome-dark'] },
   { name: 'dataset', candidates: ['panel-dataset-{theme}'] },
   { name: 'training', candidates: ['panel-training-{theme}'] },
   { name: 'threshold', candidates: ['panel-threshold-{theme}'] },
