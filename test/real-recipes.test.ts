@@ -5,7 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultConfig, presetConfig, validateConfig } from '../src/core/config';
-import { BASELINE_RECIPE, RECIPES } from '../bench/real-recipes';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BASELINE_RECIPE, BASELINE_SEED, RECIPES } from '../bench/real-recipes';
 
 function patched(name: string): Record<string, any> {
   const r = RECIPES[name];
@@ -33,4 +35,17 @@ test("focal is the defaults until 2026-12-08: the notebook's loss and regulariza
 test('every recipe validates, and the baseline names one of them', () => {
   for (const name of Object.keys(RECIPES)) assert.doesNotThrow(() => patched(name), name);
   assert.ok(RECIPES[BASELINE_RECIPE], BASELINE_RECIPE);
+});
+
+test('the shipped baseline model was trained with BASELINE_RECIPE: its card names it and its run config is that recipe', () => {
+  const dir = join(__dirname, '..', 'models', 'baseline');
+  const info = JSON.parse(readFileSync(join(dir, 'baseline.json'), 'utf8'));
+  assert.equal(info.recipe.name, BASELINE_RECIPE);
+  assert.equal(info.recipe.seed, BASELINE_SEED);
+  const shipped = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  const recipe = patched(BASELINE_RECIPE);
+  assert.deepEqual(shipped.model, recipe.model);
+  assert.deepEqual(shipped.data, recipe.data);
+  assert.deepEqual({ ...shipped.train, seed: 0 }, { ...recipe.train, seed: 0 });
+  assert.equal(shipped.train.seed, BASELINE_SEED);
 });
