@@ -21,7 +21,10 @@ import traceback
 # torchrun rank) too: the TypeScript parent alone decides to stop, then ends us with 'exit' or by
 # closing stdin (or SIGKILL when we do not answer).
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+# Under torchrun (its own process group, out of a terminal's reach) SIGTERM is how torchrun stops
+# the other ranks when one fails: keep its default there.
+if 'TORCHELASTIC_RUN_ID' not in os.environ:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 # stdout carries frames only: keep a private copy of it and send stray prints to stderr.
 _OUT = os.fdopen(os.dup(1), 'wb')
