@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import assert from 'node:assert/strict';
+import { chromium, type Browser, type FrameLocator, type Locator, type Page } from 'playwright-core';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const VSIX = join(ROOT, 'dist', 'idc-inspector.vsix');
@@ -147,6 +148,22 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
       await sleep(1000);
     }
   }
+}
+
+/** Runs the bundled CLI (`idc <args> -q`) in `cwd`, as a user would in a terminal; fails unless it exits 0. */
+export function idcCli(cwd: string, ...args: string[]): void {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args, '-q'], { cwd, encoding: 'utf8' });
+  assert.equal(r.status, 0, `idc ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** The content frame of the webview panel shown last. */
+export function webviewFrame(page: Page): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
+}
+
+/** A view of the side bar (the IDC container's Dataset, Runs, Evaluations), by its title. */
+export function viewPane(page: Page, title: string): Locator {
+  return page.locator('.pane').filter({ has: page.locator('.pane-header h3.title', { hasText: title }) });
 }
 
 /** Right-clicks `target` and picks `item` from its context menu. */

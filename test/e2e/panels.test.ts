@@ -6,14 +6,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Frame, FrameLocator, Page } from 'playwright-core';
 import {
-  ROOT, VSIX, e2eEnv, extensionHostErrors, extensionHostLogs, keepLogs, launchBrowser, openWorkbench, runCommand,
-  screenshot, setTheme, startCodeServer, sleep, THEMES, tinyConfig, type CodeServer,
+  VSIX, e2eEnv, extensionHostErrors, extensionHostLogs, keepLogs, launchBrowser, openWorkbench, runCommand,
+  screenshot, setTheme, startCodeServer, sleep, THEMES, tinyConfig, type CodeServer, idcCli, webviewFrame,
 } from './harness';
 
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-panels-'));
@@ -29,10 +28,7 @@ let page: Page;
 let runId = '';
 let evalDir = '';
 
-function cli(...args: string[]): void {
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args, '-q'], { cwd: workspace, encoding: 'utf8' });
-  assert.equal(r.status, 0, `idc ${args.join(' ')}: ${r.stderr}`);
-}
+const cli = (...args: string[]): void => idcCli(workspace, ...args);
 
 before(async () => {
   assert.ok(existsSync(VSIX), `${VSIX} is missing: run "npm run package" first (npm run test:e2e does).`);
@@ -59,9 +55,7 @@ after(async () => {
 });
 
 /** The content frame of the webview panel now shown. */
-function webview(): FrameLocator {
-  return page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
-}
+const webview = (): FrameLocator => webviewFrame(page);
 
 async function openPanel(title: string): Promise<FrameLocator> {
   await runCommand(page, 'View: Close All Editors');

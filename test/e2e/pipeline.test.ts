@@ -5,14 +5,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
 import {
-  ROOT, VSIX, contextMenu, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
-  startCodeServer, tinyConfig, waitForFile, sleep, type CodeServer,
+  VSIX, contextMenu, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
+  startCodeServer, tinyConfig, waitForFile, sleep, type CodeServer, idcCli, webviewFrame,
 } from './harness';
 
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-'));
@@ -28,8 +27,7 @@ let page: Page;
 before(async () => {
   assert.ok(existsSync(VSIX), `${VSIX} is missing: run "npm run package" first (npm run test:e2e does).`);
   const env = e2eEnv();
-  const synth = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'synth', join(workspace, 'data', 'archive'), '--patients', '6', '--seed', '11', '-q'], { encoding: 'utf8' });
-  assert.equal(synth.status, 0, synth.stderr);
+  idcCli(home, 'synth', join(workspace, 'data', 'archive'), '--patients', '6', '--seed', '11');
   writeFileSync(join(workspace, 'idc.config.json'), JSON.stringify(config, null, 2) + '\n');
   server = await startCodeServer(env, home, workspace);
   browser = await launchBrowser(env);
@@ -134,7 +132,7 @@ test('Train Model shows a cancellable progress notification and the epoch in the
   assert.doesNotMatch((await statusItem.innerText()).trim(), /queued/, 'nothing was queued');
   // The training panel, opened mid-run from the refusal, follows it live: one table row per finished epoch.
   await refusal.getByRole('button', { name: 'Show Training' }).click();
-  const panel = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
+  const panel = webviewFrame(page);
   // The panel takes focus when it has loaded, which would close a palette opened before then.
   await panel.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
   await runCommand(page, 'IDC: Show Training');
@@ -222,7 +220,7 @@ test('Cross-Validate by Patient from the palette: 3 fold runs, the pooled evalua
   // The Training panel shows the newest run, a fold: the cross-validation's fold table.
   await runCommand(page, 'View: Close All Editors');
   await runCommand(page, 'IDC: Show Training');
-  const panel = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
+  const panel = webviewFrame(page);
   await panel.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
   const rows = panel.locator('[data-testid="cv-table"] tbody tr');
   await rows.first().waitFor({ timeout: 30_000 });
@@ -235,7 +233,7 @@ test('Cross-Validate by Patient from the palette: 3 fold runs, the pooled evalua
   // The threshold explorer opens on the pooled evaluation (the newest) and says it is a cross-validation.
   await runCommand(page, 'View: Close All Editors');
   await runCommand(page, 'IDC: Show Evaluation');
-  const th = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
+  const th = webviewFrame(page);
   await th.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
   const note = await th.getByTestId('cv-note').innerText({ timeout: 30_000 });
   assert.match(note, new RegExp(`Cross-validation ${id}: 3 folds by patient`));

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import {
   ROOT, e2eEnv, extensionHostErrors, extensionHostLogs, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
-  startCodeServer, tinyConfig, sleep, type CodeServer, type E2eEnv,
+  startCodeServer, tinyConfig, sleep, type CodeServer, type E2eEnv, idcCli,
 } from './harness';
 
 const TARGET = 'linux-x64';
@@ -50,10 +50,7 @@ before(async () => {
   assert.equal(pack.status, 0, `package-targets.mjs ${TARGET} failed:\n${pack.stdout}${pack.stderr}`);
 
   // Dataset prepared with the CLI: the palette's organize and split are pipeline.test.ts's part.
-  const cli = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args, '-q'], { cwd: workspace, encoding: 'utf8' });
-    assert.equal(r.status, 0, `idc ${args.join(' ')}: ${r.stderr}`);
-  };
+  const cli = (...args: string[]): void => idcCli(workspace, ...args);
   mkdirSync(workspace, { recursive: true });
   const config = { ...tinyConfig({ epochs: 1, stepsPerEpoch: 8 }, 0), engine: { backend: 'webgpu' } };
   writeFileSync(join(workspace, 'idc.config.json'), JSON.stringify(config, null, 2) + '\n');

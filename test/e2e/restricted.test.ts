@@ -7,13 +7,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import {
-  ROOT, VSIX, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot, startCodeServer, sleep, tinyConfig, type CodeServer,
+  VSIX, e2eEnv, extensionHostErrors, idcCli, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot, startCodeServer, sleep,
+  tinyConfig, viewPane, webviewFrame, type CodeServer,
 } from './harness';
 
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-restricted-'));
@@ -24,10 +24,7 @@ let server: CodeServer;
 let browser: Browser;
 let page: Page;
 
-function cli(...args: string[]): void {
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args, '-q'], { cwd: workspace, encoding: 'utf8' });
-  assert.equal(r.status, 0, `idc ${args.join(' ')}: ${r.stderr}`);
-}
+const cli = (...args: string[]): void => idcCli(workspace, ...args);
 
 before(async () => {
   assert.ok(existsSync(VSIX), `${VSIX} is missing: run "npm run package" first (npm run test:e2e does).`);
@@ -55,7 +52,7 @@ after(async () => {
   if (server) keepLogs(server.userDataDir);
 });
 
-const pane = (title: string) => page.locator('.pane').filter({ has: page.locator('.pane-header h3.title', { hasText: title }) });
+const pane = (title: 'Dataset' | 'Runs' | 'Evaluations') => viewPane(page, title);
 
 test('the folder opens in Restricted Mode and the IDC side bar still shows the dataset', async () => {
   await page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).waitFor({ timeout: 60_000 });
@@ -95,8 +92,7 @@ test('a command that starts a job, reached anyway, is refused with the reason an
 
 test('browsing works: Show Dataset opens its panel', async () => {
   await runCommand(page, 'IDC: Show Dataset');
-  const frame = page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
-  await frame.locator('body[data-panel="dataset"][data-ready="true"]').waitFor({ timeout: 60_000 });
+  await webviewFrame(page).locator('body[data-panel="dataset"][data-ready="true"]').waitFor({ timeout: 60_000 });
   await screenshot(page, 'restricted-dataset');
 });
 

@@ -8,14 +8,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, FrameLocator, Locator, Page } from 'playwright-core';
 import {
-  ARTIFACTS, ROOT, VSIX, contextMenu, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
-  setTheme, startCodeServer, sleep, THEMES, tinyConfig, type CodeServer,
+  ARTIFACTS, VSIX, contextMenu, e2eEnv, extensionHostErrors, keepLogs, launchBrowser, openWorkbench, runCommand, screenshot,
+  setTheme, startCodeServer, sleep, THEMES, tinyConfig, type CodeServer, idcCli, webviewFrame, viewPane,
 } from './harness';
 
 const home = mkdtempSync(join(tmpdir(), 'idc-e2e-sidebar-'));
@@ -44,15 +44,10 @@ after(async () => {
   if (server) keepLogs(server.userDataDir);
 });
 
-function cli(...args: string[]): void {
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args, '-q'], { cwd: workspace, encoding: 'utf8' });
-  assert.equal(r.status, 0, `idc ${args.join(' ')}: ${r.stderr}`);
-}
+const cli = (...args: string[]): void => idcCli(workspace, ...args);
 
 /** A view of the IDC container, by its title. */
-function pane(title: 'Dataset' | 'Runs' | 'Evaluations'): Locator {
-  return page.locator('.pane').filter({ has: page.locator('.pane-header h3.title', { hasText: title }) });
-}
+const pane = (title: 'Dataset' | 'Runs' | 'Evaluations'): Locator => viewPane(page, title);
 
 /** Waits until a row's label matches, dumping the view's rows when it never does. */
 async function waitRow(view: 'Dataset' | 'Runs' | 'Evaluations', label: RegExp, timeoutMs = 60_000): Promise<Locator> {
@@ -75,9 +70,7 @@ async function doneSteps(): Promise<string[]> {
 }
 
 /** The content frame of the webview panel now shown. */
-function webview(): FrameLocator {
-  return page.frameLocator('iframe.webview.ready').last().frameLocator('iframe#active-frame');
-}
+const webview = (): FrameLocator => webviewFrame(page);
 
 async function sidebarShot(name: string): Promise<void> {
   mkdirSync(ARTIFACTS, { recursive: true });
