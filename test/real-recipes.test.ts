@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readBaseline } from '../src/core/baseline';
 import { defaultConfig, presetConfig, validateConfig } from '../src/core/config';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,7 +40,7 @@ test('every recipe validates, and the baseline names one of them', () => {
 
 test('the shipped baseline model was trained with BASELINE_RECIPE: its card names it and its run config is that recipe', () => {
   const dir = join(__dirname, '..', 'models', 'baseline');
-  const info = JSON.parse(readFileSync(join(dir, 'baseline.json'), 'utf8'));
+  const info = readBaseline(dir);
   assert.equal(info.recipe.name, BASELINE_RECIPE);
   assert.equal(info.recipe.seed, BASELINE_SEED);
   const shipped = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
