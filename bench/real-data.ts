@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { join, resolve } from 'node:path';
 import type { Recipe } from './real-recipes';
+import { validateConfig } from '../src/core/config';
 
 export const repoRoot = resolve(import.meta.dirname, '..');
 export const cliPath = join(repoRoot, 'dist', 'cli.js');
@@ -69,7 +70,8 @@ export function trainToEnd(cwd: string, out: string, id: string, config: string)
   // A run kept or resumed under a recipe that has changed since (a new default) would be reported as the new one.
   const saved = join(out, 'runs', id, 'config.json');
   if (status && existsSync(saved)) {
-    const [was, now] = [saved, config].map((f) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>);
+    // Validated: a setting added since the run was trained takes its default, as when the run is read.
+    const [was, now] = [saved, config].map((f) => validateConfig(JSON.parse(readFileSync(f, 'utf8'))) as unknown as Record<string, unknown>);
     const changed = ['data', 'model', 'train'].filter((k) => !isDeepStrictEqual(was[k], now[k]));
     if (changed.length) die(`Run ${id} in ${out} was trained with other ${changed.join(', ')} settings than ${config} asks for now. Delete ${join(out, 'runs', id)} (and its result) to train it again.`);
   }

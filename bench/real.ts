@@ -39,11 +39,12 @@ if (!existsSync(join(out, 'split.json'))) idc(['split', '--out', out]);
 
 for (const seed of seeds) {
   for (const name of recipes) {
-    const id = `${name}-seed${seed}`;
-    const result = join(work, 'results', id);
-    if (existsSync(join(result, 'metrics.json'))) { console.log(`${id}: done, kept.`); continue; }
     const recipe = RECIPES[name];
-    const config = join(work, 'configs', `${id}.json`);
+    const result = join(work, 'results', `${name}-seed${seed}`);
+    // An evaluate-only recipe scores the run its training recipe trained (trained first if needed).
+    const id = `${recipe.trainedAs ?? name}-seed${seed}`;
+    if (existsSync(join(result, 'metrics.json'))) { console.log(`${name}-seed${seed}: done, kept.`); continue; }
+    const config = join(work, 'configs', `${name}-seed${seed}.json`);
     const c = recipeConfig(recipe, join(work, 'configs', 'init'), { output: out, backend, python: python || undefined, seed });
     writeFileSync(config, JSON.stringify(c, null, 2));
 

@@ -43,10 +43,22 @@ test('the shipped baseline model was trained with BASELINE_RECIPE: its card name
   const info = readBaseline(dir);
   assert.equal(info.recipe.name, BASELINE_RECIPE);
   assert.equal(info.recipe.seed, BASELINE_SEED);
-  const shipped = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  // Validated: fields added since it was trained take their defaults, as when the run is read.
+  const shipped = validateConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))) as Record<string, any>;
   const recipe = patched(BASELINE_RECIPE);
   assert.deepEqual(shipped.model, recipe.model);
   assert.deepEqual(shipped.data, recipe.data);
   assert.deepEqual({ ...shipped.train, seed: 0 }, { ...recipe.train, seed: 0 });
   assert.equal(shipped.train.seed, BASELINE_SEED);
+});
+
+test('an evaluate-only recipe trains exactly as the recipe whose runs it scores', () => {
+  const scoring = Object.entries(RECIPES).filter(([, r]) => r.trainedAs);
+  assert.ok(scoring.length > 0);
+  for (const [name, r] of scoring) {
+    assert.ok(RECIPES[r.trainedAs!], `${name} scores runs of an unknown recipe ${r.trainedAs}`);
+    const [own, base] = [patched(name), patched(r.trainedAs!)];
+    for (const k of ['data', 'model', 'train']) assert.deepEqual(own[k], base[k], `${name}.${k}`);
+    assert.notDeepEqual(own.evaluate, base.evaluate, `${name} scores as ${r.trainedAs} does: nothing to compare`);
+  }
 });

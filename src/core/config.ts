@@ -53,6 +53,8 @@ export interface TrainConfig {
   earlyStopping: { enabled: boolean; monitor: MonitorName; minDelta: number; patience: number; restoreBestWeights: boolean; startFromEpoch: number };
   reduceLrOnPlateau: { enabled: boolean; monitor: MonitorName; factor: number; patience: number; minDelta: number; cooldown: number; minLr: number };
   stepsPerEpoch: number;
+  /** Training batches the batch-norm statistics are recomputed from at each epoch's end; 0 = moving averages only. */
+  preciseBatchNorm: number;
   seed: number;
 }
 

@@ -141,7 +141,8 @@ export class JobMeter {
     const tr = this.training;
     if (tr && e.phase.startsWith('train.')) {
       const span = Math.max(1, tr.epochs - tr.startEpoch);
-      const inEpoch = e.phase === 'train.epoch' && e.total ? Math.min(1, e.done / e.total) : e.phase === 'train.validate' ? 1 : 0;
+      // Precise BN and validation come after the epoch's steps.
+      const inEpoch = e.phase === 'train.epoch' && e.total ? Math.min(1, e.done / e.total) : e.phase === 'train.validate' || e.phase === 'train.batchnorm' ? 1 : 0;
       const fraction = Math.min(1, (tr.epoch - tr.startEpoch + inEpoch) / span);
       const cv = this.cv;
       reading.percentage = this.bump(cv ? (100 * (cv.fold + fraction)) / cv.folds : 100 * fraction);

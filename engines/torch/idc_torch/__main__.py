@@ -155,6 +155,8 @@ class Engine:
             gen.manual_seed(step_seed(self.seed, self.step))
         self.step += 1
         self.net.train()
+        if h.get('bnCount'):
+            return self._bn_stats(x, gen, int(h['bnCount']), (lo, hi, n) if comm is not None else None)
         for p in self.opt.params:
             p.grad = None
         kind, gamma, cw = self.loss
@@ -175,6 +177,26 @@ class Engine:
         if comm.rank != 0:
             return None
         return {'loss': float(torch.tensor(loss, dtype=torch.float32) + reg.detach().cpu())}, [probs]
+
+    @torch.no_grad()
+    def _bn_stats(self, x, gen, count, rows):
+        """Precise BN (Trainer.accumulateBatchNorm): a training-mode pass, dropout off as at
+        inference, whose batch statistics enter the moving ones with weight 1/count; no weight or
+        optimizer state changes."""
+        bns = self.net.batch_norms()
+        kept, rate = [bn.momentum for bn in bns], self.net.rate
+        for bn in bns:
+            bn.momentum = 1 - 1 / count
+        self.net.rate = 0
+        try:
+            self.net(x, gen, rows) if rows is not None else self.net(x, gen)
+        finally:
+            self.net.rate = rate
+            for bn, m in zip(bns, kept):
+                bn.momentum = m
+        if self.comm is not None and self.comm.rank != 0:
+            return None
+        return {}, []
 
     def open_rows(self):
         if self.rows is None:

@@ -170,6 +170,29 @@ export class FastBatchNormalization extends BatchNormBase {
 }
 
 /**
+ * Runs `f` with every batch-norm layer's momentum set to 1 − 1/count and dropout off: a
+ * training-mode pass then moves the moving statistics 1/count of the way to the batch's, so
+ * passes with count 1, 2, …, K leave them at the mean of those K batches' statistics ("precise
+ * BN"; count 1 replaces them). Dropout stays off because inference, which uses these statistics,
+ * has none: with it, the batch norms after a dropout layer would see a larger variance than they
+ * get at inference.
+ */
+export function withBatchNormAveraging<T>(model: tfl.LayersModel, count: number, f: () => T): T {
+  if (!(Number.isInteger(count) && count >= 1)) throw new RangeError(`count must be a whole number >= 1 (got ${count}).`);
+  const bns = model.layers.filter((l) => l.getClassName() === 'BatchNormalization') as unknown as BnFields[];
+  const drops = model.layers.filter((l) => l.getClassName() === 'Dropout') as unknown as Array<{ rate: number }>;
+  const kept = { momentum: bns.map((b) => b.momentum), rate: drops.map((d) => d.rate) };
+  for (const b of bns) b.momentum = 1 - 1 / count;
+  for (const d of drops) d.rate = 0;
+  try {
+    return f();
+  } finally {
+    bns.forEach((b, i) => { b.momentum = kept.momentum[i]; });
+    drops.forEach((d, i) => { d.rate = kept.rate[i]; });
+  }
+}
+
+/**
  * Inference copy of a trained model with each BatchNormalization folded into the preceding Conv2D/
  * Dense (scaled kernel + bias) and a following ReLU fused into it; Dropout is dropped. Weights are
  * copied, so rebuild it after further training.

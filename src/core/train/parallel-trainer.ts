@@ -5,7 +5,7 @@ import { Worker, type MessagePort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { IdcError } from '../errors';
-import { buildModel, foldForInference, setDropoutStep } from '../engine/model';
+import { buildModel, foldForInference, setDropoutStep, withBatchNormAveraging } from '../engine/model';
 import { architectureHash, type TensorSpec } from './checkpoint';
 import { batchLoss } from './losses';
 import { saveModel } from './model-io';
@@ -132,6 +132,29 @@ export class Replica {
     this.dropFolded();
   }
 
+  /** Trainer.accumulateBatchNorm on rows [start, start+count); the moving stats go to this replica's slot. */
+  bnStats(start: number, count: number, bnCount: number): void {
+    withBatchNormAveraging(this.model, bnCount, () => tf.tidy(() => { this.model.apply(this.input(start, count), { training: true }); }));
+    const v = this.v!;
+    let off = this.gradSize;
+    for (const s of this.stats) { const d = s.read().dataSync() as Float32Array; v.slot.set(d, off); off += d.length; }
+    this.dropFolded();
+  }
+
+  /** Takes the shared moving stats after bnStats (the gradient part of the mean is not a step). */
+  applyStats(): void {
+    const mean = this.v!.mean;
+    let off = this.gradSize;
+    tf.tidy(() => {
+      for (const s of this.stats) {
+        const n = s.read().size;
+        s.write(tf.tensor(mean.slice(off, off + n), s.shape as number[]));
+        off += n;
+      }
+    });
+    this.dropFolded();
+  }
+
   /** Inference-mode probabilities of rows [start, start+count) into the shared probs buffer. */
   predict(start: number, count: number): void {
     this.folded ??= foldForInference(this.model);
@@ -196,7 +219,8 @@ type Request =
   | { cmd: 'attach'; buffers: SharedBuffers }
   | { cmd: 'grad'; start: number; count: number; step?: number }
   | { cmd: 'predict'; start: number; count: number }
-  | { cmd: 'apply' | 'getWeights' | 'getOptimizerState' | 'regularizationLoss' }
+  | { cmd: 'bnStats'; start: number; count: number; bnCount: number }
+  | { cmd: 'apply' | 'applyStats' | 'getWeights' | 'getOptimizerState' | 'regularizationLoss' }
   | { cmd: 'setWeights'; weights: Float32Array[] }
   | { cmd: 'setOptimizerState'; specs: TensorSpec[]; data: Float32Array[] }
   | { cmd: 'setLearningRate'; lr: number };
@@ -243,6 +267,8 @@ async function handle(r: Replica, req: Request): Promise<unknown> {
     case 'attach': return r.attach(req.buffers);
     case 'grad': return r.grad(req.start, req.count, req.step);
     case 'apply': return r.apply();
+    case 'bnStats': return r.bnStats(req.start, req.count, req.bnCount);
+    case 'applyStats': return r.applyStats();
     case 'predict': return r.predict(req.start, req.count);
     case 'getWeights': return r.getWeights();
     case 'setWeights': return r.setWeights(req.weights);
@@ -498,6 +524,23 @@ export class ParallelTrainer implements Trainer {
       return { loss, probs: v.probs.slice(0, n) };
     }).catch((e) => {
       // Some replicas may have stepped and others not: nothing after this can be trusted.
+      this.broken ??= e;
+      throw e;
+    });
+  }
+
+  accumulateBatchNorm(x: Float32Array, n: number, bnCount: number): Promise<void> {
+    return this.serial(async () => {
+      await this.ensureCapacity(n);
+      this.views.x.set(x.subarray(0, n * PIX));
+      const shards = this.shards(n);
+      const requests = this.remotes.map((r) => (shards[r.slot].count ? r.call<void>({ cmd: 'bnStats', ...shards[r.slot], bnCount }) : Promise.resolve()));
+      const local = this.local && shards[0].count ? () => this.local!.bnStats(shards[0].start, shards[0].count, bnCount) : undefined;
+      await this.fanOut(requests, local);
+      // The shards' statistics weighted by their rows, as after a training step.
+      this.average(shards.map((s) => s.count), n);
+      await this.fanOut(this.remotes.map((r) => r.call<void>({ cmd: 'applyStats' })), this.local ? () => this.local!.applyStats() : undefined);
+    }).catch((e) => {
       this.broken ??= e;
       throw e;
     });

@@ -132,6 +132,12 @@ export class TorchTrainer implements Trainer, CacheRowTrainer {
     return { loss: engineNumber(r.header['loss']), probs: r.data };
   }
 
+  async accumulateBatchNormRows(b: RowBatch, bnCount: number): Promise<void> {
+    const n = b.indices.length;
+    await this.call({ op: 'trainRows', split: b.split, n, bnCount, geometry: b.geometry, stain: b.stain },
+      [Float32Array.from(b.indices), new Float32Array(n), Float32Array.from(b.augment.subarray(0, n * AUGMENT_PARAMS))]);
+  }
+
   async predictRows(split: SplitName, indices: Uint32Array): Promise<Float32Array> {
     return (await this.call({ op: 'predictRows', split, n: indices.length }, [Float32Array.from(indices)])).data;
   }
@@ -141,6 +147,10 @@ export class TorchTrainer implements Trainer, CacheRowTrainer {
     const n = b.indices.length;
     return (await this.call({ op: 'rowPixels', split: b.split, n, geometry: b.geometry, stain: b.stain },
       [Float32Array.from(b.indices), Float32Array.from(b.augment.subarray(0, n * AUGMENT_PARAMS))])).data;
+  }
+
+  async accumulateBatchNorm(x: Float32Array, n: number, bnCount: number): Promise<void> {
+    await this.call({ op: 'train', n, bnCount }, [x.subarray(0, n * 7500), new Float32Array(n)]);
   }
 
   async predict(x: Float32Array, n: number): Promise<Float32Array> {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { buildModel, setDropoutStep, type ModelOptions } from '../engine/model';
+import { buildModel, setDropoutStep, withBatchNormAveraging, type ModelOptions } from '../engine/model';
 import { architectureHash, type TensorSpec } from './checkpoint';
 import { batchLoss, type LossOptions } from './losses';
 import { saveModel } from './model-io';
@@ -22,6 +22,12 @@ export interface Trainer {
    * continue from the previous step.
    */
   trainStep(x: Float32Array, y: Uint8Array, n: number, step?: number): Promise<{ loss: number; probs: Float32Array }>;
+  /**
+   * "Precise BN": a training-mode pass on n (augmented) patches, dropout off as at inference, that
+   * changes nothing but the batch-norm moving statistics, which take the batch's statistics with
+   * weight 1/count: after passes with count 1, 2, …, K they are the mean over those K batches.
+   */
+  accumulateBatchNorm(x: Float32Array, n: number, count: number): Promise<void>;
   /** Inference-mode probabilities. */
   predict(x: Float32Array, n: number): Promise<Float32Array>;
   /** Sum of the layers' regularisation losses (Keras adds it to val_loss too). */
@@ -55,6 +61,8 @@ export interface CacheRowTrainer {
   /** Opens these splits where the trainer runs: where it holds them, or why it cannot (it then gets pixels). */
   openRows(readers: readonly CacheReader[]): Promise<{ ok: true; where: string } | { ok: false; reason: string }>;
   trainRows(b: RowBatch, step?: number): Promise<{ loss: number; probs: Float32Array }>;
+  /** Trainer.accumulateBatchNorm on cache rows (their labels are not used). */
+  accumulateBatchNormRows(b: RowBatch, count: number): Promise<void>;
   predictRows(split: SplitName, indices: Uint32Array): Promise<Float32Array>;
 }
 
@@ -142,6 +150,12 @@ export class LocalTrainer implements Trainer {
     const [loss, probs] = await Promise.all([lossT.data(), probsT.data()]);
     tf.dispose([lossT, probsT]);
     return { loss: loss[0], probs: probs as Float32Array };
+  }
+
+  async accumulateBatchNorm(xData: Float32Array, n: number, count: number): Promise<void> {
+    withBatchNormAveraging(this.model, count, () => tf.tidy(() => {
+      this.model.apply(tf.tensor4d(xData.subarray(0, n * 7500), [n, 50, 50, 3]), { training: true });
+    }));
   }
 
   async predict(xData: Float32Array, n: number): Promise<Float32Array> {
