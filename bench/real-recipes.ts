@@ -48,13 +48,14 @@ export const RECIPES: Record<string, Recipe> = {
       c.model.filters = [32, 64, 128, 256];
     },
   },
-  // Batch-norm statistics over ~100 steps instead of ~10: the validation figures jump from epoch to
-  // epoch at small learning rates while training is smooth (docs/real-data.md).
-  'lean-deep-bn99': {
-    about: 'lean-deep with batch-norm momentum 0.99 (Keras\' default)',
+  // The validation figures jump from epoch to epoch at small learning rates while training is
+  // smooth, and early stopping ends runs on that noise (lean-deep seed 2 stopped at epoch 9):
+  // batch-norm statistics from 100 training batches through each epoch's final weights.
+  'lean-deep-pbn': {
+    about: 'lean-deep with precise batch norm (statistics from 100 training batches at each epoch\'s end)',
     patch: (c) => {
       RECIPES['lean-deep'].patch(c);
-      c.model.bnMomentum = 0.99;
+      c.train.preciseBatchNorm = 100;
     },
   },
   // Test-time augmentation over the 8 flips and right-angle turns, on the same trained runs.
