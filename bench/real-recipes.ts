@@ -51,10 +51,10 @@ export const RECIPES: Record<string, Recipe> = {
   // The validation figures jump from epoch to epoch at small learning rates while training is
   // smooth, and early stopping ends runs on that noise (lean-deep seed 2 stopped at epoch 9):
   // batch-norm statistics from 100 training batches through each epoch's final weights.
-  'lean-deep-pbn': {
-    about: 'lean-deep with precise batch norm (statistics from 100 training batches at each epoch\'s end)',
+  'lean-pbn': {
+    about: 'lean with precise batch norm (statistics from 100 training batches at each epoch\'s end, dropout off)',
     patch: (c) => {
-      RECIPES['lean-deep'].patch(c);
+      RECIPES.lean.patch(c);
       c.train.preciseBatchNorm = 100;
     },
   },
