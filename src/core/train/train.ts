@@ -298,7 +298,7 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
         opts.afterBatch?.(epoch, batch);
       }
       const trainSeconds = (performance.now() - t0) / 1000;
-      if (t.preciseBatchNorm > 0) await recomputeBatchNorm(trainer, rows, trainReader, t, epoch, opts.signal, tick);
+      if (t.preciseBatchNorm > 0) await recomputeBatchNorm(trainer, rows, trainReader, t, epoch, Math.min(t.preciseBatchNorm, batchesPerEpoch), opts.signal, tick);
       const val = await predictSplit(trainer, valReader, { kind: lossOpts.kind, gamma: lossOpts.gamma }, 256, opts.signal, (done) => tick({ phase: 'train.validate', label: `Validating epoch ${epoch + 1}`, done, total: valReader.size, unit: 'img' }), rows);
       // The epoch's last update can break the weights with the train loss still finite: not into a checkpoint either.
       if (!Number.isFinite(val.loss)) throw nonFiniteLoss(val.loss, `epoch ${epoch + 1}, in validation after its last step`, runId, lr, history.length);
@@ -355,12 +355,11 @@ async function trainRun(opts: TrainOptions, prepared: PreparedData | undefined, 
 
 
 /**
- * train.preciseBatchNorm: the moving statistics become the mean over that many training batches
+ * train.preciseBatchNorm: the moving statistics become the mean over that many training batches (at most the epoch's)
  * through the epoch's final weights (the epoch's order, fresh augmentation draws, no dropout). Validation,
  * early stopping and the checkpoint then see statistics of these weights, not of the last ~10 steps.
  */
-async function recomputeBatchNorm(trainer: Trainer, rows: (Trainer & CacheRowTrainer) | undefined, reader: CacheReader, t: IdcConfig['train'], epoch: number, signal: AbortSignal | undefined, tick: ProgressSink): Promise<void> {
-  const total = Math.min(t.preciseBatchNorm, reader.batchCount({ batchSize: t.batchSize }));
+async function recomputeBatchNorm(trainer: Trainer, rows: (Trainer & CacheRowTrainer) | undefined, reader: CacheReader, t: IdcConfig['train'], epoch: number, total: number, signal: AbortSignal | undefined, tick: ProgressSink): Promise<void> {
   const aug = new Rng(t.seed).fork(`precise-bn:${epoch}`);
   const xf = rows ? undefined : new Float32Array(t.batchSize * 7500);
   const drawn = rows ? new Float64Array(t.batchSize * AUGMENT_PARAMS) : undefined;
