@@ -76,6 +76,19 @@ describe('Macenko stain normalization', () => {
     }
   });
 
+  test('the estimate does not depend on the order of the patches (a folder and the cache list one slide differently)', () => {
+    // 600 patches of 2,500 pixels: 1.5M pixels, so the estimate samples every 8th, which does not divide 2,500.
+    const rgb = render(tissue(600 * 2500, 4), H1, E1);
+    const order = Array.from({ length: 600 }, (_, i) => i);
+    new Rng(9).shuffle(order);
+    const shuffled = new Uint8Array(rgb.length);
+    order.forEach((from, to) => shuffled.set(rgb.subarray(from * 7500, (from + 1) * 7500), to * 7500));
+    const [a, b] = [estimateStains(rgb)!, estimateStains(shuffled)!];
+    assert.equal(a.pixels, b.pixels, 'the same sampled pixels');
+    for (let s = 0; s < 2; s++) for (let k = 0; k < 3; k++) assert.ok(Math.abs(a.he[s][k] - b.he[s][k]) < 1e-9, `stain ${s}`);
+    for (let s = 0; s < 2; s++) assert.ok(Math.abs(a.maxC[s] - b.maxC[s]) < 1e-9);
+  });
+
   test('stronger staining shows up in maxC, in proportion', () => {
     const c = tissue(40_000, 2);
     const a = estimateStains(render(c, H1, E1))!;

@@ -40,19 +40,27 @@ const OD_LUT = (() => {
   return t;
 })();
 
+/** Pixels of one 50x50 patch: the sample takes the same positions in each. */
+const PATCH_PIXELS = 2500;
+
 /**
- * Estimates a slide's stains from RGB uint8 pixels (NHWC, any number of patches); samples at most
- * `maxPixels` of them, evenly. Undefined when the slide has too little tissue or its colours do not
- * span two stains.
+ * Estimates a slide's stains from RGB uint8 pixels (NHWC, any number of 50x50 patches); samples at
+ * most about `maxPixels` of them, evenly. The same positions in every patch, so the sample (and the
+ * estimate) does not depend on the patches' order: a folder scored by `predict` and the same slide
+ * in the cache get one estimate. Undefined when the slide has too little tissue or its colours do
+ * not span two stains.
  */
 export function estimateStains(rgb: Uint8Array, maxPixels = 200_000): StainEstimate | undefined {
   const total = rgb.length / 3;
   const step = Math.max(1, Math.ceil(total / maxPixels));
-  const od = new Float64Array(Math.ceil(total / step) * 3);
+  const od = new Float64Array((Math.ceil(total / PATCH_PIXELS) * Math.ceil(PATCH_PIXELS / step)) * 3);
   let n = 0;
-  for (let p = 0; p < total; p += step) {
-    const a = OD_LUT[rgb[p * 3]], b = OD_LUT[rgb[p * 3 + 1]], c = OD_LUT[rgb[p * 3 + 2]];
-    if (a > OD_TISSUE && b > OD_TISSUE && c > OD_TISSUE) { od[n * 3] = a; od[n * 3 + 1] = b; od[n * 3 + 2] = c; n++; }
+  for (let start = 0; start < total; start += PATCH_PIXELS) {
+    const end = Math.min(start + PATCH_PIXELS, total);
+    for (let p = start; p < end; p += step) {
+      const a = OD_LUT[rgb[p * 3]], b = OD_LUT[rgb[p * 3 + 1]], c = OD_LUT[rgb[p * 3 + 2]];
+      if (a > OD_TISSUE && b > OD_TISSUE && c > OD_TISSUE) { od[n * 3] = a; od[n * 3 + 1] = b; od[n * 3 + 2] = c; n++; }
+    }
   }
   if (n < MIN_TISSUE_PIXELS) return undefined;
   // Plane of the two largest principal directions of the OD cloud (Macenko uses the covariance).

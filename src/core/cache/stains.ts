@@ -15,7 +15,8 @@ export type StainEntry = { estimate: StainEstimate; matrix: number[] } | { skipp
 
 /** `<split>.stains.json`: per patient, the map onto the reference stains. */
 export interface StainTable {
-  version: 1;
+  /** 2: estimates sample the same pixel positions in every patch (1: in the split's row order). */
+  version: 2;
   method: 'macenko';
   /** The split cache's key: a table of other rows is recomputed. */
   key: string;
@@ -70,14 +71,14 @@ export async function ensureStainTable(cacheDir: string, split: SplitName, meta:
   if (existsSync(file)) {
     try {
       const t = JSON.parse(readFileSync(file, 'utf8')) as StainTable;
-      if (t.version === 1 && t.method === 'macenko' && t.key === meta.key && t.patients) return t;
+      if (t.version === 2 && t.method === 'macenko' && t.key === meta.key && t.patients) return t;
     } catch { /* damaged: estimate again */ }
   }
   const src = rows();
   const groups = groupRows(src.ids.map(patientOfId));
   const tick = throttled(opts.onProgress ?? noProgress, 250);
   const label = `Estimating ${split} stains (Macenko, per patient)`;
-  const table: StainTable = { version: 1, method: 'macenko', key: meta.key, reference: MACENKO_REFERENCE, patients: {} };
+  const table: StainTable = { version: 2, method: 'macenko', key: meta.key, reference: MACENKO_REFERENCE, patients: {} };
   let done = 0;
   for (const [p, idx] of groups) {
     await cancellationPoint(opts.signal);
