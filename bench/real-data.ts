@@ -63,6 +63,16 @@ export function recipeConfig(recipe: Recipe, tmp: string, o: { output: string; b
   return c;
 }
 
+/**
+ * A run config as the settings added since it was written would describe it: what the code did
+ * before each existed (a later default could mean otherwise); the rest then takes the defaults.
+ */
+export function beforeSettings(c: Record<string, any>): Record<string, any> {
+  // Before train.preciseBatchNorm (2026-12-08) every run kept the moving statistics.
+  if (c.train && c.train.preciseBatchNorm === undefined) c.train.preciseBatchNorm = 0;
+  return c;
+}
+
 /** Trains run `id` of `out` to its end: a new run, or the one left unfinished resumed; a finished one is left as it is. */
 export function trainToEnd(cwd: string, out: string, id: string, config: string): void {
   const runJson = join(out, 'runs', id, 'run.json');
@@ -70,8 +80,7 @@ export function trainToEnd(cwd: string, out: string, id: string, config: string)
   // A run kept or resumed under a recipe that has changed since (a new default) would be reported as the new one.
   const saved = join(out, 'runs', id, 'config.json');
   if (status && existsSync(saved)) {
-    // Validated: a setting added since the run was trained takes its default, as when the run is read.
-    const [was, now] = [saved, config].map((f) => validateConfig(JSON.parse(readFileSync(f, 'utf8'))) as unknown as Record<string, unknown>);
+    const [was, now] = [saved, config].map((f) => validateConfig(beforeSettings(JSON.parse(readFileSync(f, 'utf8')))) as unknown as Record<string, unknown>);
     const changed = ['data', 'model', 'train'].filter((k) => !isDeepStrictEqual(was[k], now[k]));
     if (changed.length) die(`Run ${id} in ${out} was trained with other ${changed.join(', ')} settings than ${config} asks for now. Delete ${join(out, 'runs', id)} (and its result) to train it again.`);
   }

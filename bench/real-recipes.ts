@@ -15,12 +15,12 @@ export interface Recipe {
 }
 
 export const RECIPES: Record<string, Recipe> = {
-  defaults: { about: '`idc config init` as shipped (the same as lean since 2026-12-08)', patch: () => {} },
+  defaults: { about: '`idc config init` as shipped (the same as lean-pbn since 2026-12-08)', patch: () => {} },
   // The defaults until 2026-12-08: the notebook's loss and regularization with balanced class weights.
   focal: {
     about: 'the defaults until 2026-12-08: focal loss (γ 2) with balanced class weights, dropout 0.5, L2 0.01, early stopping and LR plateau on val loss',
     patch: (c) => {
-      Object.assign(c.train, { loss: 'focal', focalGamma: 2, classWeights: 'balanced' });
+      Object.assign(c.train, { loss: 'focal', focalGamma: 2, classWeights: 'balanced', preciseBatchNorm: 0 });
       Object.assign(c.model, { dropout: 0.5, l2: 0.01 });
       Object.assign(c.train.earlyStopping, { monitor: 'val_loss', patience: 5 });
       Object.assign(c.train.reduceLrOnPlateau, { monitor: 'val_loss', patience: 2 });
@@ -30,11 +30,11 @@ export const RECIPES: Record<string, Recipe> = {
   // Less regularization for a model that underfits real slides: plain cross-entropy without class
   // weights (thresholds are chosen on validation patients anyway), light dropout and L2, and
   // early stopping / LR plateau on validation AUC rather than a noisy focal val_loss.
-  // The defaults since 2026-12-08 (docs/real-data.md); spelled out so its results keep their meaning.
+  // The defaults of 2026-12-08 before precise batch norm (docs/real-data.md); spelled out so its results keep their meaning.
   lean: {
-    about: 'BCE, no class weights, dropout 0.2, L2 1e-4, early stopping and LR plateau on val AUC (the defaults since 2026-12-08)',
+    about: 'BCE, no class weights, dropout 0.2, L2 1e-4, early stopping and LR plateau on val AUC, moving batch-norm statistics',
     patch: (c) => {
-      Object.assign(c.train, { loss: 'bce', classWeights: 'none' });
+      Object.assign(c.train, { loss: 'bce', classWeights: 'none', preciseBatchNorm: 0 });
       Object.assign(c.model, { dropout: 0.2, l2: 1e-4 });
       Object.assign(c.train.earlyStopping, { monitor: 'val_auc', patience: 5 });
       Object.assign(c.train.reduceLrOnPlateau, { monitor: 'val_auc', patience: 2 });
@@ -52,7 +52,7 @@ export const RECIPES: Record<string, Recipe> = {
   // smooth, and early stopping ends runs on that noise (lean-deep seed 2 stopped at epoch 9):
   // batch-norm statistics from 100 training batches through each epoch's final weights.
   'lean-pbn': {
-    about: 'lean with precise batch norm (statistics from 100 training batches at each epoch\'s end, dropout off)',
+    about: 'lean with precise batch norm (statistics from 100 training batches at each epoch\'s end, dropout off): the defaults since 2026-12-08',
     patch: (c) => {
       RECIPES.lean.patch(c);
       c.train.preciseBatchNorm = 100;

@@ -58,7 +58,7 @@ describe('schema and defaults', () => {
         augment: { flipHorizontal: true, flipVertical: true, rotate: 0.3, stainJitter: { scale: 0, shift: 0 } },
         earlyStopping: { enabled: true, monitor: 'val_auc', minDelta: 0.0001, patience: 5, restoreBestWeights: true, startFromEpoch: 0 },
         reduceLrOnPlateau: { enabled: true, monitor: 'val_auc', factor: 0.5, patience: 2, minDelta: 0.0001, cooldown: 0, minLr: 1e-6 },
-        stepsPerEpoch: 0, preciseBatchNorm: 0, seed: 42,
+        stepsPerEpoch: 0, preciseBatchNorm: 100, seed: 42,
       },
       evaluate: {
         split: 'test', threshold: 0.5, recallTarget: 0.95, pinnedThresholds: [], preprocess: 'divide255', batchSize: 256, gradCamExamples: 24, tta: 'none',

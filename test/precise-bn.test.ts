@@ -20,7 +20,7 @@ import { loadModel } from '../src/core/train/model-io';
 import { train } from '../src/core/train/train';
 import { prepareData } from '../src/core/train/data';
 import { drawAugmentation, toFloat } from '../src/core/train/augment';
-import { validateConfig, type TorchLaunchConfig } from '../src/core/config';
+import { presetConfig, validateConfig, type TorchLaunchConfig } from '../src/core/config';
 import { Rng } from '../src/core/rng';
 import { floatBatches, maxAbsDiff } from './helpers/batches';
 import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
@@ -224,8 +224,9 @@ test('train.preciseBatchNorm: the saved model holds the mean statistics of that 
   q.dispose();
 });
 
-test('train.preciseBatchNorm: 0 by default, a whole number of batches', () => {
-  assert.equal(validateConfig({}).train.preciseBatchNorm, 0);
+test('train.preciseBatchNorm: 100 by default, 0 in the notebook preset, a whole number of batches', () => {
+  assert.equal(validateConfig({}).train.preciseBatchNorm, 100);
+  assert.equal(presetConfig('notebook').train.preciseBatchNorm, 0);
   assert.throws(() => validateConfig({ train: { preciseBatchNorm: 2.5 } }), /train\.preciseBatchNorm/);
   assert.throws(() => validateConfig({ train: { preciseBatchNorm: -1 } }), /train\.preciseBatchNorm/);
 });

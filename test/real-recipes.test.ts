@@ -17,9 +17,12 @@ function patched(name: string): Record<string, any> {
   return validateConfig(c) as Record<string, any>;
 }
 
-test('lean is the shipped defaults, spelled out', () => {
-  assert.deepEqual(patched('lean'), defaultConfig());
+test('lean-pbn is the shipped defaults, spelled out; lean is them with moving batch-norm statistics', () => {
+  assert.deepEqual(patched('lean-pbn'), defaultConfig());
   assert.deepEqual(patched('defaults'), defaultConfig());
+  const lean = patched('lean');
+  assert.equal(lean.train.preciseBatchNorm, 0);
+  assert.deepEqual({ ...lean, train: { ...lean.train, preciseBatchNorm: 100 } }, defaultConfig());
 });
 
 test("focal is the defaults until 2026-12-08: the notebook's loss and regularization, balanced weights, watching val_loss", () => {

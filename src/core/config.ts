@@ -296,6 +296,7 @@ export const PRESETS = {
       epochs: 60, batchSize: 32, learningRate: 0.001, loss: 'focal', focalGamma: 2, classWeights: { '0': 1, '1': 4.2 },
       earlyStopping: { enabled: true, monitor: 'val_loss', minDelta: 0.001, patience: 5, startFromEpoch: 10, restoreBestWeights: true },
       reduceLrOnPlateau: { enabled: true, monitor: 'val_loss', factor: 0.5, patience: 3, minLr: 0.000001 },
+      preciseBatchNorm: 0,
     },
     model: { dropout: 0.5, l2: 0.01, bnMomentum: 0.99 },
     data: { stainNormalization: 'none' },
