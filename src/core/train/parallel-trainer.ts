@@ -111,12 +111,19 @@ export class Replica {
       else v.slot.fill(0, off, off + n);
       off += n;
     }
-    for (const s of this.stats) { const d = s.read().dataSync() as Float32Array; v.slot.set(d, off); off += d.length; }
+    this.statsToSlot();
     v.probs.set(probs.dataSync() as Float32Array, start);
     const loss = value.dataSync()[0];
     tf.dispose([value, probs, ...grads]);
     this.dropFolded();
     return loss;
+  }
+
+  /** This replica's moving stats into its slot, after the gradient. */
+  private statsToSlot(): void {
+    const slot = this.v!.slot;
+    let off = this.gradSize;
+    for (const s of this.stats) { const d = s.read().dataSync() as Float32Array; slot.set(d, off); off += d.length; }
   }
 
   /** Applies the shared mean gradient with this replica's Adam and takes the shared moving stats. */
@@ -125,23 +132,18 @@ export class Replica {
     let off = 0;
     // slice(): tensors must not alias shared memory (the cpu backend keeps the array it is given).
     const next = (shape: number[], n: number) => { const t = tf.tensor(mean.slice(off, off + n), shape); off += n; return t; };
-    tf.tidy(() => {
-      this.optimizer.applyGradients(this.vars.map((w) => ({ name: w.name, tensor: next(w.shape, w.size) })));
-      for (const s of this.stats) s.write(next(s.shape as number[], s.read().size));
-    });
-    this.dropFolded();
+    tf.tidy(() => this.optimizer.applyGradients(this.vars.map((w) => ({ name: w.name, tensor: next(w.shape, w.size) }))));
+    this.applyStats();
   }
 
   /** Trainer.accumulateBatchNorm on rows [start, start+count); the moving stats go to this replica's slot. */
   bnStats(start: number, count: number, bnCount: number): void {
     withBatchNormAveraging(this.model, bnCount, () => tf.tidy(() => { this.model.apply(this.input(start, count), { training: true }); }));
-    const v = this.v!;
-    let off = this.gradSize;
-    for (const s of this.stats) { const d = s.read().dataSync() as Float32Array; v.slot.set(d, off); off += d.length; }
+    this.statsToSlot();
     this.dropFolded();
   }
 
-  /** Takes the shared moving stats after bnStats (the gradient part of the mean is not a step). */
+  /** Takes the shared moving stats (the part of the mean after the gradient); after apply's step, or alone after bnStats. */
   applyStats(): void {
     const mean = this.v!.mean;
     let off = this.gradSize;
