@@ -147,6 +147,9 @@ class Engine:
 
     def _step(self, h, x, y, n, lo, hi):
         comm = self.comm
+        if h.get('bnCount'):
+            # Not a step: no dropout, and the step counter stays (as TF.js's StepDropout's does).
+            return self._bn_stats(x, int(h['bnCount']), (lo, hi, n) if comm is not None else None)
         step = h.get('step')
         self.step = self.step if step is None else int(step)
         gen = None
@@ -155,8 +158,6 @@ class Engine:
             gen.manual_seed(step_seed(self.seed, self.step))
         self.step += 1
         self.net.train()
-        if h.get('bnCount'):
-            return self._bn_stats(x, gen, int(h['bnCount']), (lo, hi, n) if comm is not None else None)
         for p in self.opt.params:
             p.grad = None
         kind, gamma, cw = self.loss
@@ -179,7 +180,7 @@ class Engine:
         return {'loss': float(torch.tensor(loss, dtype=torch.float32) + reg.detach().cpu())}, [probs]
 
     @torch.no_grad()
-    def _bn_stats(self, x, gen, count, rows):
+    def _bn_stats(self, x, count, rows):
         """Precise BN (Trainer.accumulateBatchNorm): a training-mode pass, dropout off as at
         inference, whose batch statistics enter the moving ones with weight 1/count; no weight or
         optimizer state changes."""
@@ -188,8 +189,9 @@ class Engine:
         for bn in bns:
             bn.momentum = 1 - 1 / count
         self.net.rate = 0
+        self.net.train()
         try:
-            self.net(x, gen, rows) if rows is not None else self.net(x, gen)
+            self.net(x, None, rows)
         finally:
             self.net.rate = rate
             for bn, m in zip(bns, kept):
