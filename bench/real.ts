@@ -40,11 +40,12 @@ if (!existsSync(join(out, 'split.json'))) idc(['split', '--out', out]);
 for (const seed of seeds) {
   for (const name of recipes) {
     const recipe = RECIPES[name];
-    const result = join(work, 'results', `${name}-seed${seed}`);
+    const key = `${name}-seed${seed}`;
+    const result = join(work, 'results', key);
     // An evaluate-only recipe scores the run its training recipe trained (trained first if needed).
     const id = `${recipe.trainedAs ?? name}-seed${seed}`;
-    if (existsSync(join(result, 'metrics.json'))) { console.log(`${name}-seed${seed}: done, kept.`); continue; }
-    const config = join(work, 'configs', `${name}-seed${seed}.json`);
+    if (existsSync(join(result, 'metrics.json'))) { console.log(`${key}: done, kept.`); continue; }
+    const config = join(work, 'configs', `${key}.json`);
     const c = recipeConfig(recipe, join(work, 'configs', 'init'), { output: out, backend, python: python || undefined, seed });
     writeFileSync(config, JSON.stringify(c, null, 2));
 

@@ -1,9 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { buildSync } from 'esbuild';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initWasmBackend } from '../src/core/engine/wasm-kernels';
@@ -16,6 +15,7 @@ import { loadModel } from '../src/core/train/model-io';
 import { defaultConfig } from '../src/core/config';
 import { IdcError } from '../src/core/errors';
 import { tempDir } from './helpers/fixtures';
+import { bundleTrainerWorker } from './helpers/worker';
 
 const OPTS: TrainerOptions = {
   model: { filters: [8, 16], dense: [16], dropout: 0, l2: 0.01, seed: 3 },
@@ -29,10 +29,8 @@ const open: Array<{ dispose(): unknown }> = [];
 
 before(async () => {
   await initWasmBackend();
-  // Under tsx there is no dist/trainer.worker.js: bundle it the way the build script does.
   dir = tempDir('idc-ptrain-');
-  workerFile = join(dir, 'trainer.worker.js');
-  buildSync({ entryPoints: [resolve(__dirname, '../src/core/train/trainer.worker.ts')], outfile: workerFile, bundle: true, platform: 'node', format: 'cjs', logLevel: 'error' });
+  workerFile = bundleTrainerWorker(dir);
 });
 after(async () => {
   for (const t of open) await t.dispose();

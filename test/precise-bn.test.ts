@@ -8,8 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { buildSync } from 'esbuild';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../src/core/engine/backends';
@@ -25,6 +24,7 @@ import { Rng } from '../src/core/rng';
 import { floatBatches, maxAbsDiff } from './helpers/batches';
 import { preparedOutput, tinyTrainConfig } from './helpers/pipeline';
 import { tempDir } from './helpers/fixtures';
+import { bundleTrainerWorker } from './helpers/worker';
 
 const PY = '/usr/bin/python3';
 const hasTorch = existsSync(PY) && spawnSync(PY, ['-c', 'import torch, numpy, torch.distributed as d; assert d.is_gloo_available()'], { stdio: 'ignore' }).status === 0;
@@ -41,13 +41,17 @@ const open: Array<{ dispose(): unknown }> = [];
 before(async () => {
   await initBackend('wasm');
   ({ out } = await preparedOutput());
-  const dir = tempDir('idc-pbn-');
-  workerFile = join(dir, 'trainer.worker.js');
-  buildSync({ entryPoints: [resolve(__dirname, '../src/core/train/trainer.worker.ts')], outfile: workerFile, bundle: true, platform: 'node', format: 'cjs', logLevel: 'error' });
+  workerFile = bundleTrainerWorker(tempDir('idc-pbn-'));
 });
 after(async () => { for (const t of open) await t.dispose(); });
 
 const isStat = (name: string) => /moving_(mean|variance)$/.test(name);
+
+/** Each statistic within 1e-4 of the expected one, relative to its largest value. */
+function assertStatsClose(got: readonly Float32Array[], want: readonly Float32Array[], what: string): void {
+  assert.equal(got.length, want.length, what);
+  got.forEach((a, i) => assert.ok(maxAbsDiff(a, want[i]) < 1e-4 * (1 + Math.max(...want[i].map(Math.abs))), `${what}, statistic ${i}: off by ${maxAbsDiff(a, want[i])}`));
+}
 
 /** Each batch norm's statistics of rows [lo, hi) of x through these weights, without dropout as at inference (the stock path, momentum 0). */
 function batchStats(weights: readonly Float32Array[], x: Float32Array, lo: number, hi: number): Float32Array[] {
@@ -92,8 +96,7 @@ async function accumulated(t: Trainer, xs: Array<{ x: Float32Array; n: number }>
   // Statistics: the mean over the batches; different from what they were.
   const got = after.filter((_, i) => isStat(names[i]));
   const want = expectedStats(before, xs, replicas);
-  assert.equal(got.length, want.length);
-  got.forEach((a, i) => assert.ok(maxAbsDiff(a, want[i]) < 1e-4 * (1 + Math.max(...want[i].map(Math.abs))), `statistic ${i}: off by ${maxAbsDiff(a, want[i])}`));
+  assertStatsClose(got, want, 'the mean over the batches');
   assert.ok(maxAbsDiff(got[0], before.filter((_, i) => isStat(names[i]))[0]) > 1e-3, 'the statistics moved');
 }
 
@@ -114,7 +117,7 @@ test('LocalTrainer: K passes leave each batch norm at the mean of the K batches\
   await t.accumulateBatchNorm(xs[2].x, xs[2].n, 1);
   const stats = (await t.getWeights()).filter((_, i) => isStat(t.weightSpecs[i].name));
   const last = expectedStats(await t.getWeights(), [xs[2]], 1);
-  stats.forEach((a, i) => assert.ok(maxAbsDiff(a, last[i]) < 1e-4 * (1 + Math.max(...last[i].map(Math.abs)))));
+  assertStatsClose(stats, last, 'count 1');
   await assert.rejects(t.accumulateBatchNorm(xs[0].x, xs[0].n, 0), /count must be a whole number >= 1/);
 });
 
@@ -148,7 +151,7 @@ test('torch engine (one process, and 2 gloo processes): the statistics the TF.js
       // Sync batch norm: 2 processes compute the whole batch's statistics, as one does.
       await accumulated(t, xs, 1);
       const got = (await t.getWeights()).filter((_, i) => isStat(t.weightSpecs[i].name));
-      got.forEach((a, i) => assert.ok(maxAbsDiff(a, want[i]) < 1e-4 * (1 + Math.max(...want[i].map(Math.abs))), `${processes} process(es), statistic ${i}`));
+      assertStatsClose(got, want, `${processes} process(es)`);
       const sums = await t.rankChecksums();
       assert.equal(new Set(sums).size, 1, 'every rank holds the same statistics');
     } finally {
@@ -218,7 +221,7 @@ test('train.preciseBatchNorm: the saved model holds the mean statistics of that 
   for (const [k, b] of xs.entries()) await oracle.accumulateBatchNorm(b.x, b.n, k + 1);
   const want = statsOf(oracle.model);
   const got = statsOf(q);
-  got.forEach((a, i) => assert.ok(maxAbsDiff(a, want[i]) < 1e-4 * (1 + Math.max(...want[i].map(Math.abs))), `statistic ${i}`));
+  assertStatsClose(got, want, 'the saved model');
   assert.ok(maxAbsDiff(statsOf(p)[0], got[0]) > 1e-4, 'not the moving averages');
   p.dispose();
   q.dispose();
